@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * api: the Mixpeek tasks endpoints. Builds list requests, pages through
+ * results (offset pages fetched concurrently, then the cursor chain past
+ * the API's offset cap) and returns task records. Logs each failure once.
+ */
+#ifndef MIXPEEKFS_API_H
+#define MIXPEEKFS_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "json.h"
+#include "task.h"
+
+#define API_OFFSET_MAX 10000L
+
+void api_init(unsigned page_size, unsigned max_connections);
+
+/* Called once per task, in the API's order; the record is borrowed. */
+typedef int (*api_sink)(void *ctx, struct task *t);
+
+/*
+ * List every task matching q (at most limit of them when limit > 0),
+ * calling sink for each in order. 0 or -errno; nothing partial is
+ * reported as success.
+ */
+int api_list(const struct list_body *q, long limit, api_sink sink,
+	     void *ctx);
+
+/* GET one task. 0, -ENOENT, -EACCES, -EIO, ... */
+int api_get_task(const char *id, struct task **out);
+
+/*
+ * Check that the API answers and accepts the key: one list request for
+ * a single task. On failure msg says why, for the terminal.
+ */
+int api_probe(char *msg, size_t size);
+
+/* The path and query of one list page. */
+int api_list_path(unsigned limit, long offset, const char *cursor,
+		  bool include_total, struct buf *out);
+
+/*
+ * The offsets of the pages after the first that can be fetched at once:
+ * page_size, 2 * page_size, ... while below total and within the API's
+ * offset cap. Writes at most max; returns how many there are in all.
+ */
+size_t api_plan_offsets(long total, unsigned page_size, long *offsets,
+			size_t max);
+
+/* Tasks a listing must still fetch through the cursor after the plan. */
+bool api_plan_needs_cursor(long total, unsigned page_size);
+
+#endif

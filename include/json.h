@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * json: every use of cJSON. Parses list pages and single tasks into task
+ * records, a task's JSON into a tree, builds list request bodies, and
+ * pretty-prints. No cJSON value ever leaves this module.
+ */
+#ifndef MIXPEEKFS_JSON_H
+#define MIXPEEKFS_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "task.h"
+#include "tree.h"
+
+struct page {
+	struct task **tasks;	/* owned references */
+	size_t n;
+	char *next_cursor;	/* malloc'd, or NULL on the last page */
+	long total;		/* -1 when the server did not say */
+	size_t skipped;		/* results dropped as malformed */
+};
+
+void page_release(struct page *p);
+
+/*
+ * Parse a ListTasksResponse. A result that is not an object with a
+ * non-empty string task_id is skipped (and counted); the rest are kept.
+ * -EIO when the body is not JSON or has no results array.
+ */
+int json_parse_page(const char *body, size_t len, struct page *out);
+
+/* Parse one TaskResponse into a new record (*out). -EIO if malformed. */
+int json_parse_task(const char *body, size_t len, struct task **out);
+
+/* Build the generic tree of a task's JSON. -EIO if malformed. */
+int json_to_tree(const char *json, size_t len, struct tnode **root);
+
+/* Append the pretty-printed JSON and a newline to out. */
+int json_pretty(const char *json, size_t len, struct buf *out);
+
+/* One condition of a list filter; all conditions are ANDed. */
+struct json_cond {
+	const char *field;
+	const char *op;		/* eq, ne, gt, ... */
+	const char *value;	/* JSON text of the value */
+	bool negate;		/* goes into the NOT group */
+	int or_group;		/* >0: ORed with others of the same group */
+};
+
+struct list_body {
+	const char *status;
+	const char *task_type;
+	const char *search;
+	const char *sort_field;	/* NULL: the server's order */
+	bool sort_desc;
+	bool case_sensitive;
+	const struct json_cond *conds;
+	size_t nconds;
+};
+
+/*
+ * The ListTasksRequest body for b, compact, with keys in a fixed order so
+ * equal requests give equal bytes (the listing cache keys on it).
+ */
+int json_list_body(const struct list_body *b, struct buf *out);
+
+/*
+ * The human message of an API error body (either error envelope, or
+ * FastAPI's detail list), at most size - 1 bytes. Empty if none.
+ */
+void json_error_message(const char *body, size_t len, char *msg,
+			size_t size);
+
+/* true when text is a JSON scalar (number, true, false, null). */
+bool json_is_literal(const char *text);
+
+/* The JSON string literal for s, appended to out. */
+int json_quote(const char *s, struct buf *out);
+
+#endif

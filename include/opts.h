@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * opts: the command line options, one fuse_opt table with defaults and
+ * validation, and loading the API key (environment or key file only).
+ */
+#ifndef MIXPEEKFS_OPTS_H
+#define MIXPEEKFS_OPTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct fuse_args;
+
+struct options {
+	char *url;		/* malloc'd */
+	char *key_file;
+	char *namespace;
+	char *max_response_str;
+	unsigned page_size;
+	unsigned ttl;
+	unsigned max_connections;
+	unsigned timeout;	/* seconds for one request, retries included */
+	unsigned connect_timeout;
+	unsigned retries;
+	size_t max_response;	/* bytes, from max_response_str */
+	int allow_http;
+	int debug;
+	char *key;		/* loaded by opts_load_key; wiped on free */
+};
+
+#define OPTS_DEFAULT_URL "https://api.mixpeek.com"
+
+/* Set the defaults. 0 or -ENOMEM. */
+int opts_init(struct options *o);
+
+/* Parse our -o options out of args, leaving FUSE's own. 0 or -1. */
+int opts_parse(struct fuse_args *args, struct options *o);
+
+/* Check ranges and the URL. On failure err says why. 0 or -EINVAL. */
+int opts_validate(struct options *o, char *err, size_t size);
+
+/*
+ * Load the key from key_file (refused if group or others may read it) or
+ * from MIXPEEK_API_KEY, which is then wiped from the environment.
+ */
+int opts_load_key(struct options *o, char *err, size_t size);
+
+/* The host part of the URL (for fsname); malloc'd. */
+char *opts_url_host(const char *url);
+
+void opts_release(struct options *o);
+
+/* Our part of --help. */
+void opts_print_help(void);
+
+#endif

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store: the task store (one record per id, shared by every listing that
+ * shows it) and the listing cache, keyed by the normalized request body.
+ * Entries are trusted for ttl seconds. Concurrent readers of one listing
+ * share one fetch (single-flight). A failed refresh keeps serving the
+ * last good listing; a listing never fetched returns the error.
+ */
+#ifndef MIXPEEKFS_STORE_H
+#define MIXPEEKFS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "json.h"
+#include "task.h"
+
+/* A snapshot of one listing: task ids in the API's order. Immutable. */
+struct listing {
+	size_t n;
+	const char **ids;	/* into one block owned by the listing */
+	uint32_t *by_id;	/* indexes of ids, sorted by id */
+	time_t fetched;
+	unsigned refs;		/* atomic */
+};
+
+enum store_values {
+	STORE_STATUSES,
+	STORE_TYPES,
+};
+
+int store_init(unsigned ttl);
+void store_cleanup(void);
+
+/*
+ * The listing for q (fetched if absent or older than ttl), with a
+ * reference for the caller. limit > 0 lists only the first limit tasks.
+ */
+int store_listing(const struct list_body *q, long limit,
+		  struct listing **out);
+/* Like store_listing, but only a cached one that is still fresh. */
+int store_listing_cached(const struct list_body *q, long limit,
+			 struct listing **out);
+struct listing *listing_ref(struct listing *l);
+void listing_unref(struct listing *l);
+bool listing_has(const struct listing *l, const char *id);
+
+/*
+ * The task record for id, with a reference: from the store while fresh,
+ * otherwise fetched with GET (a stale record is served if that fails for
+ * any reason but -ENOENT).
+ */
+int store_task(const char *id, struct task **out);
+
+/*
+ * The known statuses or task types, in order: the API's published values
+ * first, then any new ones seen in results. A malloc'd array of
+ * malloc'd strings; free with store_values_free().
+ */
+int store_values(enum store_values which, char ***names, size_t *n);
+void store_values_free(char **names, size_t n);
+
+/* The published values (for tests and the README). */
+extern const char *const store_statuses[];
+extern const char *const store_types[];
+
+#endif

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * task: one task as the store keeps it: its id, status and type, and the
+ * task's JSON in compact form. Records are immutable and refcounted: an
+ * update replaces the record, and readers keep the one they hold.
+ */
+#ifndef MIXPEEKFS_TASK_H
+#define MIXPEEKFS_TASK_H
+
+#include <stddef.h>
+#include <time.h>
+
+struct task {
+	const char *id;		/* these three point into the same block */
+	const char *status;
+	const char *type;
+	const char *json;	/* compact JSON of the whole task */
+	size_t json_len;
+	time_t fetched;		/* when the API last returned it */
+	time_t changed;		/* first seen, or last seen with other JSON */
+	unsigned refs;		/* atomic */
+};
+
+/*
+ * One allocation holding the record and copies of the strings; refs = 1.
+ * NULL on allocation failure.
+ */
+struct task *task_new(const char *id, const char *status, const char *type,
+		      const char *json, size_t json_len);
+struct task *task_ref(struct task *t);
+void task_unref(struct task *t);
+
+/* True for COMPLETED, COMPLETED_WITH_ERRORS, FAILED and CANCELED. */
+int task_status_terminal(const char *status);
+
+#endif

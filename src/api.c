@@ -1,0 +1,380 @@
+// SPDX-License-Identifier: MIT
+/*
+ * api: requests to /v1/tasks. The first list page asks for the total;
+ * the remaining offset pages go out concurrently (bounded by
+ * max_connections), and listings deeper than the offset cap continue
+ * one page at a time with next_cursor.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "http.h"
+#include "log.h"
+
+#define MAX_CURSOR_PAGES 1000000
+
+static unsigned page_size = 100;
+static unsigned max_conns = 4;
+
+void api_init(unsigned ps, unsigned conns)
+{
+	page_size = ps ? ps : 100;
+	max_conns = conns ? conns : 1;
+}
+
+int api_list_path(unsigned limit, long offset, const char *cursor,
+		  bool include_total, struct buf *out)
+{
+	int res = buf_printf(out, "/v1/tasks/list?limit=%u", limit);
+
+	if (!res && cursor) {
+		char *e = http_escape(cursor);
+
+		res = e ? buf_printf(out, "&cursor=%s", e) : -ENOMEM;
+		free(e);
+	} else if (!res && offset > 0) {
+		res = buf_printf(out, "&offset=%ld", offset);
+	}
+	if (!res && include_total)
+		res = buf_addstr(out, "&include_total=true");
+	return res;
+}
+
+size_t api_plan_offsets(long total, unsigned ps, long *offsets, size_t max)
+{
+	size_t n = 0;
+	long off;
+
+	for (off = ps; off < total && off <= API_OFFSET_MAX; off += ps) {
+		if (n < max)
+			offsets[n] = off;
+		n++;
+	}
+	return n;
+}
+
+bool api_plan_needs_cursor(long total, unsigned ps)
+{
+	long last = (API_OFFSET_MAX / ps) * ps;	/* deepest offset page */
+
+	return total > last + (long)ps;
+}
+
+/* One request; logs the failure once. */
+static int request(const char *method, const char *path, const char *body,
+		   struct http_response *resp)
+{
+	int res = http_request(method, path, body, resp);
+	char msg[200];
+
+	if (!res)
+		return 0;
+	json_error_message(buf_str(&resp->body), resp->body.len, msg,
+			   sizeof(msg));
+	if (res == -ENOENT)
+		log_debug("%s %s: %s", method, path, resp->error);
+	else
+		log_err("%s %s: %s%s%s", method, path, resp->error,
+			msg[0] ? ": " : "", msg);
+	return res;
+}
+
+static int fetch_page(const char *body, unsigned limit, long offset,
+		      const char *cursor, bool total, struct page *pg)
+{
+	struct buf path = BUF_INIT(65536);
+	struct http_response resp;
+	int res;
+
+	memset(pg, 0, sizeof(*pg));
+	pg->total = -1;
+	res = api_list_path(limit, offset, cursor, total, &path);
+	if (res)
+		return res;
+	res = request("POST", buf_str(&path), body, &resp);
+	if (!res) {
+		res = json_parse_page(buf_str(&resp.body), resp.body.len, pg);
+		if (res == -EIO)
+			log_err("POST %s: HTTP %ld: body is not a task list",
+				buf_str(&path), resp.status);
+		else if (!res && pg->skipped)
+			log_warn("POST %s: skipped %zu malformed tasks",
+				 buf_str(&path), pg->skipped);
+	}
+	http_response_release(&resp);
+	buf_release(&path);
+	return res;
+}
+
+struct window {
+	pthread_mutex_t lock;
+	const char *body;
+	const long *offsets;
+	struct page *pages;
+	int *errs;
+	size_t n;
+	size_t next;		/* protected by lock */
+	int failed;		/* protected by lock */
+};
+
+static void *window_worker(void *arg)
+{
+	struct window *w = arg;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&w->lock);
+		i = w->failed ? w->n : w->next++;
+		pthread_mutex_unlock(&w->lock);
+		if (i >= w->n)
+			return NULL;
+		w->errs[i] = fetch_page(w->body, page_size, w->offsets[i],
+					NULL, false, &w->pages[i]);
+		if (w->errs[i]) {
+			pthread_mutex_lock(&w->lock);
+			w->failed = 1;
+			pthread_mutex_unlock(&w->lock);
+		}
+	}
+}
+
+/* Fetch the pages at offsets[0..n) with up to max_conns at once. */
+static int fetch_window(const char *body, const long *offsets, size_t n,
+			struct page *pages)
+{
+	struct window w = { .body = body, .offsets = offsets,
+			    .pages = pages, .n = n };
+	pthread_t tids[64];
+	size_t i, nthreads = n < max_conns ? n : max_conns;
+	int res = 0;
+
+	if (nthreads > 64)
+		nthreads = 64;
+	w.errs = calloc(n, sizeof(*w.errs));
+	if (!w.errs)
+		return -ENOMEM;
+	pthread_mutex_init(&w.lock, NULL);
+	for (i = 0; i < nthreads; i++)
+		if (pthread_create(&tids[i], NULL, window_worker, &w))
+			break;
+	if (i == 0)
+		window_worker(&w);	/* no thread: do it here */
+	nthreads = i;
+	for (i = 0; i < nthreads; i++)
+		pthread_join(tids[i], NULL);
+	for (i = 0; i < n && !res; i++)
+		res = w.errs[i];
+	pthread_mutex_destroy(&w.lock);
+	free(w.errs);
+	return res;
+}
+
+struct delivery {
+	api_sink sink;
+	void *ctx;
+	long limit;
+	long seen;
+};
+
+/* Feed a page to the sink; 1 when the limit is reached. */
+static int deliver(struct delivery *d, const struct page *pg)
+{
+	size_t i;
+	int res;
+
+	for (i = 0; i < pg->n; i++) {
+		if (d->limit > 0 && d->seen >= d->limit)
+			return 1;
+		res = d->sink(d->ctx, pg->tasks[i]);
+		if (res)
+			return res;
+		d->seen++;
+	}
+	return d->limit > 0 && d->seen >= d->limit;
+}
+
+static bool last_page(const struct page *pg, unsigned limit)
+{
+	return !pg->next_cursor || pg->n + pg->skipped < limit;
+}
+
+/* Follow next_cursor from pg (consumed) to the end. */
+static int follow_cursor(const char *body, struct page *pg,
+			 struct delivery *d)
+{
+	char *cursor = pg->next_cursor;
+	long pages = 0;
+	int res = 0;
+
+	pg->next_cursor = NULL;
+	while (cursor && !res) {
+		struct page next;
+
+		if (++pages > MAX_CURSOR_PAGES) {
+			log_err("POST /v1/tasks/list: more than %d cursor "
+				"pages, giving up", MAX_CURSOR_PAGES);
+			res = -EIO;
+			break;
+		}
+		res = fetch_page(body, page_size, 0, cursor, false, &next);
+		if (res)
+			break;
+		res = deliver(d, &next);
+		if (!res && next.next_cursor &&
+		    !strcmp(next.next_cursor, cursor)) {
+			log_err("POST /v1/tasks/list: the cursor repeats "
+				"itself, stopping");
+			res = -EIO;
+		}
+		free(cursor);
+		cursor = NULL;
+		if (!res && !last_page(&next, page_size)) {
+			cursor = next.next_cursor;
+			next.next_cursor = NULL;
+		}
+		page_release(&next);
+	}
+	free(cursor);
+	return res < 0 ? res : 0;
+}
+
+int api_list(const struct list_body *q, long limit, api_sink sink,
+	     void *ctx)
+{
+	struct delivery d = { sink, ctx, limit, 0 };
+	struct buf body = BUF_INIT(1 << 20);
+	struct page first, *pages = NULL;
+	unsigned first_limit = page_size;
+	long *offsets = NULL;
+	size_t n = 0, i;
+	int res;
+
+	res = json_list_body(q, &body);
+	if (res)
+		return res;
+	if (limit > 0 && limit < (long)page_size)
+		first_limit = (unsigned)limit;
+	res = fetch_page(buf_str(&body), first_limit, 0, NULL, true, &first);
+	if (res)
+		goto out_body;
+	res = deliver(&d, &first);
+	if (res || last_page(&first, first_limit))
+		goto out_first;
+	if (first.total >= 0) {
+		n = api_plan_offsets(first.total, page_size, NULL, 0);
+		offsets = calloc(n + 1, sizeof(*offsets));
+		pages = calloc(n + 1, sizeof(*pages));
+		if (!offsets || !pages) {
+			res = -ENOMEM;
+			goto out_first;
+		}
+		api_plan_offsets(first.total, page_size, offsets, n);
+		if (limit > 0)
+			while (n > 0 && offsets[n - 1] >= limit)
+				n--;
+		res = fetch_window(buf_str(&body), offsets, n, pages);
+		for (i = 0; i < n && !res; i++)
+			res = deliver(&d, &pages[i]);
+		if (!res && n > 0 && !last_page(&pages[n - 1], page_size) &&
+		    api_plan_needs_cursor(first.total, page_size))
+			res = follow_cursor(buf_str(&body), &pages[n - 1], &d);
+		else if (!res && n == 0)
+			res = follow_cursor(buf_str(&body), &first, &d);
+	} else {
+		/* no total: page by offset, then by cursor past the cap */
+		struct page pg, last = first;
+		long off;
+
+		memset(&first, 0, sizeof(first));
+		for (off = page_size; off <= API_OFFSET_MAX; off += page_size) {
+			res = fetch_page(buf_str(&body), page_size, off, NULL,
+					 false, &pg);
+			if (res)
+				break;
+			page_release(&last);
+			last = pg;
+			res = deliver(&d, &last);
+			if (res || last_page(&last, page_size))
+				break;
+		}
+		if (!res && !last_page(&last, page_size))
+			res = follow_cursor(buf_str(&body), &last, &d);
+		page_release(&last);
+	}
+out_first:
+	page_release(&first);
+	for (i = 0; pages && i < n; i++)
+		page_release(&pages[i]);
+	free(pages);
+	free(offsets);
+out_body:
+	buf_release(&body);
+	return res < 0 ? res : 0;
+}
+
+int api_get_task(const char *id, struct task **out)
+{
+	struct buf path = BUF_INIT(65536);
+	struct http_response resp;
+	char *e = http_escape(id);
+	int res;
+
+	if (!e)
+		return -ENOMEM;
+	res = buf_printf(&path, "/v1/tasks/%s", e);
+	free(e);
+	if (res)
+		return res;
+	res = request("GET", buf_str(&path), NULL, &resp);
+	if (!res) {
+		res = json_parse_task(buf_str(&resp.body), resp.body.len, out);
+		if (res)
+			log_err("GET %s: HTTP %ld: body is not a task",
+				buf_str(&path), resp.status);
+		else if (strcmp((*out)->id, id)) {
+			log_err("GET %s: the API answered with another task",
+				buf_str(&path));
+			task_unref(*out);
+			res = -EIO;
+		}
+	}
+	http_response_release(&resp);
+	buf_release(&path);
+	return res;
+}
+
+int api_probe(char *msg, size_t size)
+{
+	struct http_response resp;
+	char detail[200];
+	int res;
+
+	res = http_request("POST", "/v1/tasks/list?limit=1", "{}", &resp);
+	json_error_message(buf_str(&resp.body), resp.body.len, detail,
+			   sizeof(detail));
+	if (res == -EACCES)
+		snprintf(msg, size, "the API rejected the key (HTTP %ld%s%s)",
+			 resp.status, detail[0] ? ": " : "", detail);
+	else if (res && resp.status == 0)
+		snprintf(msg, size, "cannot reach the API: %s", resp.error);
+	else if (res)
+		snprintf(msg, size, "the API answered HTTP %ld%s%s",
+			 resp.status, detail[0] ? ": " : "", detail);
+	else {
+		struct page pg;
+
+		res = json_parse_page(buf_str(&resp.body), resp.body.len, &pg);
+		if (res)
+			snprintf(msg, size, "the API answered with something "
+				 "that is not a task list");
+		else
+			page_release(&pg);
+	}
+	http_response_release(&resp);
+	return res;
+}

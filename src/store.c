@@ -1,0 +1,515 @@
+// SPDX-License-Identifier: MIT
+/*
+ * store: task records by id (uthash) and listings by request body.
+ * One mutex guards both tables; no lock is held across a fetch.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uthash.h>
+
+#include "api.h"
+#include "log.h"
+#include "store.h"
+
+const char *const store_statuses[] = {
+	"PENDING", "IN_PROGRESS", "PROCESSING", "COMPLETED",
+	"COMPLETED_WITH_ERRORS", "FAILED", "CANCELED", "UNKNOWN", "SKIPPED",
+	"DRAFT", "ACTIVE", "ARCHIVED", "SUSPENDED", NULL
+};
+
+const char *const store_types[] = {
+	"api_namespaces_create", "api_namespaces_delete",
+	"api_namespaces_migrations_run", "api_buckets_objects_create",
+	"api_buckets_delete", "api_buckets_batches_process",
+	"api_buckets_batches_submit", "api_buckets_uploads_create",
+	"api_buckets_uploads_confirm", "api_buckets_uploads_batch_confirm",
+	"api_collections_documents_create",
+	"api_collections_extraction_artifacts", "api_taxonomies_create",
+	"api_taxonomies_execute", "api_taxonomies_materialize",
+	"api_evaluations_run", "api_evaluations_dataset_create",
+	"api_retrievers_publish", "api_collections_export",
+	"api_collections_trigger", "engine_feature_extractor_run",
+	"engine_inference_run", "engine_object_processing",
+	"engine_cluster_build", "thumbnail", "video_segment", "audio_segment",
+	"materialize", "plugin_custom", "model_custom", NULL
+};
+
+/* ---- task records ---- */
+
+struct task *task_new(const char *id, const char *status, const char *type,
+		      const char *json, size_t json_len)
+{
+	size_t li = strlen(id) + 1, ls = strlen(status) + 1,
+	       lt = strlen(type) + 1;
+	struct task *t = malloc(sizeof(*t) + li + ls + lt + json_len + 1);
+	char *p;
+
+	if (!t)
+		return NULL;
+	p = (char *)(t + 1);
+	t->id = memcpy(p, id, li);
+	t->status = memcpy(p += li, status, ls);
+	t->type = memcpy(p += ls, type, lt);
+	p += lt;
+	memcpy(p, json, json_len);
+	p[json_len] = '\0';
+	t->json = p;
+	t->json_len = json_len;
+	t->fetched = t->changed = time(NULL);
+	t->refs = 1;
+	return t;
+}
+
+struct task *task_ref(struct task *t)
+{
+	__atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+	return t;
+}
+
+void task_unref(struct task *t)
+{
+	if (t && __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(t);
+}
+
+int task_status_terminal(const char *s)
+{
+	return !strcmp(s, "COMPLETED") || !strcmp(s, "COMPLETED_WITH_ERRORS") ||
+	       !strcmp(s, "FAILED") || !strcmp(s, "CANCELED");
+}
+
+/* ---- tables ---- */
+
+struct tentry {
+	struct task *task;	/* the key is task->id */
+	UT_hash_handle hh;
+};
+
+struct lentry {
+	char *key;		/* request body + limit */
+	struct listing *cur;	/* last good snapshot, or NULL */
+	bool loading;
+	unsigned gen;		/* bumped when a load ends */
+	int err;		/* result of the last load */
+	UT_hash_handle hh;
+};
+
+struct value {
+	char *name;
+	struct value *next;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t loaded;
+	unsigned ttl;
+	struct tentry *tasks;		/* protected by lock */
+	struct lentry *listings;	/* protected by lock */
+	struct value *values[2];	/* protected by lock; append only */
+} st = { .lock = PTHREAD_MUTEX_INITIALIZER,
+	 .loaded = PTHREAD_COND_INITIALIZER };
+
+static int values_add(enum store_values which, const char *name)
+{
+	struct value **pp = &st.values[which], *v;
+
+	for (; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->name, name))
+			return 0;
+	v = calloc(1, sizeof(*v));
+	if (!v || !(v->name = strdup(name))) {
+		free(v);
+		return -ENOMEM;
+	}
+	*pp = v;
+	return 0;
+}
+
+int store_init(unsigned ttl)
+{
+	int i, res = 0;
+
+	st.ttl = ttl;
+	for (i = 0; store_statuses[i] && !res; i++)
+		res = values_add(STORE_STATUSES, store_statuses[i]);
+	for (i = 0; store_types[i] && !res; i++)
+		res = values_add(STORE_TYPES, store_types[i]);
+	return res;
+}
+
+void store_cleanup(void)
+{
+	struct tentry *te, *ttmp;
+	struct lentry *le, *ltmp;
+	int i;
+
+	HASH_ITER(hh, st.tasks, te, ttmp) {
+		HASH_DEL(st.tasks, te);
+		task_unref(te->task);
+		free(te);
+	}
+	HASH_ITER(hh, st.listings, le, ltmp) {
+		HASH_DEL(st.listings, le);
+		if (le->cur)
+			listing_unref(le->cur);
+		free(le->key);
+		free(le);
+	}
+	for (i = 0; i < 2; i++) {
+		while (st.values[i]) {
+			struct value *v = st.values[i];
+
+			st.values[i] = v->next;
+			free(v->name);
+			free(v);
+		}
+	}
+}
+
+static bool fresh(time_t fetched)
+{
+	return time(NULL) - fetched < (time_t)st.ttl;
+}
+
+/* Put t in the store, replacing an older record. Lock held. */
+static int ingest_locked(struct task *t)
+{
+	struct tentry *te;
+	int res = 0;
+
+	HASH_FIND_STR(st.tasks, t->id, te);
+	if (te) {
+		struct task *old = te->task;
+
+		if (old->json_len == t->json_len &&
+		    !memcmp(old->json, t->json, t->json_len))
+			t->changed = old->changed;
+		te->task = task_ref(t);
+		task_unref(old);
+	} else {
+		te = calloc(1, sizeof(*te));
+		if (!te)
+			return -ENOMEM;
+		te->task = task_ref(t);
+		HASH_ADD_KEYPTR(hh, st.tasks, t->id, strlen(t->id), te);
+	}
+	if (*t->status)
+		res = values_add(STORE_STATUSES, t->status);
+	if (!res && *t->type)
+		res = values_add(STORE_TYPES, t->type);
+	return res;
+}
+
+/* ---- listings ---- */
+
+struct listing *listing_ref(struct listing *l)
+{
+	__atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
+	return l;
+}
+
+void listing_unref(struct listing *l)
+{
+	if (!l || __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	free(l->ids);
+	free(l->by_id);
+	free(l);
+}
+
+static int cmp_index(const void *a, const void *b, void *ids)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	int c = strcmp(((const char **)ids)[x], ((const char **)ids)[y]);
+
+	return c ? c : (x > y) - (x < y);
+}
+
+bool listing_has(const struct listing *l, const char *id)
+{
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(l->ids[l->by_id[mid]], id);
+
+		if (!c)
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* Collects ids while a listing is fetched. */
+struct builder {
+	struct buf blob;	/* ids, NUL-separated */
+	size_t n;
+	size_t skipped_dups;
+};
+
+static int builder_sink(void *ctx, struct task *t)
+{
+	struct builder *b = ctx;
+	int res;
+
+	pthread_mutex_lock(&st.lock);
+	res = ingest_locked(t);
+	pthread_mutex_unlock(&st.lock);
+	if (res)
+		return res;
+	res = buf_add(&b->blob, t->id, strlen(t->id) + 1);
+	if (!res)
+		b->n++;
+	return res;
+}
+
+/* Turn the collected ids into a listing, dropping repeated ids. */
+static int builder_finish(struct builder *b, struct listing **out)
+{
+	struct listing *l = calloc(1, sizeof(*l));
+	char *blob, *p;
+	size_t i, len, keep;
+	bool *dup = NULL;
+
+	if (!l)
+		return -ENOMEM;
+	l->refs = 1;
+	l->fetched = time(NULL);
+	blob = buf_detach(&b->blob, &len);
+	l->ids = malloc((b->n + 1) * sizeof(*l->ids) + len + 1);
+	l->by_id = malloc((b->n + 1) * sizeof(*l->by_id));
+	dup = calloc(b->n + 1, sizeof(*dup));
+	if (!blob || !l->ids || !l->by_id || !dup) {
+		free(blob);
+		free(dup);
+		listing_unref(l);
+		return -ENOMEM;
+	}
+	/* the ids live right after the pointer array, in one block */
+	p = (char *)(l->ids + b->n + 1);
+	memcpy(p, blob, len);
+	free(blob);
+	for (i = 0; i < b->n; i++) {
+		l->ids[i] = p;
+		l->by_id[i] = (uint32_t)i;
+		p += strlen(p) + 1;
+	}
+	qsort_r(l->by_id, b->n, sizeof(*l->by_id), cmp_index, l->ids);
+	for (i = 1; i < b->n; i++)
+		if (!strcmp(l->ids[l->by_id[i]], l->ids[l->by_id[i - 1]]))
+			dup[l->by_id[i]] = true;	/* the later one */
+	for (i = 0, keep = 0; i < b->n; i++)
+		if (!dup[i])
+			l->ids[keep++] = l->ids[i];
+	b->skipped_dups = b->n - keep;
+	l->n = keep;
+	if (keep < b->n) {
+		/* index the compacted positions again */
+		for (i = 0; i < l->n; i++)
+			l->by_id[i] = (uint32_t)i;
+		qsort_r(l->by_id, l->n, sizeof(*l->by_id), cmp_index,
+			l->ids);
+	}
+	free(dup);
+	*out = l;
+	return 0;
+}
+
+static int listing_key(const struct list_body *q, long limit,
+		       struct buf *key)
+{
+	int res = json_list_body(q, key);
+
+	return res ? res : buf_printf(key, "#%ld", limit);
+}
+
+static int fetch_listing(const struct list_body *q, long limit,
+			 struct listing **out)
+{
+	struct builder b = { BUF_INIT(SIZE_MAX / 2), 0, 0 };
+	int res = api_list(q, limit, builder_sink, &b);
+
+	if (res) {
+		buf_release(&b.blob);
+		return res;
+	}
+	res = builder_finish(&b, out);
+	if (!res && b.skipped_dups)
+		log_warn("a listing repeated %zu task ids; shown once",
+			 b.skipped_dups);
+	return res;
+}
+
+static int listing_get(const struct list_body *q, long limit,
+		       struct listing **out, bool fetch)
+{
+	struct buf key = BUF_INIT(1 << 20);
+	struct listing *l = NULL;
+	struct lentry *le;
+	unsigned gen;
+	int res;
+
+	res = listing_key(q, limit, &key);
+	if (res)
+		return res;
+	pthread_mutex_lock(&st.lock);
+	HASH_FIND_STR(st.listings, buf_str(&key), le);
+	if (!le) {
+		if (!fetch) {
+			res = -ENOENT;
+			goto out;
+		}
+		le = calloc(1, sizeof(*le));
+		if (!le || !(le->key = buf_detach(&key, NULL))) {
+			free(le);
+			res = -ENOMEM;
+			goto out;
+		}
+		HASH_ADD_KEYPTR(hh, st.listings, le->key, strlen(le->key), le);
+	}
+	for (;;) {
+		if (le->cur && fresh(le->cur->fetched)) {
+			*out = listing_ref(le->cur);
+			res = 0;
+			goto out;
+		}
+		if (!fetch) {
+			res = -ENOENT;
+			goto out;
+		}
+		if (!le->loading)
+			break;
+		/* single-flight: wait for the fetch in progress */
+		gen = le->gen;
+		while (le->loading && le->gen == gen)
+			pthread_cond_wait(&st.loaded, &st.lock);
+		if (le->err) {
+			res = le->err;
+			if (le->cur) {
+				*out = listing_ref(le->cur);
+				res = 0;
+			}
+			goto out;
+		}
+	}
+	le->loading = true;
+	pthread_mutex_unlock(&st.lock);
+	res = fetch_listing(q, limit, &l);
+	pthread_mutex_lock(&st.lock);
+	le->loading = false;
+	le->gen++;
+	le->err = res;
+	if (!res) {
+		if (le->cur)
+			listing_unref(le->cur);
+		le->cur = l;
+		*out = listing_ref(l);
+	} else if (le->cur) {
+		log_warn("serving the last good listing (%zu tasks) after a "
+			 "failed refresh", le->cur->n);
+		*out = listing_ref(le->cur);
+		res = 0;
+	}
+	pthread_cond_broadcast(&st.loaded);
+out:
+	pthread_mutex_unlock(&st.lock);
+	buf_release(&key);
+	return res;
+}
+
+int store_listing(const struct list_body *q, long limit,
+		  struct listing **out)
+{
+	return listing_get(q, limit, out, true);
+}
+
+int store_listing_cached(const struct list_body *q, long limit,
+			 struct listing **out)
+{
+	return listing_get(q, limit, out, false);
+}
+
+/* ---- single tasks ---- */
+
+int store_task(const char *id, struct task **out)
+{
+	struct task *stale = NULL, *t;
+	struct tentry *te;
+	int res;
+
+	pthread_mutex_lock(&st.lock);
+	HASH_FIND_STR(st.tasks, id, te);
+	if (te && fresh(te->task->fetched)) {
+		*out = task_ref(te->task);
+		pthread_mutex_unlock(&st.lock);
+		return 0;
+	}
+	if (te)
+		stale = task_ref(te->task);
+	pthread_mutex_unlock(&st.lock);
+
+	res = api_get_task(id, &t);
+	if (!res) {
+		pthread_mutex_lock(&st.lock);
+		res = ingest_locked(t);
+		pthread_mutex_unlock(&st.lock);
+		if (res)
+			task_unref(t);
+		else
+			*out = t;
+	} else if (res == -ENOENT && stale) {
+		pthread_mutex_lock(&st.lock);
+		HASH_FIND_STR(st.tasks, id, te);
+		if (te) {
+			HASH_DEL(st.tasks, te);
+			task_unref(te->task);
+			free(te);
+		}
+		pthread_mutex_unlock(&st.lock);
+	} else if (stale) {
+		*out = task_ref(stale);
+		res = 0;
+	}
+	task_unref(stale);
+	return res;
+}
+
+int store_values(enum store_values which, char ***names, size_t *n)
+{
+	struct value *v;
+	size_t count = 0, i = 0;
+	char **arr;
+
+	pthread_mutex_lock(&st.lock);
+	for (v = st.values[which]; v; v = v->next)
+		count++;
+	arr = calloc(count + 1, sizeof(*arr));
+	for (v = st.values[which]; v && arr; v = v->next, i++) {
+		arr[i] = strdup(v->name);
+		if (!arr[i]) {
+			store_values_free(arr, i);
+			arr = NULL;
+		}
+	}
+	pthread_mutex_unlock(&st.lock);
+	if (!arr)
+		return -ENOMEM;
+	*names = arr;
+	*n = count;
+	return 0;
+}
+
+void store_values_free(char **names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; names && i < n; i++)
+		free(names[i]);
+	free(names);
+}

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+/* Page and task parsing, request bodies, error messages. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "json.h"
+
+static void test_page(void)
+{
+	static const char body[] =
+		"{\"results\":[{\"task_id\":\"a\",\"status\":\"FAILED\","
+		"\"task_type\":\"thumbnail\",\"x\":1},{\"status\":\"X\"},"
+		"{\"task_id\":\"b\",\"status\":7,\"task_type\":null},3],"
+		"\"pagination\":{\"total\":120,\"next_cursor\":\"c2\"}}";
+	struct page pg;
+
+	CHECK(json_parse_page(body, strlen(body), &pg) == 0);
+	CHECK(pg.n == 2);
+	CHECK(pg.skipped == 2);
+	CHECK(pg.total == 120);
+	CHECK_STR(pg.next_cursor, "c2");
+	CHECK_STR(pg.tasks[0]->id, "a");
+	CHECK_STR(pg.tasks[0]->status, "FAILED");
+	CHECK_STR(pg.tasks[0]->type, "thumbnail");
+	CHECK(strstr(pg.tasks[0]->json, "\"x\":1") != NULL);
+	CHECK_STR(pg.tasks[1]->status, "");	/* wrong type: kept, empty */
+	page_release(&pg);
+
+	CHECK(json_parse_page("<html>", 6, &pg) == -EIO);
+	CHECK(json_parse_page("{\"results\":{}}", 14, &pg) == -EIO);
+	CHECK(json_parse_page("{\"results\":[", 12, &pg) == -EIO);
+	CHECK(json_parse_page("{\"results\":[],\"pagination\":null}", 33,
+			      &pg) == 0);
+	CHECK(pg.n == 0 && pg.total == -1 && !pg.next_cursor);
+	page_release(&pg);
+}
+
+static void test_task(void)
+{
+	struct task *t;
+	struct buf b = BUF_INIT(1 << 20);
+
+	CHECK(json_parse_task("{\"task_id\":\"z\",\"status\":\"PENDING\"}",
+			      35, &t) == 0);
+	CHECK_STR(t->id, "z");
+	CHECK(json_pretty(t->json, t->json_len, &b) == 0);
+	CHECK(b.len > 0 && b.data[b.len - 1] == '\n');
+	CHECK(strstr(buf_str(&b), "\"PENDING\"") != NULL);
+	buf_release(&b);
+	task_unref(t);
+	CHECK(json_parse_task("{\"status\":\"PENDING\"}", 20, &t) == -EIO);
+	CHECK(json_parse_task("[]", 2, &t) == -EIO);
+}
+
+static void test_body(void)
+{
+	struct json_cond conds[] = {
+		{ "additional_data.bucket_id", "eq", "\"bkt\"", false, 0 },
+		{ "status", "in", "[\"COMPLETED\",\"CANCELED\"]", true, 0 },
+		{ "status", "eq", "\"FAILED\"", false, 1 },
+		{ "status", "eq", "\"CANCELED\"", false, 1 },
+	};
+	struct list_body q = { 0 };
+	struct buf b = BUF_INIT(1 << 20);
+
+	CHECK(json_list_body(&q, &b) == 0);
+	CHECK_STR(buf_str(&b), "{}");
+	buf_release(&b);
+	q.status = "FAILED";
+	q.task_type = "thumbnail";
+	q.search = "oom";
+	q.sort_field = "created_at";
+	q.sort_desc = true;
+	CHECK(json_list_body(&q, &b) == 0);
+	CHECK_STR(buf_str(&b), "{\"status\":\"FAILED\",\"task_type\":"
+		  "\"thumbnail\",\"sort\":{\"field\":\"created_at\","
+		  "\"direction\":\"desc\"},\"search\":\"oom\"}");
+	buf_release(&b);
+	memset(&q, 0, sizeof(q));
+	q.conds = conds;
+	q.nconds = 4;
+	CHECK(json_list_body(&q, &b) == 0);
+	CHECK_STR(buf_str(&b), "{\"filters\":{\"AND\":[{\"field\":"
+		  "\"additional_data.bucket_id\",\"operator\":\"eq\","
+		  "\"value\":\"bkt\"},{\"OR\":[{\"field\":\"status\","
+		  "\"operator\":\"eq\",\"value\":\"FAILED\"},{\"field\":"
+		  "\"status\",\"operator\":\"eq\",\"value\":\"CANCELED\"}]}],"
+		  "\"NOT\":[{\"field\":\"status\",\"operator\":\"in\","
+		  "\"value\":[\"COMPLETED\",\"CANCELED\"]}]}}");
+	buf_release(&b);
+}
+
+static void test_errors(void)
+{
+	static const char env[] = "{\"success\":false,\"status\":401,"
+		"\"error\":{\"message\":\"Invalid key\",\"type\":\"U\"}}";
+	static const char fastapi[] =
+		"{\"detail\":[{\"loc\":[\"body\"],\"msg\":\"bad regex\","
+		"\"type\":\"value_error\"}]}";
+	char msg[64];
+
+	json_error_message(env, strlen(env), msg, sizeof(msg));
+	CHECK_STR(msg, "Invalid key");
+	json_error_message(fastapi, strlen(fastapi), msg, sizeof(msg));
+	CHECK_STR(msg, "bad regex");
+	json_error_message("oops", 4, msg, sizeof(msg));
+	CHECK_STR(msg, "");
+	CHECK(json_is_literal("42") && json_is_literal("-1.5e3"));
+	CHECK(json_is_literal("true") && json_is_literal("null"));
+	CHECK(!json_is_literal("abc") && !json_is_literal("\"x\""));
+}
+
+int main(void)
+{
+	test_page();
+	test_task();
+	test_body();
+	test_errors();
+	return check_done();
+}

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+/* JSON to tree, the file/folder mapping, rendering and name escaping. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "json.h"
+#include "tree.h"
+
+static const char task[] =
+	"{\"task_id\":\"t1\",\"status\":\"FAILED\",\"n\":42,\"f\":0.75,"
+	"\"big\":1e3,\"ok\":true,\"no\":false,\"gone\":null,"
+	"\"s\":\"multi\\nline \\u00e9\",\"tags\":[\"a\",1,null,true],"
+	"\"empty\":[],\"objs\":[{\"x\":1},null,[2]],"
+	"\"nested\":{\"a\":{\"b\":\"deep\"}},\"a/b\":1,\".\":2,\"..\":3,"
+	"\"\":4,\"50%\":5,\"dup\":1,\"dup\":2}";
+
+static char *render(const struct tnode *root, const char *path)
+{
+	const struct tnode *n;
+	struct buf b = BUF_INIT(1 << 20);
+
+	if (tnode_walk(root, path, &n) || tnode_render(n, &b))
+		return NULL;
+	return buf_detach(&b, NULL);
+}
+
+static void check_render(const struct tnode *root, const char *path,
+			 const char *want)
+{
+	char *got = render(root, path);
+
+	CHECK_STR(got, want);
+	free(got);
+}
+
+static void test_mapping(void)
+{
+	const struct tnode *n, *c = NULL;
+	struct tnode *root;
+	int count = 0, dups = 0;
+	char name[TREE_NAME_MAX + 1];
+
+	CHECK(json_to_tree(task, strlen(task), &root) == 0);
+	check_render(root, "task_id", "t1\n");
+	check_render(root, "n", "42\n");
+	check_render(root, "f", "0.75\n");
+	check_render(root, "big", "1000\n");
+	check_render(root, "ok", "true\n");
+	check_render(root, "no", "false\n");
+	check_render(root, "s", "multi\nline \xc3\xa9\n");
+	check_render(root, "tags", "a\n1\n\ntrue\n");
+	check_render(root, "empty", "");
+	check_render(root, "nested/a/b", "deep\n");
+	check_render(root, "objs/0/x", "1\n");
+	check_render(root, "objs/2", "2\n");
+	check_render(root, "a%2Fb", "1\n");
+	check_render(root, "%2E", "2\n");
+	check_render(root, "%2E%2E", "3\n");
+	check_render(root, "%00", "4\n");
+	check_render(root, "50%25", "5\n");
+	check_render(root, "dup", "1\n");
+	CHECK(tnode_walk(root, "gone", &n) == -ENOENT);
+	CHECK(tnode_walk(root, "objs/1", &n) == -ENOENT);
+	CHECK(tnode_walk(root, "n/x", &n) == -ENOTDIR);
+	CHECK(tnode_walk(root, "objs", &n) == 0 && tnode_view(n) == TV_DIR);
+	CHECK(tnode_walk(root, "tags", &n) == 0 && tnode_view(n) == TV_FILE);
+	CHECK(tnode_walk(root, "nested", &n) == 0 &&
+	      tnode_render(n, &(struct buf)BUF_INIT(10)) == -EISDIR);
+	while ((c = tnode_next_shown(root, c))) {
+		tnode_name(c, name);
+		CHECK(strcmp(name, "gone") != 0);
+		CHECK(strchr(name, '/') == NULL);
+		CHECK(strcmp(name, ".") && strcmp(name, ".."));
+		dups += !strcmp(name, "dup");
+		count++;
+	}
+	CHECK(dups == 1);
+	CHECK(count == 18);	/* 20 keys, less one null and one repeat */
+	tnode_free(root);
+}
+
+static void test_escape(void)
+{
+	char out[TREE_NAME_MAX + 1], longname[400], *raw;
+	int i;
+
+	tree_name_escape("plain", out);
+	CHECK_STR(out, "plain");
+	tree_name_escape("a/b%c", out);
+	CHECK_STR(out, "a%2Fb%25c");
+	CHECK(tree_name_unescape(out, &raw) == 0);
+	CHECK_STR(raw, "a/b%c");
+	free(raw);
+	tree_name_escape("", out);
+	CHECK_STR(out, "%00");
+	CHECK(tree_name_unescape(out, &raw) == 0);
+	CHECK_STR(raw, "");
+	free(raw);
+	tree_name_escape("..", out);
+	CHECK_STR(out, "%2E%2E");
+	CHECK(tree_name_unescape("%2", &raw) == -EINVAL);
+	CHECK(tree_name_unescape("%zz", &raw) == -EINVAL);
+	CHECK(tree_name_unescape("a%00b", &raw) == -EINVAL);
+	/* a 300-byte name: 200 bytes, %~, 16 hex digits */
+	for (i = 0; i < 300; i++)
+		longname[i] = 'x';
+	longname[300] = '\0';
+	tree_name_escape(longname, out);
+	CHECK(strlen(out) == 218);
+	CHECK(!strncmp(out + 200, "%~", 2));
+	CHECK(tree_name_unescape(out, &raw) == -EINVAL);
+	/* never split an escape: '/' at byte 199 */
+	longname[199] = '/';
+	tree_name_escape(longname, out);
+	CHECK(!strncmp(out + 199, "%~", 2));
+	CHECK(strlen(out) <= TREE_NAME_MAX);
+	/* never split a UTF-8 sequence: é (2 bytes) across byte 200 */
+	memset(longname, 'y', 300);
+	longname[199] = (char)0xc3;
+	longname[200] = (char)0xa9;
+	tree_name_escape(longname, out);
+	CHECK(!strncmp(out + 199, "%~", 2));
+}
+
+int main(void)
+{
+	test_mapping();
+	test_escape();
+	return check_done();
+}
