@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,23 @@
 #include "log.h"
 #include "store.h"
 #include "tree.h"
+
+/*
+ * The bytes of a file as rendered at its last open. Kept on the node, not
+ * on the file handle: the kernel may still be reading ahead on a handle
+ * it has already released.
+ */
+struct filebuf {
+	unsigned refs;		/* atomic */
+	size_t len;
+	char data[];
+};
+
+static void filebuf_unref(struct filebuf *f)
+{
+	if (f && __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(f);
+}
 
 enum nkind {
 	NK_ROOT,
@@ -46,6 +64,7 @@ struct node {
 	char *value;		/* NK_LISTING under a group: status or type */
 	char *task_id;		/* NK_TASK and below: the raw id */
 	char *relpath;		/* NK_FIELD: escaped names below the task */
+	struct filebuf *content; /* protected by fs->lock; set by open */
 	UT_hash_handle hh;	/* by ino */
 	UT_hash_handle hn;	/* by key */
 };
@@ -99,6 +118,7 @@ static struct fs *fs_of(fuse_req_t req)
 
 static void node_free(struct node *n)
 {
+	filebuf_unref(n->content);
 	free(n->name);
 	free(n->key);
 	free(n->value);
@@ -937,17 +957,12 @@ static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- files ---- */
 
-struct filebuf {
-	size_t len;
-	char data[];
-};
-
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct node *n = node_by_ino(fs, ino);
 	struct buf b = BUF_INIT(SIZE_MAX / 2);
-	struct filebuf *f;
+	struct filebuf *f, *old;
 	time_t when;
 	int res;
 
@@ -964,43 +979,50 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -res);
 		return;
 	}
-	/* a snapshot per open: every read of this handle sees one version */
 	f = malloc(sizeof(*f) + b.len + 1);
 	if (!f) {
 		buf_release(&b);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	f->refs = 1;
 	f->len = b.len;
 	memcpy(f->data, buf_str(&b), b.len);
 	buf_release(&b);
-	fi->fh = (uintptr_t)f;
+	pthread_mutex_lock(&fs->lock);
+	old = n->content;
+	n->content = f;
+	pthread_mutex_unlock(&fs->lock);
+	filebuf_unref(old);
 	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi))
-		free(f);
+	fuse_reply_open(req, fi);
 }
 
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct filebuf *f = (struct filebuf *)(uintptr_t)fi->fh;
+	struct fs *fs = fs_of(req);
+	struct node *n = node_by_ino(fs, ino);
+	struct filebuf *f = NULL;
 
-	(void)ino;
-	if (off < 0 || (size_t)off >= f->len) {
-		fuse_reply_buf(req, NULL, 0);
+	(void)fi;
+	if (n) {
+		pthread_mutex_lock(&fs->lock);
+		f = n->content;
+		if (f)
+			__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&fs->lock);
+	}
+	if (!f) {
+		fuse_reply_err(req, EBADF);
 		return;
 	}
-	if (size > f->len - (size_t)off)
+	if (off < 0 || (size_t)off >= f->len)
+		size = 0;
+	else if (size > f->len - (size_t)off)
 		size = f->len - (size_t)off;
-	fuse_reply_buf(req, f->data + off, size);
-}
-
-static void fs_release(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
-{
-	(void)ino;
-	free((void *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, 0);
+	fuse_reply_buf(req, size ? f->data + off : NULL, size);
+	filebuf_unref(f);
 }
 
 /* ---- everything that would write ---- */
@@ -1078,7 +1100,6 @@ static const struct fuse_lowlevel_ops fs_ops = {
 	.create		= fs_create,
 	.open		= fs_open,
 	.read		= fs_read,
-	.release	= fs_release,
 	.opendir	= fs_opendir,
 	.readdir	= fs_readdir,
 	.readdirplus	= fs_readdirplus,
@@ -1212,8 +1233,11 @@ int fs_run(struct fs *fs)
 	if (!cfg)
 		return -1;
 	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)fs->cmd.clone_fd);
-	fuse_loop_cfg_set_idle_threads(cfg, fs->cmd.max_idle_threads);
-	fuse_loop_cfg_set_max_threads(cfg, fs->cmd.max_threads);
+	/* (unsigned)-1 means "not given": keep libfuse's defaults */
+	if (fs->cmd.max_idle_threads != UINT_MAX)
+		fuse_loop_cfg_set_idle_threads(cfg, fs->cmd.max_idle_threads);
+	if (fs->cmd.max_threads != UINT_MAX && fs->cmd.max_threads > 0)
+		fuse_loop_cfg_set_max_threads(cfg, fs->cmd.max_threads);
 	res = fuse_session_loop_mt(fs->se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	return res ? -1 : 0;

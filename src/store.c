@@ -188,6 +188,8 @@ static int ingest_locked(struct task *t)
 		    !memcmp(old->json, t->json, t->json_len))
 			t->changed = old->changed;
 		te->task = task_ref(t);
+		/* the key points into the record: point it at the new one */
+		te->hh.key = t->id;
 		task_unref(old);
 	} else {
 		te = calloc(1, sizeof(*te));
