@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,11 +379,16 @@ void http_response_release(struct http_response *resp)
 
 char *http_escape(const char *s)
 {
-	char *e = curl_easy_escape(NULL, s, 0), *r;
+	char *e = curl_easy_escape(NULL, s, 0);
+	struct buf b = BUF_INIT(SIZE_MAX / 2);
+	const char *p;
+	int res = 0;
 
 	if (!e)
 		return NULL;
-	r = strdup(e);
+	/* dots too: a path segment "." or ".." would be resolved away */
+	for (p = e; *p && !res; p++)
+		res = *p == '.' ? buf_addstr(&b, "%2E") : buf_addch(&b, *p);
 	curl_free(e);
-	return r;
+	return res ? NULL : buf_detach(&b, NULL);
 }

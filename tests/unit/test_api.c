@@ -62,8 +62,21 @@ static void test_errno(void)
 	CHECK(http_status_errno(503) == -EIO);
 }
 
+static void test_escape(void)
+{
+	char *e;
+
+	e = http_escape("..");
+	CHECK_STR(e, "%2E%2E");
+	free(e);
+	e = http_escape("task/evil id.1");
+	CHECK_STR(e, "task%2Fevil%20id%2E1");
+	free(e);
+}
+
 int main(void)
 {
+	test_escape();
 	test_paths();
 	test_plan();
 	test_errno();
