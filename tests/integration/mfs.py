@@ -1,0 +1,686 @@
+"""Helpers for the mixpeekfs integration tests.
+
+Everything here uses the Python standard library only. Expectations are
+computed from the test server's data (``dataset.generate()`` or
+``GET /_test/dataset``), never from what the filesystem shows.
+"""
+
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+SERVER_DIR = os.path.join(REPO, "tests", "server")
+SERVER_SCRIPT = os.path.join(SERVER_DIR, "mixpeek_server.py")
+DEFAULT_KEY = "sk_test_mixpeekfs"
+
+# Markers that make a daemon's stderr a test failure.
+SANITIZER_MARKERS = ("AddressSanitizer", "runtime error", "LeakSanitizer",
+                     "Segmentation")
+
+
+def mixpeekfs_bin():
+    return os.environ.get("MIXPEEKFS_BIN",
+                          os.path.join(REPO, "build", "src", "mixpeekfs"))
+
+
+def fuse_unavailable_reason():
+    """Why FUSE tests cannot run here, or None when they can."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is missing"
+    if shutil.which("fusermount3") is None:
+        return "fusermount3 is not installed"
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "/dev/fuse is not accessible"
+    return None
+
+
+def import_dataset():
+    if SERVER_DIR not in sys.path:
+        sys.path.insert(0, SERVER_DIR)
+    import dataset  # noqa: E402  (tests/server/dataset.py)
+    return dataset
+
+
+# ---------------------------------------------------------------------------
+# Deadlines and polling
+
+def wait_until(pred, timeout, what, interval=0.02, alive=None):
+    """Poll ``pred`` until it returns a true value; fail after ``timeout``.
+
+    ``alive`` is an optional callable returning an error text when the thing
+    we wait for died (then we stop waiting at once).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if alive is not None:
+            err = alive()
+            if err:
+                raise AssertionError("while waiting for %s: %s" % (what, err))
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s"
+                                 % (timeout, what))
+        time.sleep(interval)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on (bound, then closed)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ---------------------------------------------------------------------------
+# Name escaping and FNV-1a-64 (the filesystem's naming rule)
+
+FNV64_OFFSET = 0xcbf29ce484222325
+FNV64_PRIME = 0x100000001b3
+
+
+def fnv1a64(data):
+    h = FNV64_OFFSET
+    for b in data:
+        h ^= b
+        h = (h * FNV64_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def escape_name(raw):
+    """The directory entry name for a JSON key or a task id (str)."""
+    raw_bytes = raw.encode("utf-8", "surrogatepass")
+    if raw == "":
+        return "%00"
+    if raw == ".":
+        return "%2E"
+    if raw == "..":
+        return "%2E%2E"
+    # Escape unit by unit, so that truncation can respect unit boundaries.
+    units = []
+    for ch in raw:
+        if ch == "%":
+            units.append(b"%25")
+        elif ch == "/":
+            units.append(b"%2F")
+        else:
+            units.append(ch.encode("utf-8", "surrogatepass"))
+    escaped = b"".join(units)
+    if len(escaped) <= 255:
+        return escaped.decode("utf-8", "surrogatepass")
+    prefix = b""
+    for u in units:
+        if len(prefix) + len(u) > 200:
+            break
+        prefix += u
+    out = prefix + b"%~" + ("%016x" % fnv1a64(raw_bytes)).encode()
+    return out.decode("utf-8", "surrogatepass")
+
+
+# ---------------------------------------------------------------------------
+# Expected tree of a task
+
+class ExpFile(object):
+    """Expected file content: a list of parts, each ``str`` or ``float``.
+
+    Floats are matched by value and must be written in a shortest
+    round-trip form (so ``0.75``, never ``0.75000000000000000``).
+    """
+
+    def __init__(self, parts):
+        self.parts = parts
+
+    def has_float(self):
+        return any(isinstance(p, float) for p in self.parts)
+
+    def canonical(self):
+        return "".join(repr(p) if isinstance(p, float) else p
+                       for p in self.parts).encode("utf-8", "surrogatepass")
+
+    def matches(self, data):
+        if data == self.canonical():
+            return True
+        if not self.has_float():
+            return False
+        pattern = b""
+        for p in self.parts:
+            if isinstance(p, float):
+                pattern += rb"(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
+            else:
+                pattern += re.escape(p.encode("utf-8", "surrogatepass"))
+        m = re.fullmatch(pattern, data, re.S)
+        if not m:
+            return False
+        floats = [p for p in self.parts if isinstance(p, float)]
+        for text, value in zip(m.groups(), floats):
+            if not float_text_ok(text.decode(), value):
+                return False
+        return True
+
+    def __repr__(self):
+        return "ExpFile(%r)" % (self.canonical(),)
+
+
+def _sig_digits(text):
+    mant = re.split(r"[eE]", text)[0].lstrip("-").replace(".", "")
+    mant = mant.lstrip("0").rstrip("0")
+    return len(mant) or 1
+
+
+def float_text_ok(text, value):
+    try:
+        if float(text) != value:
+            return False
+    except ValueError:
+        return False
+    return _sig_digits(text) <= _sig_digits(repr(value))
+
+
+def scalar_parts(v):
+    """Parts of one scalar rendered as text (without the newline)."""
+    if v is None:
+        return [""]
+    if v is True:
+        return ["true"]
+    if v is False:
+        return ["false"]
+    if isinstance(v, int):
+        return [str(v)]
+    if isinstance(v, float):
+        return [v]
+    if isinstance(v, str):
+        return [v]
+    raise TypeError("not a scalar: %r" % (v,))
+
+
+def expected_node(value):
+    """ExpFile, dict (folder), or None (no entry) for one JSON value."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            node = expected_node(v)
+            if node is not None:
+                out[escape_name(k)] = node
+        return out
+    if isinstance(value, list):
+        if any(isinstance(e, (dict, list)) for e in value):
+            out = {}
+            for i, e in enumerate(value):
+                node = expected_node(e)
+                if node is not None:
+                    out[str(i)] = node
+            return out
+        parts = []
+        for e in value:
+            parts.extend(scalar_parts(e))
+            parts.append("\n")
+        return ExpFile(parts)
+    return ExpFile(scalar_parts(value) + ["\n"])
+
+
+def expected_task_tree(task):
+    """The expected folder of one task (without ``task.json``)."""
+    tree = expected_node(task)
+    assert isinstance(tree, dict)
+    return tree
+
+
+def read_tree(path):
+    """Read a directory tree from the mount: dict name -> bytes | dict.
+
+    Also checks, for every node, that st_size equals the bytes read and
+    that file/folder types are consistent. Returns (tree, problems).
+    """
+    problems = []
+
+    def walk(p):
+        out = {}
+        for name in os.listdir(p):
+            full = os.path.join(p, name)
+            st = os.lstat(full)
+            if _is_dir(st):
+                out[name] = walk(full)
+            elif _is_reg(st):
+                with open(full, "rb") as f:
+                    data = f.read()
+                if st.st_size != len(data):
+                    problems.append("%s: st_size %d but %d bytes read"
+                                    % (full, st.st_size, len(data)))
+                out[name] = data
+            else:
+                problems.append("%s: unexpected file type %o"
+                                % (full, st.st_mode))
+        return out
+
+    return walk(path), problems
+
+
+def _is_dir(st):
+    import stat as _stat
+    return _stat.S_ISDIR(st.st_mode)
+
+
+def _is_reg(st):
+    import stat as _stat
+    return _stat.S_ISREG(st.st_mode)
+
+
+def compare_tree(expected, actual, where=""):
+    """Differences between an expected tree and one read from the mount."""
+    diffs = []
+    exp_names = set(expected)
+    act_names = set(actual)
+    for name in sorted(exp_names - act_names):
+        diffs.append("%s/%s: missing" % (where, name))
+    for name in sorted(act_names - exp_names):
+        diffs.append("%s/%s: unexpected entry" % (where, name))
+    for name in sorted(exp_names & act_names):
+        e = expected[name]
+        a = actual[name]
+        path = "%s/%s" % (where, name)
+        if isinstance(e, dict):
+            if not isinstance(a, dict):
+                diffs.append("%s: expected a folder, got a file %r"
+                             % (path, a[:80]))
+            else:
+                diffs.extend(compare_tree(e, a, path))
+        else:
+            if isinstance(a, dict):
+                diffs.append("%s: expected a file %r, got a folder"
+                             % (path, e))
+            elif not e.matches(a):
+                diffs.append("%s: expected %r, got %r"
+                             % (path, e.canonical()[:300], a[:300]))
+    return diffs
+
+
+# ---------------------------------------------------------------------------
+# Test server
+
+def http(method, url, body=None, headers=None, timeout=30):
+    """(status, parsed-JSON-or-bytes) for one HTTP request."""
+    data = None
+    hdrs = dict(headers or {})
+    if body is not None:
+        data = json.dumps(body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw.decode())
+    except ValueError:
+        return status, raw
+
+
+class Server(object):
+    """The Python test double of the Mixpeek API, run as a subprocess."""
+
+    def __init__(self, workdir, count, seed, latency_ms=None, weird=False,
+                 no_timestamps=False, key=DEFAULT_KEY):
+        self.count = count
+        self.seed = seed
+        self.key = key
+        self.weird = weird
+        os.makedirs(workdir, exist_ok=True)
+        self.port_file = os.path.join(workdir, "port")
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        self.log_path = os.path.join(workdir, "server.log")
+        cmd = [sys.executable, SERVER_SCRIPT, "--count", str(count),
+               "--seed", str(seed), "--port", "0",
+               "--port-file", self.port_file]
+        if latency_ms is not None:
+            cmd += ["--latency-ms", str(latency_ms)]
+        if weird:
+            cmd.append("--weird")
+        if no_timestamps:
+            cmd.append("--no-timestamps")
+        env = dict(os.environ)
+        env["MIXPEEK_SERVER_KEY"] = key
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+        try:
+            self.port = wait_until(self._read_port, 120,
+                                   "the test server's port file",
+                                   alive=self._died)
+            wait_until(self._connectable, 60, "the test server to accept",
+                       alive=self._died)
+        except BaseException:
+            self.stop()
+            raise
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def _died(self):
+        rc = self.proc.poll()
+        if rc is None:
+            return None
+        return "test server exited with %s; log:\n%s" % (rc, self.output())
+
+    def output(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")[-4000:]
+        except OSError:
+            return ""
+
+    def _read_port(self):
+        try:
+            with open(self.port_file) as f:
+                text = f.read().strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
+
+    def _connectable(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), 1).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+    # control endpoints -------------------------------------------------
+    def ctl(self, method, path, body=None):
+        status, data = http(method, self.url + path, body)
+        assert status == 200, "%s %s -> %s %r" % (method, path, status, data)
+        return data
+
+    def stats(self):
+        return self.ctl("GET", "/_test/stats")
+
+    def requests(self):
+        """Counts of /v1 requests so far: dict list/get/delete/other/total."""
+        return dict(self.stats()["requests"])
+
+    def log(self):
+        return self.ctl("GET", "/_test/log")
+
+    def reset(self, dataset=False, faults=False):
+        """Clear stats and log; optionally restore tasks and faults."""
+        self.ctl("POST", "/_test/reset", {"dataset": dataset,
+                                          "faults": faults})
+
+    def dataset(self):
+        data = self.ctl("GET", "/_test/dataset")
+        if isinstance(data, dict):
+            for k in ("tasks", "results", "dataset"):
+                if k in data:
+                    return data[k]
+        return data
+
+    def update_task(self, task_id, fields):
+        from urllib.parse import quote
+        return self.ctl("POST", "/_test/tasks/" + quote(task_id, safe=""),
+                        fields)
+
+    def faults(self, **cfg):
+        return self.ctl("POST", "/_test/faults", cfg)
+
+    def set_key(self, key):
+        """Change the key the server expects; False when unsupported."""
+        status, data = http("POST", self.url + "/_test/key", {"key": key})
+        if status == 404:
+            return False
+        assert status == 200, "POST /_test/key -> %s %r" % (status, data)
+        self.key = key
+        return True
+
+
+def request_delta(before, after):
+    return {k: after.get(k, 0) - before.get(k, 0)
+            for k in ("list", "get", "delete", "other", "total")}
+
+
+# ---------------------------------------------------------------------------
+# Mounts
+
+class Mount(object):
+    """One mixpeekfs process mounted in the foreground (-f)."""
+
+    def __init__(self, mountpoint, url, key=DEFAULT_KEY, page_size=100,
+                 ttl=600, extra_opts=(), key_in_env=True, stderr_path=None):
+        self.path = mountpoint
+        os.makedirs(mountpoint, exist_ok=True)
+        self.stderr_path = stderr_path or (mountpoint.rstrip("/") +
+                                           ".stderr")
+        opts = ["url=" + url]
+        if page_size is not None:
+            opts.append("page_size=%d" % page_size)
+        if ttl is not None:
+            opts.append("ttl=%d" % ttl)
+        opts.extend(extra_opts)
+        self.cmd = [mixpeekfs_bin(), "-f", "-o", ",".join(opts), mountpoint]
+        env = dict(os.environ)
+        env.pop("MIXPEEK_API_KEY", None)
+        if key_in_env and key is not None:
+            env["MIXPEEK_API_KEY"] = key
+        self._err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
+                                     stdout=self._err, stderr=self._err,
+                                     env=env, start_new_session=True)
+        self.unmounted = False
+        try:
+            wait_until(lambda: os.path.ismount(mountpoint), 30,
+                       "mixpeekfs to mount %s" % mountpoint,
+                       alive=self._died)
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def _died(self):
+        rc = self.proc.poll()
+        if rc is None:
+            return None
+        return "mixpeekfs exited with %s before mounting; stderr:\n%s" % (
+            rc, self.stderr())
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def p(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    def unmount(self):
+        """Unmount cleanly; return a list of problems (empty when fine)."""
+        problems = []
+        if self.unmounted:
+            return problems
+        self.unmounted = True
+        if os.path.ismount(self.path):
+            r = subprocess.run(["fusermount3", "-u", self.path],
+                               capture_output=True, timeout=30)
+            if r.returncode != 0:
+                problems.append("fusermount3 -u failed (%d): %s" % (
+                    r.returncode, r.stderr.decode(errors="replace")))
+        try:
+            rc = self.proc.wait(20)
+            if rc != 0:
+                problems.append("mixpeekfs exited with %d after unmount"
+                                % rc)
+        except subprocess.TimeoutExpired:
+            problems.append("mixpeekfs did not exit within 20s of unmount")
+        self.cleanup()
+        err = self.stderr()
+        for marker in SANITIZER_MARKERS:
+            if marker in err:
+                problems.append("daemon stderr contains %r:\n%s"
+                                % (marker, err[-6000:]))
+                break
+        return problems
+
+    def kill(self):
+        """Emergency stop: kill the daemon, lazily unmount."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        subprocess.run(["fusermount3", "-uz", self.path],
+                       capture_output=True, timeout=30)
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        if os.path.ismount(self.path):
+            subprocess.run(["fusermount3", "-uz", self.path],
+                           capture_output=True, timeout=30)
+        if not self._err.closed:
+            self._err.close()
+
+
+def run_mixpeekfs(args, key=DEFAULT_KEY, timeout=30):
+    """Run the binary (not as a mount we keep); returns CompletedProcess."""
+    env = dict(os.environ)
+    env.pop("MIXPEEK_API_KEY", None)
+    if key is not None:
+        env["MIXPEEK_API_KEY"] = key
+    return subprocess.run([mixpeekfs_bin()] + list(args),
+                          stdin=subprocess.DEVNULL, capture_output=True,
+                          env=env, timeout=timeout)
+
+
+def sh(cmd, cwd, timeout=120, check=True):
+    """Run a shell command line (bash) in ``cwd``; returns CompletedProcess.
+
+    Output is decoded as UTF-8 (surrogateescape for odd bytes).
+    """
+    r = subprocess.run(["bash", "-c", cmd], cwd=cwd, capture_output=True,
+                       timeout=timeout, env=dict(os.environ, LC_ALL="C.UTF-8"))
+    r.out = r.stdout.decode("utf-8", "surrogateescape")
+    r.err = r.stderr.decode("utf-8", "surrogateescape")
+    if check and r.returncode != 0:
+        raise AssertionError("command %r failed (%d): %s" % (
+            cmd, r.returncode, r.err[-2000:]))
+    return r
+
+
+def lines(text):
+    return [l for l in text.split("\n") if l != ""]
+
+
+def pages(n, page_size):
+    return max(1, int(math.ceil(n / float(page_size))))
+
+
+class Watchdog(object):
+    """Kills registered mounts when a test overruns its hard time limit."""
+
+    def __init__(self, seconds, mounts):
+        self.fired = False
+        self._mounts = mounts
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self):
+        self.fired = True
+        for m in list(self._mounts):
+            try:
+                m.kill()
+            except Exception:
+                pass
+
+    def cancel(self):
+        self._timer.cancel()
+
+
+def errno_of(fn, *args, **kw):
+    """The errno an OS call fails with, or None when it succeeds."""
+    try:
+        res = fn(*args, **kw)
+        if hasattr(res, "close"):
+            res.close()
+    except OSError as e:
+        return e.errno
+    return None
+
+
+
+# ---------------------------------------------------------------------------
+# Request log entries
+
+def query_of(entry):
+    """The query parameters of a /_test/log entry as a dict of strings."""
+    from urllib.parse import parse_qs
+    q = entry.get("query")
+    if q is None:
+        path = entry.get("path", "")
+        q = path.split("?", 1)[1] if "?" in path else ""
+    if isinstance(q, dict):
+        out = {}
+        for k, v in q.items():
+            if isinstance(v, list):
+                v = v[-1] if v else ""
+            out[k] = "" if v is None else str(v)
+        return out
+    if isinstance(q, str):
+        return {k: v[-1] for k, v in parse_qs(q.lstrip("?"),
+                                               keep_blank_values=True).items()}
+    raise AssertionError("unexpected query in log entry: %r" % (entry,))
+
+
+def path_of(entry):
+    return entry.get("path", "").split("?", 1)[0]
+
+
+def body_of(entry):
+    b = entry.get("body")
+    if isinstance(b, (bytes, str)):
+        b = b.strip()
+        if not b:
+            return None
+        return json.loads(b)
+    return b
+
+
+def list_entries(log):
+    return [e for e in log if e.get("method") == "POST"
+            and path_of(e) == "/v1/tasks/list"]
+
+
+def get_entries(log):
+    """Every GET under /v1 (a bad id may have been sent elsewhere)."""
+    return [e for e in log if e.get("method") == "GET"
+            and path_of(e).startswith("/v1/")]

@@ -1,0 +1,1471 @@
+#!/usr/bin/env python3
+"""Mixpeek-compatible test server for mixpeekfs (Python 3.11 stdlib only).
+
+It serves the three public task endpoints of the Mixpeek REST API over a
+deterministic data set (dataset.py), plus unauthenticated ``/_test/``
+endpoints to inspect traffic, change tasks and inject faults.  It only
+listens where told (default 127.0.0.1) and never connects anywhere.
+
+CLI
+===
+::
+
+    mixpeek_server.py [--count N] [--seed S] [--host H] [--port P]
+                      [--port-file PATH] [--latency-ms MS] [--weird]
+                      [--no-timestamps] [--verbose]
+
+--count N        tasks to generate (default 5000)
+--seed S         generator seed (default 1)
+--host H         address to bind (default 127.0.0.1)
+--port P         port to bind (default 0: an ephemeral port)
+--port-file PATH after binding, write the port number and a newline to
+                 PATH (atomically: written to a temporary file, renamed)
+--latency-ms MS  sleep this long before answering every /v1 request
+--weird          also serve dataset.weird_tasks() (ids "task/evil", "..",
+                 a 300-byte id; additional_data keys "", ".", "..", "a/b",
+                 "a%2Fb" and a 300-byte key)
+--no-timestamps  generate tasks without created_at/updated_at
+--verbose        log every request to stderr (default: quiet)
+
+The API key is taken from the environment variable MIXPEEK_SERVER_KEY
+(default ``sk_test_mixpeekfs``), never from argv.  On start the server
+prints ``listening on HOST:PORT`` to stdout.  SIGTERM and SIGINT make it
+exit with status 0.  HTTP/1.1 with keep-alive; every response carries
+Content-Length; ``Expect: 100-continue`` is honoured.  JSON replies are
+compact UTF-8 (non-ASCII characters are sent as such) with
+``Content-Type: application/json``.
+
+API endpoints (/v1, need ``Authorization: Bearer <key>``)
+=======================================================
+Without a valid key: 401 ``{"success": false, "status": 401, "error":
+{"message": "Invalid or missing API key", "type": "UnauthorizedError",
+"details": null}}``.  ``X-Namespace`` is accepted, never required, and
+does not filter anything (the namespaces seen are reported by
+/_test/stats).  Other errors use the same envelope; validation errors
+are 422 ``ValidationError`` with ``details.validation_errors`` =
+``[{"type", "location", "message"}]``.  Unknown paths and methods: 404
+``NotFoundError``.
+
+``POST /v1/tasks/list?limit=&offset=&cursor=&include_total=``
+    Body: ListTasksRequest, optional (absent, empty, ``null`` or ``{}``
+    list everything).  Unknown body keys are ignored; body that is not
+    JSON or not an object gives 422.  ``status`` and ``task_type`` are
+    exact, case-sensitive matches and must be values of the published
+    enums (else 422).  ``limit`` 1..1000, default 100; ``offset``
+    0..10000, default 0; a value out of range or not an integer gives
+    422 (an empty ``limit=`` too).  ``include_total`` takes
+    true/false/1/0/yes/no/on/off.  An empty ``cursor=`` counts as
+    absent.  Repeated query parameters: the last one wins.
+
+    Response ``{"results": [...], "pagination": {"total", "page",
+    "page_size", "total_pages", "next_page", "previous_page",
+    "next_cursor"}}``.  ``total``/``page``/``page_size``/``total_pages``
+    are filled in only with include_total=true (page is 1-based,
+    page_size is the limit); ``next_page``/``previous_page`` are always
+    null.  ``next_cursor`` is non-null exactly when more results follow
+    this page, for offset and cursor requests alike.
+
+    Cursor: opaque.  It encodes the position after the page and a
+    fingerprint of the query (status, task_type, filters, sort, search),
+    so it stays valid while the data changes (positions may then shift,
+    as with offsets) and works beyond offset 10000.  When a cursor is
+    given, offset is still validated but ignored.  A cursor that does
+    not decode, or was issued for a different query, gives 422.  The
+    token is standard base64 and always contains '+', '/' and '=':
+    clients must percent-encode it in the query string (an unencoded
+    '+' arrives as a space and the cursor is rejected).
+
+    Default order (no ``sort``): ``created_at`` descending, ties by
+    ``task_id`` ascending; tasks without created_at come last (with
+    --no-timestamps this is plain task_id order).
+    ``sort: {"field": dotted.path, "direction": "asc"|"desc"}``
+    (direction defaults to asc).  Tasks where the field is missing or
+    null come last in both directions; ties are broken by task_id
+    ascending.  Values of mixed types order numbers < strings < booleans
+    < arrays/objects; strings compare case-sensitively by code point.
+
+    ``search``: case-insensitive substring match over task_id,
+    task_type, status, description and every string value (not key)
+    anywhere inside additional_data.
+
+    ``filters``: a LogicalOperator.
+      * ``AND`` (all hold), ``OR`` (at least one holds), ``NOT`` (every
+        member is false: NOT[a,b] = not a and not b).  Each takes an
+        array or a single object.  Empty or null arrays are ignored.
+        Several keys in one object are ANDed.
+      * Any other key is shorthand for an ``eq`` condition:
+        ``{"additional_data.bucket_id": "bkt_media"}``.
+      * Items with a ``field`` key are conditions, other objects are
+        nested groups (``filters`` itself may be a bare condition).  Nesting depth (the filters object is level 1)
+        above 10 gives 422.
+      * ``case_sensitive`` (default false) on a group applies to the
+        group and is inherited by nested groups unless they set it;
+        ``case_sensitive`` inside a condition overrides it for that
+        condition.  It affects string comparisons only; case-folding is
+        ``str.lower()``.
+      * Condition ``{"field": dotted.path, "operator": op (default eq),
+        "value": v}``; missing field/value, an unknown operator, a value
+        of the wrong type or a DynamicValue gives 422.
+      * Field paths descend into objects; on an array a numeric segment
+        indexes it and any other segment collects that key from the
+        object elements (``outputs.collection_id`` is a list).
+      * Operators.  When the field's value is an array, every positive
+        operator (eq in contains starts_with ends_with regex gt gte lt
+        lte text) also matches when any element matches; ne and nin are
+        the exact negations of eq and in.
+          eq        equal (typed: 1 == 1.0, true != 1; arrays/objects
+                    compare deeply); eq null matches null or missing
+          ne        not eq
+          gt gte lt lte  numbers with numbers (booleans are not numbers),
+                    strings with strings; other pairs never match
+          in / nin  value must be an array; eq against any member / none
+          contains  value a string (substring of a string field) or a
+                    scalar (an array field holding an equal element)
+          starts_with ends_with  value a string; string fields only
+          regex     Python re.search, IGNORECASE unless case-sensitive;
+                    an invalid pattern gives 422 naming the re error
+          exists    value boolean: the path resolves (even to null)
+          is_null   value boolean: true matches null or missing
+          text      value a string; every whitespace-separated word must
+                    occur (case-insensitively, always) in some string at
+                    or below the field
+    All conditions (status, task_type, filters, search) are ANDed.  The
+    filtered and sorted result is cached per query and data version.
+
+``GET /v1/tasks/{task_id}``
+    The id is percent-decoded from a single path segment: ids containing
+    "/" must be sent as %2F, ".." as %2E%2E (a raw "/" gives a 404).
+    200 with the task, or 404 NotFoundError.
+
+``DELETE /v1/tasks/{task_id}``
+    Always 200 ``{"message": "Successfully deleted", "success": true}``
+    (idempotent, unknown ids too).  A known task with a non-terminal
+    status becomes CANCELED (updated_at = now); terminal tasks are left
+    as they are.  The task stays listed.
+
+Test endpoints (no auth, never faulted, not counted or logged)
+==============================================================
+Every path under /_test/ is a test endpoint; every other path is API
+traffic (authenticated, faulted, counted and logged; unknown ones 404).
+
+GET  /_test/stats    ``{"requests": {"list","get","delete","other",
+                     "total"}, "status_codes": {"200": n, ...},
+                     "namespaces": [...], "auth_failures": n}``
+GET  /_test/log      the last 20000 /v1 requests, oldest first:
+                     ``{"method","path","query","body","status",
+                     "namespace"}`` (path without query string; body is
+                     the parsed JSON or null; status is null for a
+                     request held by the hang fault; the Authorization
+                     header is never stored)
+POST /_test/reset    clear stats and log.  Optional body: {"dataset":
+                     true} also regenerates the original tasks,
+                     {"faults": true} also clears the fault config
+GET  /_test/dataset  every task, in the default order
+POST /_test/tasks/{task_id}  merge the posted object into the task
+                     (shallow); updated_at becomes now unless the object
+                     sets it (not added with --no-timestamps); 404 for
+                     an unknown id; returns the task
+PUT  /_test/tasks    add (201) or replace (200) a task; only a string
+                     task_id is required, anything else goes
+POST /_test/key     {"key": "sk_..."}: change the API key the server
+                     expects (until changed again; reset keeps it)
+GET  /_test/faults   the current fault config (with defaults)
+POST /_test/faults   replace the fault config; unknown keys give 422
+
+Faults (apply to /v1 only)
+==========================
+``latency_ms``  (null = use --latency-ms) sleep before answering
+``hang``        (false) hold every request without answering for up to
+                3600 s; other connections are still served and shutdown
+                is not delayed
+``fail_next``   (0) the next N requests get ``error_status``
+``error_rate``  (0) fraction of requests answered with ``error_status``
+``error_status`` (503) with an envelope whose type fits the code
+                (500 InternalServerError, 502 BadGatewayError, 503
+                ServiceUnavailableError, 504 GatewayTimeoutError, 401
+                UnauthorizedError, 403 ForbiddenError, 429
+                TooManyRequestsError (no Retry-After), ...; other codes
+                InternalServerError); an injected 401 also counts as an
+                auth failure in /_test/stats
+``rate_429``    (0) fraction answered 429 TooManyRequestsError with
+                ``Retry-After: <retry_after>``
+``retry_after`` ("1") value of the Retry-After header
+``garbage_rate`` (0) fraction answered 200 text/html ``<html>oops``
+``seed``        (null) seed of the fault RNG (reset on every POST)
+``bad``         (null) one hostile reply to list and get requests:
+   truncated_json   valid start, cut in the middle (Content-Length fits)
+   wrong_types      some results have status as a number, additional_data
+                    as a string, inputs as a string, created_at a number
+   missing_task_id  every third result (from the first) has no task_id
+   duplicate_ids    pages after the first start with the previous page's
+                    last task (limit+1 results; nothing is skipped)
+   deep_nesting     the first result's additional_data is nested 1000
+                    levels deep
+   huge_body        a valid JSON reply padded to ``huge_bytes`` (default
+                    200 MiB), streamed in chunks with Content-Length
+   short_page       list: about half of limit results, next_cursor set
+                    to continue right after them
+   long_page        list: limit+5 results (next_cursor after them)
+   cursor_loop      list: next_cursor is always the cursor of the second
+                    page, on every page, even an empty one
+``huge_bytes``  (209715200) size of the huge_body reply
+Order of checks per /v1 request: latency, hang, fail_next, error_rate,
+rate_429, garbage_rate, then auth, then the endpoint (with ``bad``).
+"""
+
+import argparse
+import base64
+import binascii
+import collections
+import datetime
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import signal
+import socketserver
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dataset  # noqa: E402
+
+DEFAULT_KEY = "sk_test_mixpeekfs"
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_OFFSET = 10000
+MAX_DEPTH = 10
+LOG_SIZE = 20000
+MAX_BODY = 16 * 1024 * 1024
+OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains",
+             "starts_with", "ends_with", "regex", "exists", "is_null",
+             "text")
+BAD_MODES = ("truncated_json", "wrong_types", "missing_task_id",
+             "duplicate_ids", "deep_nesting", "huge_body", "short_page",
+             "long_page", "cursor_loop")
+FAULT_DEFAULTS = {
+    "latency_ms": None, "error_rate": 0.0, "error_status": 503,
+    "rate_429": 0.0, "retry_after": "1", "garbage_rate": 0.0,
+    "hang": False, "fail_next": 0, "seed": None, "bad": None,
+    "huge_bytes": 200 * 1024 * 1024,
+}
+ERROR_TYPES = {400: "BadRequestError", 401: "UnauthorizedError",
+               403: "ForbiddenError", 404: "NotFoundError",
+               408: "TimeoutError", 409: "AlreadyExistsError",
+               422: "ValidationError", 429: "TooManyRequestsError",
+               500: "InternalServerError", 502: "BadGatewayError",
+               503: "ServiceUnavailableError", 504: "GatewayTimeoutError"}
+CURSOR_MAGIC = b"\xfb\xff"
+_MISSING = object()
+
+
+# ---------------------------------------------------------------- errors
+
+class ApiError(Exception):
+    """An error reply in Mixpeek's envelope."""
+
+    def __init__(self, status, etype, message, details=None, headers=()):
+        super().__init__(message)
+        self.status = status
+        self.etype = etype
+        self.message = message
+        self.details = details
+        self.headers = list(headers)
+
+    def body(self):
+        return {"success": False, "status": self.status,
+                "error": {"message": self.message, "type": self.etype,
+                          "details": self.details}}
+
+
+def invalid(message, location, kind="value_error"):
+    return ApiError(422, "ValidationError", message,
+                    {"validation_errors": [{"type": kind,
+                                            "location": list(location),
+                                            "message": message}]})
+
+
+def not_found(message, details=None):
+    return ApiError(404, "NotFoundError", message, details)
+
+
+def unauthorized():
+    return ApiError(401, "UnauthorizedError", "Invalid or missing API key")
+
+
+def dumps(value):
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def now_iso():
+    return dataset.iso(datetime.datetime.now(datetime.timezone.utc))
+
+
+# ------------------------------------------------------- filter matching
+
+def resolve(doc, path):
+    """Value at a dotted path, or _MISSING.  See the module docstring."""
+    cur = doc
+    for seg in path.split("."):
+        if isinstance(cur, dict):
+            if seg not in cur:
+                return _MISSING
+            cur = cur[seg]
+        elif isinstance(cur, list):
+            if seg.isascii() and seg.isdigit():
+                idx = int(seg)
+                if idx >= len(cur):
+                    return _MISSING
+                cur = cur[idx]
+            else:
+                vals = [e[seg] for e in cur
+                        if isinstance(e, dict) and seg in e]
+                if not vals:
+                    return _MISSING
+                cur = vals
+        else:
+            return _MISSING
+    return cur
+
+
+def is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def fold(v):
+    """Lower-case every string in a JSON value."""
+    if isinstance(v, str):
+        return v.lower()
+    if isinstance(v, list):
+        return [fold(e) for e in v]
+    if isinstance(v, dict):
+        return {k: fold(e) for k, e in v.items()}
+    return v
+
+
+def json_eq(a, b):
+    """Typed JSON equality: 1 == 1.0, but true != 1 and "1" != 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if is_num(a) and is_num(b):
+        return a == b
+    if isinstance(a, str) and isinstance(b, str):
+        return a == b
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(json_eq, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_eq(a[k], b[k]) for k in a)
+    return False
+
+
+def strings_in(v):
+    """Every string at or below a JSON value (values only, not keys)."""
+    if isinstance(v, str):
+        yield v
+    elif isinstance(v, list):
+        for e in v:
+            yield from strings_in(e)
+    elif isinstance(v, dict):
+        for e in v.values():
+            yield from strings_in(e)
+
+
+def any_elem(fv, pred):
+    if pred(fv):
+        return True
+    return isinstance(fv, list) and any(pred(e) for e in fv)
+
+
+def _compare(op, a, b):
+    if is_num(a) and is_num(b) or isinstance(a, str) and isinstance(b, str):
+        if op == "gt":
+            return a > b
+        if op == "gte":
+            return a >= b
+        if op == "lt":
+            return a < b
+        return a <= b
+    return False
+
+
+def make_condition(field, op, value, cs, loc):
+    """Compile one condition into a predicate over a task."""
+    if isinstance(value, dict) and value.get("type") == "dynamic":
+        raise invalid("dynamic values are not supported when listing "
+                      "tasks", loc + ["value"])
+    f = (lambda v: v) if cs else fold
+    fv_of = (lambda t: resolve(t, field)) if cs else \
+        (lambda t: fold(resolve(t, field)))
+
+    if op in ("eq", "ne", "in", "nin"):
+        if op in ("in", "nin"):
+            if not isinstance(value, list):
+                raise invalid("operator %r needs an array value, got %s"
+                              % (op, type(value).__name__), loc + ["value"],
+                              "list_type")
+            wanted = [f(v) for v in value]
+        else:
+            wanted = [f(value)]
+
+        def eq_any(t):
+            fv = resolve(t, field)
+            if fv is _MISSING:
+                return any(w is None for w in wanted)
+            fv = f(fv)
+            return any(any_elem(fv, lambda e, w=w: json_eq(e, w))
+                       for w in wanted)
+        if op in ("eq", "in"):
+            return eq_any
+        return lambda t: not eq_any(t)
+
+    if op in ("gt", "gte", "lt", "lte"):
+        if not (is_num(value) or isinstance(value, str)):
+            raise invalid("operator %r needs a number or string value"
+                          % op, loc + ["value"], "type_error")
+        v = f(value)
+        return lambda t: any_elem(fv_of(t), lambda e: _compare(op, e, v))
+
+    if op == "contains":
+        if value is None or isinstance(value, (list, dict)):
+            raise invalid("operator 'contains' needs a string (or scalar) "
+                          "value", loc + ["value"], "type_error")
+        v = f(value)
+
+        def contains(t):
+            fv = fv_of(t)
+            if isinstance(fv, str):
+                return isinstance(v, str) and v in fv
+            if isinstance(fv, list):
+                return any((isinstance(e, str) and isinstance(v, str)
+                            and v in e) or json_eq(e, v) for e in fv)
+            return False
+        return contains
+
+    if op in ("starts_with", "ends_with"):
+        if not isinstance(value, str):
+            raise invalid("operator %r needs a string value" % op,
+                          loc + ["value"], "string_type")
+        v = f(value)
+        meth = str.startswith if op == "starts_with" else str.endswith
+        return lambda t: any_elem(
+            fv_of(t), lambda e: isinstance(e, str) and meth(e, v))
+
+    if op == "regex":
+        if not isinstance(value, str):
+            raise invalid("operator 'regex' needs a string value",
+                          loc + ["value"], "string_type")
+        try:
+            rx = re.compile(value, 0 if cs else re.IGNORECASE)
+        except re.error as exc:
+            raise invalid("invalid regular expression %r: %s"
+                          % (value, exc), loc + ["value"], "regex_error")
+        return lambda t: any_elem(
+            resolve(t, field),
+            lambda e: isinstance(e, str) and rx.search(e) is not None)
+
+    if op in ("exists", "is_null"):
+        if not isinstance(value, bool):
+            raise invalid("operator %r needs a boolean value" % op,
+                          loc + ["value"], "bool_type")
+        if op == "exists":
+            return lambda t: (resolve(t, field) is not _MISSING) == value
+        return lambda t: (resolve(t, field) in (_MISSING, None)) == value
+
+    # text
+    if not isinstance(value, str):
+        raise invalid("operator 'text' needs a string value",
+                      loc + ["value"], "string_type")
+    words = value.lower().split()
+
+    def text(t):
+        strs = [s.lower() for s in strings_in(resolve(t, field))]
+        return bool(strs) and all(any(w in s for s in strs) for w in words)
+    return text
+
+
+def compile_condition(cond, loc, cs):
+    field = cond.get("field")
+    if not isinstance(field, str) or not field:
+        raise invalid("condition 'field' must be a non-empty string",
+                      loc + ["field"], "string_type")
+    op = cond.get("operator")
+    if op is None:
+        op = "eq"
+    if op not in OPERATORS:
+        raise invalid("unknown operator %s in condition on %r; expected "
+                      "one of %s" % (dumps(op), field, ", ".join(OPERATORS)),
+                      loc + ["operator"], "enum")
+    if "value" not in cond:
+        raise invalid("condition on %r has no 'value'" % field,
+                      loc + ["value"], "missing")
+    ccs = cond.get("case_sensitive")
+    if ccs is not None:
+        if not isinstance(ccs, bool):
+            raise invalid("'case_sensitive' must be a boolean",
+                          loc + ["case_sensitive"], "bool_type")
+        cs = ccs
+    return make_condition(field, op, cond["value"], cs, loc)
+
+
+def compile_group(obj, loc, depth, cs):
+    """Compile a LogicalOperator object into a predicate."""
+    if not isinstance(obj, dict):
+        raise invalid("a filter group must be a JSON object", loc,
+                      "dict_type")
+    if depth > MAX_DEPTH:
+        raise invalid("filters are nested too deeply: more than %d levels"
+                      % MAX_DEPTH, loc, "too_deep")
+    gcs = obj.get("case_sensitive")
+    if gcs is not None:
+        if not isinstance(gcs, bool):
+            raise invalid("'case_sensitive' must be a boolean",
+                          loc + ["case_sensitive"], "bool_type")
+        cs = gcs
+    preds = []
+    for key, val in obj.items():
+        if key == "case_sensitive":
+            continue
+        if key in ("AND", "OR", "NOT"):
+            if val is None:
+                continue
+            items = [val] if isinstance(val, dict) else val
+            if not isinstance(items, list):
+                raise invalid("%s must be an array of conditions or groups"
+                              % key, loc + [key], "list_type")
+            subs = []
+            for i, item in enumerate(items):
+                iloc = loc + [key, i]
+                if isinstance(item, dict) and "field" in item:
+                    subs.append(compile_condition(item, iloc, cs))
+                elif isinstance(item, dict):
+                    subs.append(compile_group(item, iloc, depth + 1, cs))
+                else:
+                    raise invalid("items of %s must be conditions or "
+                                  "groups (JSON objects)" % key, iloc,
+                                  "dict_type")
+            if not subs:
+                continue
+            if key == "AND":
+                preds.append(lambda t, s=subs: all(p(t) for p in s))
+            elif key == "OR":
+                preds.append(lambda t, s=subs: any(p(t) for p in s))
+            else:
+                preds.append(lambda t, s=subs: not any(p(t) for p in s))
+        else:
+            preds.append(make_condition(key, "eq", val, cs, loc + [key]))
+    if not preds:
+        return lambda t: True
+    if len(preds) == 1:
+        return preds[0]
+    return lambda t: all(p(t) for p in preds)
+
+
+def search_matches(task, needle):
+    for key in ("task_id", "task_type", "status", "description"):
+        v = task.get(key)
+        if isinstance(v, str) and needle in v.lower():
+            return True
+    return any(needle in s.lower()
+               for s in strings_in(task.get("additional_data")))
+
+
+def sort_key(v):
+    if is_num(v):
+        return (0, v)
+    if isinstance(v, str):
+        return (1, v)
+    if isinstance(v, bool):
+        return (2, v)
+    return (3, json.dumps(v, sort_keys=True))
+
+
+def id_key(rec):
+    tid = rec.task.get("task_id")
+    return tid if isinstance(tid, str) else dumps(tid)
+
+
+def sort_records(recs, field, desc):
+    recs = sorted(recs, key=id_key)
+    present, missing = [], []
+    for r in recs:
+        v = resolve(r.task, field)
+        if v is _MISSING or v is None:
+            missing.append(r)
+        else:
+            present.append((sort_key(v), r))
+    # list.sort stays stable with reverse=True: ties keep task_id order.
+    present.sort(key=lambda p: p[0], reverse=desc)
+    return [r for _, r in present] + missing
+
+
+# ------------------------------------------------------------ the query
+
+class Query:
+    """A validated ListTasksRequest body."""
+
+    def __init__(self, body):
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise invalid("request body must be a JSON object", ["body"],
+                          "dict_type")
+        status = body.get("status")
+        if status is not None and status not in dataset.STATUSES:
+            raise invalid("status %s is not one of %s"
+                          % (dumps(status), ", ".join(dataset.STATUSES)),
+                          ["body", "status"], "enum")
+        task_type = body.get("task_type")
+        if task_type is not None and task_type not in dataset.TASK_TYPES:
+            raise invalid("task_type %s is not a known task type (they "
+                          "are lowercase, e.g. thumbnail)" % dumps(task_type),
+                          ["body", "task_type"], "enum")
+        search = body.get("search")
+        if search is not None and not isinstance(search, str):
+            raise invalid("search must be a string", ["body", "search"],
+                          "string_type")
+        sort = body.get("sort")
+        if sort is not None:
+            if not isinstance(sort, dict):
+                raise invalid("sort must be an object {field, direction}",
+                              ["body", "sort"], "dict_type")
+            field = sort.get("field")
+            if not isinstance(field, str) or not field:
+                raise invalid("sort.field must be a non-empty string",
+                              ["body", "sort", "field"], "string_type")
+            direction = sort.get("direction")
+            if direction is None:
+                direction = "asc"
+            if direction not in ("asc", "desc"):
+                raise invalid("sort.direction must be \"asc\" or \"desc\"",
+                              ["body", "sort", "direction"], "enum")
+            sort = {"field": field, "direction": direction}
+        filters = body.get("filters")
+        pred = None
+        if isinstance(filters, dict) and "field" in filters:
+            # a bare condition as the whole filter
+            pred = compile_condition(filters, ["body", "filters"], False)
+        elif filters is not None:
+            pred = compile_group(filters, ["body", "filters"], 1, False)
+        self.status = status
+        self.task_type = task_type
+        self.search = search.lower() if search else None
+        self.sort = sort
+        self.pred = pred
+        canon = dumps({"status": status, "task_type": task_type,
+                       "filters": filters, "sort": sort,
+                       "search": self.search})
+        canon = json.dumps(json.loads(canon), sort_keys=True)
+        self.fingerprint = hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+    def matches(self, task):
+        if self.status is not None and task.get("status") != self.status:
+            return False
+        if self.task_type is not None and \
+                task.get("task_type") != self.task_type:
+            return False
+        if self.search and not search_matches(task, self.search):
+            return False
+        return self.pred is None or bool(self.pred(task))
+
+    def run(self, recs):
+        recs = [r for r in recs if self.matches(r.task)]
+        if self.sort is None:
+            return sort_records(recs, "created_at", True)
+        return sort_records(recs, self.sort["field"],
+                            self.sort["direction"] == "desc")
+
+
+def encode_cursor(pos, fingerprint):
+    raw = CURSOR_MAGIC + dumps({"p": pos, "q": fingerprint}).encode()
+    if len(raw) % 3 == 0:
+        raw += b" "     # keep a '=' pad at the end
+    return base64.b64encode(raw).decode()
+
+
+def decode_cursor(token, fingerprint):
+    hint = ""
+    if " " in token:
+        hint = " (it contains a space: was '+' not percent-encoded?)"
+    try:
+        raw = base64.b64decode(token.encode("ascii"), validate=True)
+        if not raw.startswith(CURSOR_MAGIC):
+            raise ValueError("bad magic")
+        data = json.loads(raw[len(CURSOR_MAGIC):])
+        pos, fp = data["p"], data["q"]
+        if not isinstance(pos, int) or isinstance(pos, bool) or pos < 0:
+            raise ValueError("bad position")
+    except (ValueError, KeyError, TypeError, UnicodeError,
+            binascii.Error):
+        raise invalid("cursor is not valid" + hint, ["query", "cursor"],
+                      "cursor_invalid")
+    if fp != fingerprint:
+        raise invalid("cursor belongs to a different query (status, "
+                      "task_type, filters, sort and search must not "
+                      "change while paging)", ["query", "cursor"],
+                      "cursor_mismatch")
+    return pos
+
+
+def parse_int(params, name, lo, hi, default):
+    if name not in params:
+        return default
+    text = params[name]
+    if not re.fullmatch(r"[+-]?[0-9]+", text.strip()) or \
+            text != text.strip():
+        raise invalid("%s must be an integer, got %s" % (name, dumps(text)),
+                      ["query", name], "int_parsing")
+    n = int(text)
+    if n < lo or n > hi:
+        raise invalid("%s must be between %d and %d, got %d"
+                      % (name, lo, hi, n), ["query", name],
+                      "greater_than_equal" if n < lo else "less_than_equal")
+    return n
+
+
+def parse_bool(params, name):
+    if name not in params:
+        return False
+    text = params[name].lower()
+    if text in ("true", "1", "yes", "on", "t", "y"):
+        return True
+    if text in ("false", "0", "no", "off", "f", "n"):
+        return False
+    raise invalid("%s must be a boolean, got %s"
+                  % (name, dumps(params[name])), ["query", name],
+                  "bool_parsing")
+
+
+# ------------------------------------------------------------ the state
+
+class Record:
+    """One task; never mutated after creation (copy on write)."""
+
+    __slots__ = ("task", "_json")
+
+    def __init__(self, task):
+        self.task = task
+        self._json = None
+
+    def json(self):
+        if self._json is None:
+            self._json = dumps(self.task)
+        return self._json
+
+
+class State:
+    """Tasks, caches, statistics, request log and fault config."""
+
+    def __init__(self, count=5000, seed=1, weird=False, timestamps=True,
+                 latency_ms=0, api_key=DEFAULT_KEY):
+        self.count = count
+        self.seed = seed
+        self.weird = weird
+        self.timestamps = timestamps
+        self.latency_ms = latency_ms
+        self.api_key = api_key
+        self.lock = threading.Lock()
+        self.shutdown_event = threading.Event()
+        self.cache = collections.OrderedDict()
+        self.version = 0
+        self.load_dataset()
+        self.reset_stats()
+        self.set_faults({})
+
+    def load_dataset(self):
+        tasks = dataset.generate(self.count, self.seed, self.timestamps)
+        if self.weird:
+            tasks += dataset.weird_tasks(self.timestamps)
+        with self.lock:
+            self.tasks = {t["task_id"]: Record(t) for t in tasks}
+            self.version += 1
+            self.cache.clear()
+
+    def reset_stats(self):
+        with self.lock:
+            self.counts = collections.Counter()
+            self.status_codes = collections.Counter()
+            self.namespaces = set()
+            self.auth_failures = 0
+            self.log = collections.deque(maxlen=LOG_SIZE)
+
+    # -- tasks
+
+    def get(self, task_id):
+        with self.lock:
+            return self.tasks.get(task_id)
+
+    def put(self, task):
+        with self.lock:
+            created = task["task_id"] not in self.tasks
+            self.tasks[task["task_id"]] = Record(task)
+            self.version += 1
+            return created
+
+    def patch(self, task_id, changes):
+        with self.lock:
+            rec = self.tasks.get(task_id)
+            if rec is None:
+                return None
+            task = dict(rec.task)
+            task.update(changes)
+            if "updated_at" not in changes and \
+                    (self.timestamps or "updated_at" in task):
+                task["updated_at"] = self._now_after(task)
+            self.tasks[task_id] = Record(task)
+            self.version += 1
+            return task
+
+    def kill(self, task_id):
+        with self.lock:
+            rec = self.tasks.get(task_id)
+            if rec is None or rec.task.get("status") in dataset.TERMINAL:
+                return
+            task = dict(rec.task)
+            task["status"] = "CANCELED"
+            if self.timestamps or "updated_at" in task:
+                task["updated_at"] = self._now_after(task)
+            self.tasks[task_id] = Record(task)
+            self.version += 1
+
+    @staticmethod
+    def _now_after(task):
+        now = now_iso()
+        created = task.get("created_at")
+        if isinstance(created, str) and created > now:
+            return created
+        return now
+
+    def query(self, q):
+        """Filtered and sorted records for a query (cached)."""
+        with self.lock:
+            hit = self.cache.get(q.fingerprint)
+            if hit is not None and hit[0] == self.version:
+                self.cache.move_to_end(q.fingerprint)
+                return hit[1]
+            version = self.version
+            recs = list(self.tasks.values())
+        result = q.run(recs)
+        with self.lock:
+            if version == self.version:
+                self.cache[q.fingerprint] = (version, result)
+                self.cache.move_to_end(q.fingerprint)
+                while len(self.cache) > 64:
+                    self.cache.popitem(last=False)
+        return result
+
+    # -- statistics
+
+    def record(self, entry, kind):
+        with self.lock:
+            self.counts[kind] += 1
+            if entry["namespace"]:
+                self.namespaces.add(entry["namespace"])
+            self.log.append(entry)
+
+    def finish(self, entry, status):
+        with self.lock:
+            entry["status"] = status
+            self.status_codes[str(status)] += 1
+            if status == 401:
+                self.auth_failures += 1
+
+    def stats(self):
+        with self.lock:
+            req = {k: self.counts[k]
+                   for k in ("list", "get", "delete", "other")}
+            req["total"] = sum(req.values())
+            return {"requests": req,
+                    "status_codes": dict(sorted(self.status_codes.items())),
+                    "namespaces": sorted(self.namespaces),
+                    "auth_failures": self.auth_failures}
+
+    def log_entries(self):
+        with self.lock:
+            return [dict(e) for e in self.log]
+
+    # -- faults
+
+    def set_faults(self, cfg):
+        if not isinstance(cfg, dict):
+            raise invalid("fault config must be a JSON object", ["body"])
+        unknown = sorted(set(cfg) - set(FAULT_DEFAULTS))
+        if unknown:
+            raise invalid("unknown fault keys: %s" % ", ".join(unknown),
+                          ["body"] + unknown[:1])
+        new = dict(FAULT_DEFAULTS)
+        new.update(cfg)
+
+        def check(ok, key, what):
+            if not ok:
+                raise invalid("fault %r must be %s" % (key, what),
+                              ["body", key])
+        lat = new["latency_ms"]
+        check(lat is None or is_num(lat) and lat >= 0, "latency_ms",
+              "null or a number >= 0")
+        for key in ("error_rate", "rate_429", "garbage_rate"):
+            check(is_num(new[key]) and 0 <= new[key] <= 1, key,
+                  "a number from 0 to 1")
+        check(isinstance(new["error_status"], int) and
+              not isinstance(new["error_status"], bool) and
+              100 <= new["error_status"] <= 599, "error_status",
+              "an HTTP status code")
+        check(isinstance(new["retry_after"], (str, int)) and
+              not isinstance(new["retry_after"], bool), "retry_after",
+              "a string or integer")
+        new["retry_after"] = str(new["retry_after"])
+        check(isinstance(new["hang"], bool), "hang", "a boolean")
+        for key in ("fail_next", "huge_bytes"):
+            check(isinstance(new[key], int) and
+                  not isinstance(new[key], bool) and new[key] >= 0, key,
+                  "an integer >= 0")
+        check(new["seed"] is None or isinstance(new["seed"], int),
+              "seed", "null or an integer")
+        check(new["bad"] is None or new["bad"] in BAD_MODES, "bad",
+              "null or one of " + ", ".join(BAD_MODES))
+        with self.lock:
+            self.faults = new
+            self.fault_rng = random.Random(new["seed"])
+        return dict(new)
+
+    def get_faults(self):
+        with self.lock:
+            return dict(self.faults)
+
+    def draw_fault(self):
+        """Decide the fault for one /v1 request (after latency/hang)."""
+        with self.lock:
+            f = self.faults
+            if f["fail_next"] > 0:
+                f["fail_next"] -= 1
+                return "error"
+            rng = self.fault_rng
+            if f["error_rate"] and rng.random() < f["error_rate"]:
+                return "error"
+            if f["rate_429"] and rng.random() < f["rate_429"]:
+                return "429"
+            if f["garbage_rate"] and rng.random() < f["garbage_rate"]:
+                return "garbage"
+        return None
+
+
+# ------------------------------------------------------ hostile replies
+
+def deep_value(levels):
+    return '{"level":' * levels + '"bottom"' + "}" * levels
+
+
+def hostile_task(task, i, mode):
+    """A copy of a task damaged for 'wrong_types'/'missing_task_id'."""
+    t = dict(task)
+    if mode == "wrong_types":
+        k = i % 4
+        if k == 0:
+            st = t.get("status")
+            t["status"] = dataset.STATUSES.index(st) \
+                if st in dataset.STATUSES else 7
+        elif k == 1:
+            t["additional_data"] = "not-an-object"
+        elif k == 2:
+            t["inputs"] = "batch_not_an_array"
+            if "created_at" in t:
+                t["created_at"] = 1795000000
+    elif mode == "missing_task_id" and i % 3 == 0:
+        t.pop("task_id", None)
+    return t
+
+
+DEEP_MARK = "\x00deep-nesting-placeholder\x00"
+
+
+def render_task(rec, i, bad):
+    if bad in ("wrong_types", "missing_task_id"):
+        return dumps(hostile_task(rec.task, i, bad))
+    if bad == "deep_nesting" and i == 0:
+        t = dict(rec.task)
+        t["additional_data"] = DEEP_MARK
+        return dumps(t).replace(dumps(DEEP_MARK), deep_value(1000))
+    return rec.json()
+
+
+# --------------------------------------------------------- HTTP handler
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "mixpeek-test-server/1"
+    sys_version = ""
+    timeout = 300
+
+    # -- plumbing
+
+    def log_message(self, fmt, *args):
+        if self.server.verbose:
+            super().log_message(fmt, *args)
+
+    @property
+    def state(self):
+        return self.server.state
+
+    def do_GET(self):
+        self.dispatch()
+
+    def do_POST(self):
+        self.dispatch()
+
+    def do_PUT(self):
+        self.dispatch()
+
+    def do_DELETE(self):
+        self.dispatch()
+
+    def do_PATCH(self):
+        self.dispatch()
+
+    def do_HEAD(self):
+        self.dispatch()
+
+    def do_OPTIONS(self):
+        self.dispatch()
+
+    def read_body(self):
+        """Read the request body; returns bytes (b"" when none)."""
+        te = self.headers.get("Transfer-Encoding", "")
+        if "chunked" in te.lower():
+            chunks, size = [], 0
+            while True:
+                line = self.rfile.readline(1024)
+                n = int(line.split(b";")[0].strip() or b"0", 16)
+                if n == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n",
+                                                             b""):
+                        pass
+                    break
+                size += n
+                if size > MAX_BODY:
+                    raise ApiError(413, "PayloadTooLargeError",
+                                   "request body too large")
+                chunks.append(self.rfile.read(n))
+                self.rfile.readline(1024)
+            return b"".join(chunks)
+        length = self.headers.get("Content-Length")
+        if not length:
+            return b""
+        n = int(length)
+        if n < 0 or n > MAX_BODY:
+            raise ApiError(413, "PayloadTooLargeError",
+                           "request body too large")
+        return self.rfile.read(n)
+
+    def send_bytes(self, status, body, ctype="application/json",
+                   headers=()):
+        self.note_status(status)
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def note_status(self, status):
+        """Record a /v1 reply's status before any byte of it is sent, so
+        /_test/stats and /_test/log are current once a client has it."""
+        self.sent_status = status
+        entry, self.entry = getattr(self, "entry", None), None
+        if entry is not None:
+            self.state.finish(entry, status)
+
+    def send_json(self, status, value, headers=()):
+        self.send_bytes(status, dumps(value).encode(), headers=headers)
+
+    def send_error_env(self, err):
+        self.send_json(err.status, err.body(), err.headers)
+
+    def dispatch(self):
+        self.entry = None
+        split = urllib.parse.urlsplit(self.path)
+        self.raw_path = split.path
+        self.params = dict(urllib.parse.parse_qsl(split.query,
+                                                  keep_blank_values=True))
+        try:
+            body = self.read_body()
+        except (ValueError, ApiError) as exc:
+            self.close_connection = True
+            err = exc if isinstance(exc, ApiError) else \
+                ApiError(400, "BadRequestError", "malformed request body")
+            self.send_error_env(err)
+            return
+        try:
+            if self.raw_path.startswith("/_test/") or \
+                    self.raw_path == "/_test":
+                self.handle_test(body)
+            else:
+                self.handle_api(body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    # -- /v1
+
+    def api_kind(self):
+        path, method = self.raw_path, self.command
+        if path == "/v1/tasks/list" and method == "POST":
+            return "list"
+        if path.startswith("/v1/tasks/") and \
+                "/" not in path[len("/v1/tasks/"):] and \
+                len(path) > len("/v1/tasks/"):
+            if method == "GET":
+                return "get"
+            if method == "DELETE":
+                return "delete"
+        return "other"
+
+    def handle_api(self, body):
+        st = self.state
+        parsed = None
+        if body:
+            try:
+                parsed = json.loads(body)
+            except (ValueError, RecursionError):
+                parsed = None
+        ns = self.headers.get("X-Namespace")
+        entry = {"method": self.command, "path": self.raw_path,
+                 "query": dict(self.params), "body": parsed,
+                 "status": None, "namespace": ns if ns else None}
+        kind = self.api_kind()
+        st.record(entry, kind)
+        faults = st.get_faults()
+        latency = faults["latency_ms"]
+        if latency is None:
+            latency = st.latency_ms
+        if latency:
+            time.sleep(latency / 1000.0)
+        if faults["hang"]:
+            st.shutdown_event.wait(3600)
+            self.close_connection = True
+            return
+        fault = st.draw_fault()
+        self.sent_status = None
+        self.entry = entry
+        try:
+            if fault == "error":
+                code = faults["error_status"]
+                raise ApiError(code, ERROR_TYPES.get(code,
+                                                     "InternalServerError"),
+                               "Injected fault: the server failed to "
+                               "handle the request")
+            if fault == "429":
+                ra = faults["retry_after"]
+                try:
+                    ra_n = int(ra)
+                except ValueError:
+                    ra_n = ra
+                raise ApiError(429, "TooManyRequestsError",
+                               "Rate limit exceeded",
+                               {"limit": 600, "window": "1m",
+                                "retry_after": ra_n},
+                               [("Retry-After", ra)])
+            if fault == "garbage":
+                self.send_bytes(200, b"<html>oops", "text/html")
+                return
+            if not self.authorized():
+                raise unauthorized()
+            if kind == "list":
+                self.api_list(body, faults)
+            elif kind == "get":
+                self.api_get(faults)
+            elif kind == "delete":
+                st.kill(self.path_task_id())
+                self.send_json(200, {"message": "Successfully deleted",
+                                     "success": True})
+            else:
+                raise not_found("Not Found: %s %s"
+                                % (self.command, self.raw_path))
+        except ApiError as err:
+            self.send_error_env(err)
+        except (BrokenPipeError, ConnectionResetError):
+            raise
+        except Exception as exc:  # a bug in this server: still answer
+            if self.server.verbose:
+                import traceback
+                traceback.print_exc()
+            if self.sent_status is None:
+                self.send_error_env(ApiError(500, "InternalServerError",
+                                             "test server error: %r" % exc))
+        finally:
+            self.entry = None
+
+    def authorized(self):
+        auth = self.headers.get("Authorization", "")
+        scheme, _, key = auth.partition(" ")
+        return scheme.lower() == "bearer" and key == self.state.api_key
+
+    def path_task_id(self):
+        return urllib.parse.unquote(self.raw_path[len("/v1/tasks/"):])
+
+    def api_get(self, faults):
+        task_id = self.path_task_id()
+        rec = self.state.get(task_id)
+        if rec is None:
+            raise not_found("Task %s not found" % task_id,
+                            {"resource": "task", "id": task_id})
+        bad = faults["bad"]
+        self.send_payload(render_task(rec, 0, bad), bad, faults)
+
+    def api_list(self, body, faults):
+        if body.strip():
+            try:
+                data = json.loads(body)
+            except (ValueError, RecursionError) as exc:
+                raise invalid("request body is not valid JSON: %s" % exc,
+                              ["body"], "json_invalid")
+        else:
+            data = None
+        limit = parse_int(self.params, "limit", 1, MAX_LIMIT, DEFAULT_LIMIT)
+        offset = parse_int(self.params, "offset", 0, MAX_OFFSET, 0)
+        include_total = parse_bool(self.params, "include_total")
+        q = Query(data)
+        cursor = self.params.get("cursor") or None
+        pos = decode_cursor(cursor, q.fingerprint) if cursor else offset
+        recs = self.state.query(q)
+        total = len(recs)
+
+        bad = faults["bad"]
+        start, end = pos, pos + limit
+        if bad == "short_page" and limit > 1:
+            end = pos + max(1, limit // 2)
+        elif bad == "long_page":
+            end = pos + limit + 5
+        page = recs[start:end]
+        nxt = start + len(page)
+        if bad == "duplicate_ids" and 0 < pos <= total:
+            page = [recs[pos - 1]] + page
+        if bad == "cursor_loop":
+            next_cursor = encode_cursor(min(limit, total), q.fingerprint)
+        elif nxt < total:
+            next_cursor = encode_cursor(nxt, q.fingerprint)
+        else:
+            next_cursor = None
+        pag = {"total": None, "page": None, "page_size": None,
+               "total_pages": None, "next_page": None,
+               "previous_page": None, "next_cursor": next_cursor}
+        if include_total:
+            pag.update(total=total, page=pos // limit + 1, page_size=limit,
+                       total_pages=math.ceil(total / limit))
+        text = '{"results":[' + ",".join(
+            render_task(r, i, bad) for i, r in enumerate(page)) + \
+            '],"pagination":' + dumps(pag) + "}"
+        self.send_payload(text, bad, faults)
+
+    def send_payload(self, text, bad, faults):
+        data = text.encode()
+        if bad == "huge_body":
+            self.send_huge(data, faults["huge_bytes"])
+            return
+        if bad == "truncated_json":
+            data = data[:max(1, len(data) // 2)]
+        self.send_bytes(200, data)
+
+    def send_huge(self, data, size):
+        prefix = data[:-1] + b',"padding":"'
+        suffix = b'"}'
+        pad = max(0, size - len(prefix) - len(suffix))
+        self.note_status(200)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length",
+                         str(len(prefix) + pad + len(suffix)))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        self.wfile.write(prefix)
+        chunk = b"x" * (1 << 20)
+        while pad > 0:
+            n = min(pad, len(chunk))
+            self.wfile.write(chunk[:n] if n < len(chunk) else chunk)
+            pad -= n
+        self.wfile.write(suffix)
+
+    # -- /_test
+
+    def handle_test(self, body):
+        try:
+            self.test_route(body)
+        except ApiError as err:
+            self.send_error_env(err)
+
+    def json_body(self, body, required=True):
+        if not body.strip():
+            if required:
+                raise invalid("a JSON body is required", ["body"],
+                              "missing")
+            return None
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise invalid("request body is not valid JSON: %s" % exc,
+                          ["body"], "json_invalid")
+
+    def test_route(self, body):
+        st, path, method = self.state, self.raw_path, self.command
+        if path == "/_test/stats" and method == "GET":
+            return self.send_json(200, st.stats())
+        if path == "/_test/log" and method == "GET":
+            return self.send_json(200, st.log_entries())
+        if path == "/_test/reset" and method == "POST":
+            opts = self.json_body(body, required=False) or {}
+            if not isinstance(opts, dict):
+                raise invalid("reset options must be an object", ["body"])
+            st.reset_stats()
+            if opts.get("dataset"):
+                st.load_dataset()
+            if opts.get("faults"):
+                st.set_faults({})
+            return self.send_json(200, {"success": True})
+        if path == "/_test/dataset" and method == "GET":
+            recs = st.query(Query(None))
+            text = "[" + ",".join(r.json() for r in recs) + "]"
+            return self.send_bytes(200, text.encode())
+        if path == "/_test/key" and method == "POST":
+            cfg = self.json_body(body)
+            key = cfg.get("key") if isinstance(cfg, dict) else None
+            if not isinstance(key, str) or not key:
+                raise invalid("a non-empty string 'key' is required",
+                              ["body", "key"])
+            with st.lock:
+                st.api_key = key
+            return self.send_json(200, {"success": True})
+        if path == "/_test/faults":
+            if method == "GET":
+                return self.send_json(200, st.get_faults())
+            if method == "POST":
+                cfg = self.json_body(body)
+                return self.send_json(200, st.set_faults(cfg))
+        if path == "/_test/tasks" and method == "PUT":
+            task = self.json_body(body)
+            if not isinstance(task, dict) or \
+                    not isinstance(task.get("task_id"), str):
+                raise invalid("a task object with a string task_id is "
+                              "required", ["body", "task_id"])
+            created = st.put(task)
+            return self.send_json(201 if created else 200, task)
+        if path.startswith("/_test/tasks/") and method == "POST":
+            task_id = urllib.parse.unquote(path[len("/_test/tasks/"):])
+            changes = self.json_body(body)
+            if not isinstance(changes, dict):
+                raise invalid("changes must be a JSON object", ["body"])
+            if "task_id" in changes and changes["task_id"] != task_id:
+                raise invalid("task_id cannot be changed",
+                              ["body", "task_id"])
+            task = st.patch(task_id, changes)
+            if task is None:
+                raise not_found("Task %s not found" % task_id,
+                                {"resource": "task", "id": task_id})
+            return self.send_json(200, task)
+        raise not_found("Not Found: %s %s" % (method, path))
+
+
+# ---------------------------------------------------------- the server
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128    # many parallel clients connect at once
+
+    def __init__(self, address, state, verbose=False):
+        self.state = state
+        self.verbose = verbose
+        super().__init__(address, Handler)
+
+    def server_bind(self):
+        # HTTPServer.server_bind() calls getfqdn(), a DNS lookup: skip it.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = host
+        self.server_port = port
+
+    def handle_error(self, request, client_address):
+        if self.verbose:
+            super().handle_error(request, client_address)
+
+    def stop(self):
+        self.state.shutdown_event.set()
+        self.shutdown()
+        self.server_close()
+
+
+def make_server(host="127.0.0.1", port=0, verbose=False, **state_args):
+    """Bind a server (not yet serving).  state_args go to State()."""
+    state_args.setdefault("api_key", os.environ.get("MIXPEEK_SERVER_KEY",
+                                                    DEFAULT_KEY))
+    return Server((host, port), State(**state_args), verbose)
+
+
+def serve_in_thread(**kwargs):
+    """Start a server in a daemon thread; returns it (call .stop())."""
+    srv = make_server(**kwargs)
+    t = threading.Thread(target=srv.serve_forever,
+                         kwargs={"poll_interval": 0.1}, daemon=True)
+    t.start()
+    return srv
+
+
+def write_port_file(path, port):
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    with open(tmp, "w") as fh:
+        fh.write("%d\n" % port)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        description="Mixpeek-compatible test server for mixpeekfs. "
+                    "API key: env MIXPEEK_SERVER_KEY (default %s)."
+                    % DEFAULT_KEY)
+    ap.add_argument("--count", type=int, default=5000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    ap.add_argument("--latency-ms", type=float, default=0)
+    ap.add_argument("--weird", action="store_true")
+    ap.add_argument("--no-timestamps", action="store_true")
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    if args.count < 0:
+        ap.error("--count must be >= 0")
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    srv = make_server(host=args.host, port=args.port, verbose=args.verbose,
+                      count=args.count, seed=args.seed, weird=args.weird,
+                      timestamps=not args.no_timestamps,
+                      latency_ms=args.latency_ms)
+    host, port = srv.server_address[:2]
+    if args.port_file:
+        write_port_file(args.port_file, port)
+    print("listening on %s:%d" % (host, port), flush=True)
+    t = threading.Thread(target=srv.serve_forever,
+                         kwargs={"poll_interval": 0.2}, daemon=True)
+    t.start()
+    while not stop.wait(0.5):
+        pass
+    srv.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,985 @@
+"""Tests of the Mixpeek test server (mixpeek_server.py) and dataset.py.
+
+Run: /usr/bin/python3 -m pytest -q tests/server
+The servers run in-process on ephemeral ports; one test starts the CLI.
+"""
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import dataset  # noqa: E402
+import mixpeek_server  # noqa: E402
+
+KEY = "sk_test_mixpeekfs"
+COUNT, SEED = 1200, 7
+DATA = dataset.generate(COUNT, SEED)
+
+
+def default_order(tasks):
+    by_id = sorted(tasks, key=lambda t: t["task_id"])
+    return sorted(by_id, key=lambda t: t["created_at"], reverse=True)
+
+
+ORDERED = default_order(DATA)
+BY_ID = {t["task_id"]: t for t in DATA}
+
+
+class Client:
+    def __init__(self, port):
+        self.port = port
+
+    def req(self, method, path, body=None, headers=None, auth=True,
+            timeout=10):
+        hdrs = {"Accept": "application/json"}
+        if auth:
+            hdrs["Authorization"] = "Bearer " + KEY
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        if body is not None:
+            hdrs["Content-Type"] = "application/json"
+        hdrs.update(headers or {})
+        conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                          timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, resp, data
+        finally:
+            conn.close()
+
+    def json(self, method, path, body=None, expect=200, **kw):
+        status, resp, data = self.req(method, path, body, **kw)
+        assert status == expect, data[:500]
+        assert resp.getheader("Content-Type") == "application/json"
+        return json.loads(data)
+
+    def list(self, body=None, expect=200, **params):
+        qs = urllib.parse.urlencode({k: v for k, v in params.items()})
+        return self.json("POST", "/v1/tasks/list" + ("?" + qs if qs else ""),
+                         body, expect=expect)
+
+    def list_all(self, body=None, limit=1000):
+        ids, cursor = [], None
+        while True:
+            params = {"limit": limit}
+            if cursor:
+                params["cursor"] = cursor
+            page = self.list(body, **params)
+            ids += [t["task_id"] for t in page["results"]]
+            cursor = page["pagination"]["next_cursor"]
+            if not cursor:
+                return ids
+
+    def faults(self, **cfg):
+        return self.json("POST", "/_test/faults", cfg, auth=False)
+
+
+def start(**kw):
+    kw.setdefault("api_key", KEY)
+    srv = mixpeek_server.serve_in_thread(**kw)
+    return srv, Client(srv.server_address[1])
+
+
+@pytest.fixture(scope="module")
+def main_server():
+    srv, client = start(count=COUNT, seed=SEED)
+    yield client
+    srv.stop()
+
+
+@pytest.fixture
+def c(main_server):
+    main_server.json("POST", "/_test/reset", {"faults": True}, auth=False)
+    return main_server
+
+
+@pytest.fixture
+def fresh():
+    srv, client = start(count=200, seed=3)
+    yield client
+    srv.stop()
+
+
+def expect_ids(pred):
+    return [t["task_id"] for t in ORDERED if pred(t)]
+
+
+def assert_422(client, body=None, fragment=None, **params):
+    env = client.list(body, expect=422, **params)
+    assert env["success"] is False and env["status"] == 422
+    assert env["error"]["type"] == "ValidationError"
+    assert env["error"]["details"]["validation_errors"]
+    if fragment:
+        assert fragment in env["error"]["message"], env["error"]["message"]
+    return env
+
+
+# ------------------------------------------------------------ dataset
+
+def test_dataset_deterministic_and_shaped():
+    assert dataset.generate(50, 9) == dataset.generate(50, 9)
+    assert dataset.generate(50, 9) != dataset.generate(50, 10)
+    keys = ["task_id", "task_type", "status", "description", "inputs",
+            "outputs", "additional_data", "error", "created_at",
+            "updated_at"]
+    assert len(dataset.STATUSES) == 13 and len(dataset.TASK_TYPES) == 30
+    ids = [t["task_id"] for t in DATA]
+    assert len(set(ids)) == len(ids)
+    uuid_re = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-"
+                         r"[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+    n_uuid = 0
+    for t in DATA:
+        assert list(t) == keys
+        n_uuid += bool(uuid_re.fullmatch(t["task_id"]))
+        assert uuid_re.fullmatch(t["task_id"]) or \
+            re.fullmatch(r"task_[0-9a-f]{12}", t["task_id"])
+        assert "null" in json.dumps(t)
+        assert t["created_at"] <= t["updated_at"] <= "2026-11-29T00:00:00Z"
+        assert t["created_at"] >= "2026-10-30T00:00:00Z"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",
+                            t["created_at"])
+        ad = t["additional_data"]
+        assert ("progress" in ad) == (t["status"] in dataset.ACTIVE)
+        assert 0 <= ad["object_count"] <= 5000
+        if t["status"] == "FAILED":
+            assert t["error"] and ad["error"] == t["error"]
+            for word in ("timeout", "oom"):
+                assert (word in t["description"].lower()) == \
+                    (word in t["error"].lower())
+        else:
+            assert t["error"] is None and "error" not in ad
+            assert not dataset.mentions_forbidden(t)
+        if t["status"] in ("COMPLETED", "COMPLETED_WITH_ERRORS"):
+            assert t["outputs"] and all("processed_count" in o and
+                                        "collection_id" in o
+                                        for o in t["outputs"])
+        else:
+            assert t["outputs"] in (None, [])
+    assert 0.2 < n_uuid / len(DATA) < 0.4
+    assert {t["status"] for t in DATA} == set(dataset.STATUSES)
+    assert {t["task_type"] for t in DATA} == set(dataset.TASK_TYPES)
+    failed = [t for t in DATA if t["status"] == "FAILED"]
+    assert 0.08 < len(failed) / len(DATA) < 0.16
+    timeout = sum("timeout" in t["description"].lower() for t in failed)
+    oom = sum("oom" in t["description"].lower() for t in failed)
+    assert 0.25 < timeout / len(failed) < 0.55
+    assert 0.08 < oom / len(failed) < 0.32
+    assert any("\n" in t["additional_data"].get("notes", "") for t in DATA)
+    assert any(t["inputs"] and isinstance(t["inputs"][0], dict)
+               for t in DATA)
+
+
+def test_dataset_coverage_small_and_options():
+    assert {t["task_type"] for t in dataset.generate(300, 1)} == \
+        set(dataset.TASK_TYPES)
+    assert {t["status"] for t in dataset.generate(1000, 2)} == \
+        set(dataset.STATUSES)
+    plain = dataset.generate(5, 1, timestamps=False)
+    assert all("created_at" not in t and "updated_at" not in t
+               for t in plain)
+    weird = dataset.weird_tasks()
+    ids = {t["task_id"] for t in weird}
+    assert {"task/evil", ".."} <= ids
+    assert any(len(i.encode()) == 300 for i in ids)
+    keys = set().union(*(t["additional_data"] for t in weird))
+    assert {"", ".", "..", "a/b", "a%2Fb"} <= keys
+    assert any(len(k.encode()) == 300 for k in keys)
+
+
+# -------------------------------------------------------- auth, errors
+
+def test_auth(c):
+    expected = {"success": False, "status": 401,
+                "error": {"message": "Invalid or missing API key",
+                          "type": "UnauthorizedError", "details": None}}
+    assert c.json("POST", "/v1/tasks/list", auth=False,
+                  expect=401) == expected
+    assert c.json("GET", "/v1/tasks/" + DATA[0]["task_id"],
+                  headers={"Authorization": "Bearer sk_wrong"},
+                  expect=401) == expected
+    assert c.json("DELETE", "/v1/tasks/x", auth=False,
+                  headers={"Authorization": "Basic " + KEY},
+                  expect=401) == expected
+    stats = c.json("GET", "/_test/stats", auth=False)
+    assert stats["auth_failures"] == 3
+    assert stats["status_codes"] == {"401": 3}
+    # the key header is never logged
+    log = c.json("GET", "/_test/log", auth=False)
+    assert len(log) == 3 and KEY not in json.dumps(log)
+
+
+def test_not_found_routes(c):
+    for method, path in (("GET", "/v1/nope"), ("POST", "/v1/tasks"),
+                         ("GET", "/"), ("PUT", "/v1/tasks/x"),
+                         ("GET", "/v1/tasks/")):
+        env = c.json(method, path, expect=404)
+        assert env["error"]["type"] == "NotFoundError"
+        assert env["success"] is False and env["status"] == 404
+
+
+def test_keep_alive_and_content_length(c):
+    conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=10)
+    hdrs = {"Authorization": "Bearer " + KEY}
+    for _ in range(3):
+        conn.request("POST", "/v1/tasks/list?limit=5", body=b"{}",
+                     headers=hdrs)
+        resp = conn.getresponse()
+        body = resp.read()
+        assert resp.status == 200
+        assert int(resp.getheader("Content-Length")) == len(body)
+    conn.close()
+
+
+# ------------------------------------------------------------- paging
+
+def test_default_page_and_order(c):
+    page = c.list()
+    assert [t["task_id"] for t in page["results"]] == \
+        [t["task_id"] for t in ORDERED[:100]]
+    assert page["results"][0] == ORDERED[0]
+    pag = page["pagination"]
+    assert list(pag) == ["total", "page", "page_size", "total_pages",
+                         "next_page", "previous_page", "next_cursor"]
+    assert pag["next_cursor"] and pag["total"] is None
+    assert pag["page"] is None and pag["next_page"] is None
+    assert c.json("GET", "/_test/dataset", auth=False) == ORDERED
+
+
+def test_offset_paging_include_total(c):
+    p1 = c.list(limit=1000, include_total="true")
+    p2 = c.list(limit=1000, offset=1000, include_total="true")
+    assert [t["task_id"] for t in p1["results"] + p2["results"]] == \
+        [t["task_id"] for t in ORDERED]
+    assert p1["pagination"]["next_cursor"]
+    assert p2["pagination"]["next_cursor"] is None
+    assert p2["pagination"] == {"total": COUNT, "page": 2, "page_size": 1000,
+                                "total_pages": 2, "next_page": None,
+                                "previous_page": None, "next_cursor": None}
+    # next_cursor is set exactly when more results follow
+    assert c.list(limit=200, offset=1000)["pagination"]["next_cursor"] is None
+    assert c.list(limit=199, offset=1000)["pagination"]["next_cursor"]
+    end = c.list(offset=10000, limit=1000)
+    assert end["results"] == [] and end["pagination"]["next_cursor"] is None
+
+
+def test_cursor_paging(c):
+    assert c.list_all(limit=250) == [t["task_id"] for t in ORDERED]
+    body = {"status": "FAILED"}
+    assert c.list_all(body, limit=7) == \
+        expect_ids(lambda t: t["status"] == "FAILED")
+    first = c.list(limit=100)
+    cur = first["pagination"]["next_cursor"]
+    assert "+" in cur and "/" in cur and cur.endswith("=")
+    # offset is ignored with a cursor; include_total reports the page
+    p = c.list(limit=100, cursor=cur, offset=700, include_total=1)
+    assert p["results"][0] == ORDERED[100]
+    assert p["pagination"]["page"] == 2
+    # a cursor from another query, a broken one, an unencoded '+'
+    assert_422(c, {"status": "FAILED"}, "different query", cursor=cur)
+    assert_422(c, None, "cursor", cursor="not-a-cursor")
+    path = "/v1/tasks/list?limit=100&cursor=" + cur
+    env = c.json("POST", path, expect=422)
+    assert "percent-encoded" in env["error"]["message"]
+    # an empty cursor counts as absent
+    assert c.list(cursor="")["results"][0] == ORDERED[0]
+
+
+@pytest.mark.parametrize("params,fragment", [
+    ({"limit": 0}, "limit"), ({"limit": 1001}, "limit"),
+    ({"limit": "abc"}, "integer"), ({"limit": ""}, "integer"),
+    ({"limit": "1.5"}, "integer"), ({"offset": -1}, "offset"),
+    ({"offset": 10001}, "offset"), ({"include_total": "maybe"}, "boolean"),
+])
+def test_query_param_validation(c, params, fragment):
+    env = assert_422(c, None, fragment, **params)
+    assert env["error"]["details"]["validation_errors"][0]["location"][0] \
+        == "query"
+
+
+def test_limits_at_bounds(c):
+    assert len(c.list(limit=1)["results"]) == 1
+    assert len(c.list(limit=1000)["results"]) == 1000
+    assert c.list(offset=10000)["results"] == []
+
+
+@pytest.mark.parametrize("body,fragment", [
+    (b"{not json", "not valid JSON"),
+    (b"[]", "JSON object"),
+    ({"status": "failed"}, "status"),
+    ({"task_type": "THUMBNAIL"}, "task_type"),
+    ({"sort": {"field": "created_at", "direction": "down"}}, "direction"),
+    ({"sort": {"direction": "asc"}}, "sort.field"),
+    ({"search": 5}, "search"),
+    ({"filters": []}, "object"),
+    ({"filters": {"AND": [{"field": "status", "operator": "like",
+                           "value": "x"}]}}, "unknown operator"),
+    ({"filters": {"AND": [{"field": "status"}]}}, "value"),
+    ({"filters": {"AND": [{"operator": "eq", "value": 1, "field": ""}]}},
+     "field"),
+    ({"filters": {"AND": [{"field": "status", "operator": "in",
+                           "value": "FAILED"}]}}, "array"),
+    ({"filters": {"OR": [{"field": "error", "operator": "exists",
+                          "value": "yes"}]}}, "boolean"),
+    ({"filters": {"OR": [{"field": "error", "operator": "is_null",
+                          "value": 1}]}}, "boolean"),
+    ({"filters": {"AND": [{"field": "x", "operator": "gt",
+                           "value": [1]}]}}, "number or string"),
+    ({"filters": {"AND": [{"field": "x", "operator": "starts_with",
+                           "value": 1}]}}, "string"),
+    ({"filters": {"AND": [{"field": "x", "operator": "contains",
+                           "value": None}]}}, "contains"),
+    ({"filters": {"AND": [{"field": "x", "operator": "text",
+                           "value": 3}]}}, "text"),
+    ({"filters": {"AND": "status"}}, "AND"),
+    ({"filters": {"AND": [5]}}, "groups"),
+    ({"filters": {"case_sensitive": "yes"}}, "case_sensitive"),
+    ({"filters": {"AND": [{"field": "task_id", "value": {
+        "type": "dynamic", "field": "inputs.x"}}]}}, "dynamic"),
+])
+def test_body_validation(c, body, fragment):
+    env = assert_422(c, body, fragment)
+    assert env["error"]["details"]["validation_errors"][0]["location"][0] \
+        == "body"
+
+
+def test_invalid_regex_names_error(c):
+    env = assert_422(c, {"filters": {"AND": [
+        {"field": "description", "operator": "regex", "value": "time[out"}]}},
+        "unterminated character set")
+    loc = env["error"]["details"]["validation_errors"][0]["location"]
+    assert loc == ["body", "filters", "AND", 0, "value"]
+
+
+def test_body_absent_empty_null_and_unknown_keys(c):
+    first = [t["task_id"] for t in ORDERED[:100]]
+    for body in (None, b"", b"{}", b"null", {"limit": 5, "foo": [1]}):
+        got = c.list(body)
+        assert [t["task_id"] for t in got["results"]] == first
+
+
+# ------------------------------------------------------------ filters
+
+def _ad(t):
+    return t["additional_data"]
+
+
+SOME_COL = next(t for t in DATA if len(_ad(t)["collection_ids"]) == 3
+                )["additional_data"]["collection_ids"][1]
+SOME_OUT_COL = next(t for t in DATA if t["outputs"])["outputs"][0][
+    "collection_id"]
+
+OPERATOR_CASES = [
+    ("eq", {"field": "status", "operator": "eq", "value": "failed"},
+     lambda t: t["status"] == "FAILED"),
+    ("eq-default-op", {"field": "additional_data.bucket_id",
+                       "value": "bkt_media"},
+     lambda t: _ad(t)["bucket_id"] == "bkt_media"),
+    ("eq-array", {"field": "additional_data.collection_ids",
+                  "operator": "eq", "value": SOME_COL},
+     lambda t: SOME_COL in _ad(t)["collection_ids"]),
+    ("eq-array-of-objects", {"field": "outputs.collection_id",
+                             "value": SOME_OUT_COL},
+     lambda t: any(o["collection_id"] == SOME_OUT_COL
+                   for o in t["outputs"] or [])),
+    ("eq-null-matches-missing", {"field": "additional_data.notes",
+                                 "value": None},
+     lambda t: "notes" not in _ad(t)),
+    ("eq-bool-is-not-number", {"field": "additional_data.total_tiers",
+                               "value": True}, lambda t: False),
+    ("eq-int-float", {"field": "additional_data.total_tiers",
+                      "value": 2.0},
+     lambda t: _ad(t)["total_tiers"] == 2),
+    ("ne", {"field": "additional_data.bucket_id", "operator": "ne",
+            "value": "BKT_MEDIA"},
+     lambda t: _ad(t)["bucket_id"] != "bkt_media"),
+    ("gt", {"field": "additional_data.object_count", "operator": "gt",
+            "value": 2500}, lambda t: _ad(t)["object_count"] > 2500),
+    ("gt-type-mismatch", {"field": "additional_data.object_count",
+                          "operator": "gt", "value": "5"}, lambda t: False),
+    ("gte", {"field": "additional_data.total_tiers", "operator": "gte",
+             "value": 3}, lambda t: _ad(t)["total_tiers"] >= 3),
+    ("lt", {"field": "created_at", "operator": "lt", "value": "2026-11-10"},
+     lambda t: t["created_at"] < "2026-11-10"),
+    ("lte", {"field": "additional_data.progress", "operator": "lte",
+             "value": 0.5},
+     lambda t: "progress" in _ad(t) and _ad(t)["progress"] <= 0.5),
+    ("in", {"field": "status", "operator": "in",
+            "value": ["PENDING", "processing"]},
+     lambda t: t["status"] in ("PENDING", "PROCESSING")),
+    ("nin", {"field": "task_type", "operator": "nin",
+             "value": ["thumbnail", "video_segment"]},
+     lambda t: t["task_type"] not in ("thumbnail", "video_segment")),
+    ("contains", {"field": "description", "operator": "contains",
+                  "value": "TimeOut"},
+     lambda t: "timeout" in t["description"].lower()),
+    ("contains-array", {"field": "additional_data.config.params.languages",
+                        "operator": "contains", "value": "DE"},
+     lambda t: "de" in _ad(t)["config"].get("params", {}).get(
+         "languages", [])),
+    ("starts_with", {"field": "task_id", "operator": "starts_with",
+                     "value": "TASK_"},
+     lambda t: t["task_id"].startswith("task_")),
+    ("ends_with", {"field": "additional_data.bucket_id",
+                   "operator": "ends_with", "value": "_docs"},
+     lambda t: _ad(t)["bucket_id"].endswith("_docs")),
+    ("regex", {"field": "description", "operator": "regex",
+               "value": r"^worker oom|timeout after \d+s"},
+     lambda t: re.search(r"^worker oom|timeout after \d+s",
+                         t["description"], re.I) is not None),
+    ("exists-true", {"field": "additional_data.progress",
+                     "operator": "exists", "value": True},
+     lambda t: "progress" in _ad(t)),
+    ("exists-false", {"field": "additional_data.notes",
+                      "operator": "exists", "value": False},
+     lambda t: "notes" not in _ad(t)),
+    ("exists-null-value", {"field": "error", "operator": "exists",
+                           "value": True}, lambda t: True),
+    ("is_null-false", {"field": "error", "operator": "is_null",
+                       "value": False}, lambda t: t["error"] is not None),
+    ("is_null-true", {"field": "additional_data.current_tier",
+                      "operator": "is_null", "value": True},
+     lambda t: _ad(t)["current_tier"] is None),
+    ("is_null-missing", {"field": "additional_data.progress",
+                         "operator": "is_null", "value": True},
+     lambda t: "progress" not in _ad(t)),
+    ("text", {"field": "description", "operator": "text",
+              "value": "EXTRACTION   300s"},
+     lambda t: "extraction" in t["description"].lower() and
+     "300s" in t["description"].lower()),
+    ("text-nested", {"field": "additional_data", "operator": "text",
+                     "value": "résumé 東京"},
+     lambda t: "東京" in _ad(t).get("notes", "")),
+]
+
+
+@pytest.mark.parametrize("name,cond,pred", OPERATOR_CASES,
+                         ids=[x[0] for x in OPERATOR_CASES])
+def test_operator(c, name, cond, pred):
+    want = expect_ids(pred)
+    got = c.list_all({"filters": {"AND": [cond]}})
+    assert got == want
+    if name not in ("eq-bool-is-not-number", "gt-type-mismatch"):
+        assert 0 < len(want), name
+
+
+def test_all_fifteen_operators_covered():
+    ops = {case[1].get("operator", "eq") for case in OPERATOR_CASES}
+    assert ops == set(mixpeek_server.OPERATORS)
+
+
+def test_logical_combinations(c):
+    def failed(t):
+        return t["status"] == "FAILED"
+
+    def media_or_docs(t):
+        return _ad(t)["bucket_id"] in ("bkt_media", "bkt_docs")
+
+    def timeout(t):
+        return "timeout" in t["description"].lower()
+
+    st_failed = {"field": "status", "value": "FAILED"}
+    media = {"field": "additional_data.bucket_id", "value": "bkt_media"}
+    docs = {"field": "additional_data.bucket_id", "value": "bkt_docs"}
+    tmo = {"field": "description", "operator": "contains",
+           "value": "timeout"}
+    # AND + OR + NOT in one object are ANDed
+    got = c.list_all({"filters": {"AND": [st_failed], "OR": [media, docs],
+                                  "NOT": [tmo]}})
+    assert got == expect_ids(lambda t: failed(t) and media_or_docs(t) and
+                             not timeout(t))
+    # NOT as a single object; NOT[a, b] = not a and not b
+    assert c.list_all({"filters": {"NOT": tmo}}) == \
+        expect_ids(lambda t: not timeout(t))
+    assert c.list_all({"filters": {"NOT": [media, docs]}}) == \
+        expect_ids(lambda t: not media_or_docs(t))
+    # nesting: OR of two ANDs, with a NOT inside
+    f = {"OR": [{"AND": [st_failed, {"NOT": [tmo]}]},
+                {"AND": [media, {"field": "status", "value": "PENDING"}]}]}
+    assert c.list_all({"filters": f}) == expect_ids(
+        lambda t: (failed(t) and not timeout(t)) or
+        (_ad(t)["bucket_id"] == "bkt_media" and t["status"] == "PENDING"))
+    # shorthand keys, ANDed, case-insensitive by default
+    assert c.list_all({"filters": {"status": "failed",
+                                   "additional_data.bucket_id":
+                                   "BKT_MEDIA"}}) == \
+        expect_ids(lambda t: failed(t) and
+                   _ad(t)["bucket_id"] == "bkt_media")
+    # empty and null groups are ignored
+    assert c.list({"filters": {"AND": [], "OR": None}}, limit=1000)[
+        "results"] == c.list(limit=1000)["results"]
+    # status, task_type, filters and search combine with AND
+    body = {"status": "FAILED", "task_type": "thumbnail",
+            "filters": media, "search": "OOM"}
+    assert c.list_all(body) == expect_ids(
+        lambda t: failed(t) and t["task_type"] == "thumbnail" and
+        _ad(t)["bucket_id"] == "bkt_media" and
+        "oom" in json.dumps(t, ensure_ascii=False).lower())
+
+
+def _nest(levels):
+    node = {"field": "status", "value": "FAILED"}
+    group = {"AND": [node]}
+    for _ in range(levels - 1):
+        group = {"AND": [group]}
+    return group
+
+
+def test_nesting_depth_limit(c):
+    n_failed = len(expect_ids(lambda t: t["status"] == "FAILED"))
+    assert len(c.list_all({"filters": _nest(10)})) == n_failed
+    assert_422(c, {"filters": _nest(11)}, "nested too deeply")
+    # a body nested far beyond Python's recursion limit is rejected too
+    deep = '{"filters":' + '{"AND":[' * 3000 + "{}" + "]}" * 3000 + "}"
+    assert_422(c, deep.encode())
+
+
+def test_case_sensitive(c):
+    n_failed = len(expect_ids(lambda t: t["status"] == "FAILED"))
+    lower = {"field": "status", "value": "failed"}
+    upper = {"field": "status", "value": "FAILED"}
+
+    def count(filters):
+        return c.list({"filters": filters}, limit=1, include_total=1)[
+            "pagination"]["total"]
+    assert count({"AND": [lower]}) == n_failed
+    assert count({"case_sensitive": True, "AND": [lower]}) == 0
+    assert count({"case_sensitive": True, "AND": [upper]}) == n_failed
+    # inherited by nested groups, unless they override it
+    assert count({"case_sensitive": True, "AND": [{"OR": [lower]}]}) == 0
+    assert count({"case_sensitive": True,
+                  "AND": [{"case_sensitive": False, "OR": [lower]}]}) == \
+        n_failed
+    # inside a condition (the filters guide's form)
+    assert count({"AND": [dict(lower, case_sensitive=True)]}) == 0
+    assert count({"case_sensitive": True,
+                  "AND": [dict(lower, case_sensitive=False)]}) == n_failed
+    # regex and shorthand follow it; numbers are unaffected
+    rx = {"field": "description", "operator": "regex", "value": "^worker"}
+    n_worker = len(expect_ids(
+        lambda t: t["description"].lower().startswith("worker")))
+    assert n_worker > 0
+    assert count({"AND": [rx]}) == n_worker
+    assert count({"case_sensitive": True, "AND": [rx]}) == 0
+    assert count({"case_sensitive": True, "status": "failed"}) == 0
+    assert count({"case_sensitive": True,
+                  "additional_data.total_tiers": 1}) == \
+        len(expect_ids(lambda t: _ad(t)["total_tiers"] == 1))
+
+
+# ------------------------------------------------------- sort, search
+
+def test_sort(c):
+    def ids_for(field, direction):
+        return c.list_all({"sort": {"field": field, "direction": direction}})
+
+    def oc(t):
+        return _ad(t)["object_count"]
+    by_id = sorted(DATA, key=lambda t: t["task_id"])
+    assert ids_for("additional_data.object_count", "asc") == \
+        [t["task_id"] for t in sorted(by_id, key=oc)]
+    assert ids_for("additional_data.object_count", "desc") == \
+        [t["task_id"] for t in sorted(by_id, key=oc, reverse=True)]
+    # direction defaults to asc
+    assert c.list_all({"sort": {"field": "task_id"}}) == \
+        [t["task_id"] for t in by_id]
+    # missing fields sort last in both directions
+    has = [t for t in by_id if "progress" in _ad(t)]
+    lacks = [t["task_id"] for t in by_id if "progress" not in _ad(t)]
+    for direction in ("asc", "desc"):
+        got = ids_for("additional_data.progress", direction)
+        want = sorted(has, key=lambda t: _ad(t)["progress"],
+                      reverse=direction == "desc")
+        assert got == [t["task_id"] for t in want] + lacks
+    assert ids_for("created_at", "desc") == [t["task_id"] for t in ORDERED]
+
+
+def _search_pred(term):
+    term = term.lower()
+
+    def strings(v):
+        if isinstance(v, str):
+            yield v
+        elif isinstance(v, dict):
+            for x in v.values():
+                yield from strings(x)
+        elif isinstance(v, list):
+            for x in v:
+                yield from strings(x)
+
+    def pred(t):
+        top = [t["task_id"], t["task_type"], t["status"], t["description"]]
+        return any(term in s.lower()
+                   for s in top + list(strings(t["additional_data"])))
+    return pred
+
+
+@pytest.mark.parametrize("term", ["TIMEOUT", "oom", "bkt_media",
+                                  "ns_acme", "clip-vit", "東京", "thumbnail",
+                                  "Canceled", "raysubmit_a"])
+def test_search(c, term):
+    want = expect_ids(_search_pred(term))
+    assert want
+    assert c.list_all({"search": term}) == want
+    if term.lower() in ("timeout", "oom"):
+        assert all(BY_ID[i]["status"] == "FAILED" for i in want)
+
+
+# ------------------------------------------------------ get and delete
+
+def test_get(c):
+    t = DATA[5]
+    assert c.json("GET", "/v1/tasks/" + t["task_id"]) == t
+    env = c.json("GET", "/v1/tasks/task_000000000000", expect=404)
+    assert env == {"success": False, "status": 404, "error": {
+        "message": "Task task_000000000000 not found",
+        "type": "NotFoundError",
+        "details": {"resource": "task", "id": "task_000000000000"}}}
+    c.json("GET", "/v1/tasks/list", expect=404)
+
+
+def test_weird_ids():
+    srv, c = start(count=20, seed=1, weird=True)
+    try:
+        ids = c.list_all()
+        assert len(ids) == 24 and {"task/evil", ".."} <= set(ids)
+        for tid in ids:
+            enc = urllib.parse.quote(tid, safe="").replace(".", "%2E")
+            assert c.json("GET", "/v1/tasks/" + enc)["task_id"] == tid
+        c.json("GET", "/v1/tasks/task/evil", expect=404)
+        t = c.json("GET", "/v1/tasks/task_weird_keys")
+        assert {"", ".", "..", "a/b", "a%2Fb"} <= set(t["additional_data"])
+    finally:
+        srv.stop()
+
+
+def test_delete(fresh):
+    c = fresh
+    tasks = c.json("GET", "/_test/dataset", auth=False)
+    active = next(t for t in tasks if t["status"] == "IN_PROGRESS")
+    done = next(t for t in tasks if t["status"] == "COMPLETED")
+    n_canceled = c.list({"status": "CANCELED"}, include_total=1)[
+        "pagination"]["total"]
+    ok = {"message": "Successfully deleted", "success": True}
+    for _ in range(2):
+        assert c.json("DELETE", "/v1/tasks/" + active["task_id"]) == ok
+    got = c.json("GET", "/v1/tasks/" + active["task_id"])
+    assert got["status"] == "CANCELED"
+    assert got["updated_at"] >= active["updated_at"]
+    assert c.json("DELETE", "/v1/tasks/" + done["task_id"]) == ok
+    assert c.json("GET", "/v1/tasks/" + done["task_id"]) == done
+    assert c.json("DELETE", "/v1/tasks/nope") == ok
+    assert c.list({"status": "CANCELED"}, include_total=1)[
+        "pagination"]["total"] == n_canceled + 1
+
+
+# ---------------------------------------------------- control endpoints
+
+def test_stats_log_reset(c):
+    c.json("POST", "/v1/tasks/list?limit=3&offset=2", {"status": "FAILED"},
+           headers={"X-Namespace": "ns_acme"})
+    c.json("GET", "/v1/tasks/" + DATA[0]["task_id"],
+           headers={"X-Namespace": "ns_retail"})
+    c.json("DELETE", "/v1/tasks/nope")
+    c.json("GET", "/v1/other", expect=404)
+    c.json("POST", "/v1/tasks/list?limit=0", expect=422)
+    stats = c.json("GET", "/_test/stats", auth=False)
+    assert stats == {"requests": {"list": 2, "get": 1, "delete": 1,
+                                  "other": 1, "total": 5},
+                     "status_codes": {"200": 3, "404": 1, "422": 1},
+                     "namespaces": ["ns_acme", "ns_retail"],
+                     "auth_failures": 0}
+    log = c.json("GET", "/_test/log", auth=False)
+    assert log[0] == {"method": "POST", "path": "/v1/tasks/list",
+                      "query": {"limit": "3", "offset": "2"},
+                      "body": {"status": "FAILED"}, "status": 200,
+                      "namespace": "ns_acme"}
+    assert [e["status"] for e in log] == [200, 200, 200, 404, 422]
+    assert log[1]["body"] is None and log[1]["namespace"] == "ns_retail"
+    c.json("POST", "/_test/reset", auth=False)
+    assert c.json("GET", "/_test/log", auth=False) == []
+    assert c.json("GET", "/_test/stats", auth=False)["requests"]["total"] \
+        == 0
+
+
+def test_mutate_and_add_tasks(fresh):
+    c = fresh
+    tasks = c.json("GET", "/_test/dataset", auth=False)
+    t = next(x for x in tasks if x["status"] == "PENDING")
+    n_failed = len(c.list_all({"status": "FAILED"}))
+    got = c.json("POST", "/_test/tasks/" + t["task_id"],
+                 {"status": "FAILED", "error": "boom"}, auth=False)
+    assert got["status"] == "FAILED" and got["updated_at"] > t["updated_at"]
+    assert list(got) == list(t)
+    assert c.json("GET", "/v1/tasks/" + t["task_id"]) == got
+    assert len(c.list_all({"status": "FAILED"})) == n_failed + 1
+    c.json("POST", "/_test/tasks/nope", {"status": "FAILED"}, auth=False,
+           expect=404)
+    c.json("POST", "/_test/tasks/" + t["task_id"], {"task_id": "x"},
+           auth=False, expect=422)
+    new = {"task_id": "task_added000001", "task_type": "future_type",
+           "status": "SOMETHING_NEW", "created_at": "2027-01-01T00:00:00Z",
+           "extra": {"k": 1}}
+    assert c.json("PUT", "/_test/tasks", new, auth=False,
+                  expect=201) == new
+    assert c.json("PUT", "/_test/tasks", new, auth=False) == new
+    assert c.list(limit=1)["results"] == [new]
+    assert c.json("GET", "/v1/tasks/task_added000001") == new
+    c.json("PUT", "/_test/tasks", {"status": "x"}, auth=False, expect=422)
+    c.json("POST", "/_test/reset", {"dataset": True}, auth=False)
+    assert c.json("GET", "/_test/dataset", auth=False) == tasks
+
+
+def test_change_key(fresh):
+    c = fresh
+    c.json("POST", "/_test/key", {"key": "sk_rotated"}, auth=False)
+    c.json("POST", "/v1/tasks/list", expect=401)
+    c.json("POST", "/v1/tasks/list",
+           headers={"Authorization": "Bearer sk_rotated"})
+    c.json("POST", "/_test/key", {"key": ""}, auth=False, expect=422)
+    c.json("POST", "/_test/key", {"key": KEY}, auth=False)
+    c.list(limit=1)
+
+
+def test_injected_status_types(c):
+    for code, etype in ((401, "UnauthorizedError"), (403, "ForbiddenError"),
+                        (502, "BadGatewayError"), (418,
+                                                   "InternalServerError")):
+        c.faults(error_rate=1, error_status=code)
+        env = c.list(expect=code)
+        assert env["error"]["type"] == etype and env["status"] == code
+
+
+def test_fault_config(c):
+    cfg = c.faults(error_rate=0.5, seed=4)
+    assert cfg["error_rate"] == 0.5 and cfg["error_status"] == 503
+    assert c.json("GET", "/_test/faults", auth=False) == cfg
+    env = c.json("POST", "/_test/faults", {"error_rat": 1}, auth=False,
+                 expect=422)
+    assert "error_rat" in env["error"]["message"]
+    c.json("POST", "/_test/faults", {"bad": "nonsense"}, auth=False,
+           expect=422)
+    c.json("POST", "/_test/faults", {"error_rate": 2}, auth=False,
+           expect=422)
+    assert c.faults()["error_rate"] == 0
+
+
+# ---------------------------------------------------------------- faults
+
+def test_fail_next_and_error_rate(c):
+    c.faults(fail_next=2)
+    for _ in range(2):
+        env = c.list(expect=503)
+        assert env["error"]["type"] == "ServiceUnavailableError"
+        assert env["status"] == 503 and env["success"] is False
+    c.list()
+    assert c.json("GET", "/_test/faults", auth=False)["fail_next"] == 0
+    c.faults(error_rate=1, error_status=500)
+    env = c.json("GET", "/v1/tasks/x", expect=500)
+    assert env["error"]["type"] == "InternalServerError"
+    # /_test is never faulted
+    assert c.json("GET", "/_test/stats", auth=False)["status_codes"] == \
+        {"200": 1, "500": 1, "503": 2}
+    c.faults(error_rate=0.5, seed=11)
+    codes = [c.req("POST", "/v1/tasks/list?limit=1")[0] for _ in range(40)]
+    assert 5 < codes.count(503) < 35 and codes.count(200) + \
+        codes.count(503) == 40
+
+
+def test_rate_429_and_garbage(c):
+    c.faults(rate_429=1, retry_after=7)
+    status, resp, data = c.req("POST", "/v1/tasks/list")
+    assert status == 429 and resp.getheader("Retry-After") == "7"
+    env = json.loads(data)
+    assert env["error"]["type"] == "TooManyRequestsError"
+    assert env["error"]["details"]["retry_after"] == 7
+    c.faults(garbage_rate=1)
+    status, resp, data = c.req("GET", "/v1/tasks/" + DATA[0]["task_id"])
+    assert status == 200 and data.startswith(b"<html>oops")
+    with pytest.raises(ValueError):
+        json.loads(data)
+
+
+def test_latency(c):
+    c.faults(latency_ms=150)
+    t0 = time.monotonic()
+    c.list(limit=1)
+    assert time.monotonic() - t0 >= 0.15
+    t0 = time.monotonic()
+    c.json("GET", "/_test/stats", auth=False)
+    assert time.monotonic() - t0 < 0.15
+
+
+def _quiet_req(client, path):
+    try:
+        client.req("GET", path, timeout=30)
+    except OSError:     # the hung request is dropped at shutdown
+        pass
+
+
+def test_hang_does_not_block(fresh):
+    c = fresh
+    c.faults(hang=True)
+    t0 = time.monotonic()
+    with pytest.raises(OSError):     # socket.timeout is an OSError
+        c.req("POST", "/v1/tasks/list", timeout=0.5)
+    assert time.monotonic() - t0 < 2
+    # other requests are served meanwhile
+    log = c.json("GET", "/_test/log", auth=False)
+    assert log[-1]["status"] is None
+    c.faults()
+    assert c.list(limit=1)["results"]
+    c.faults(hang=True)
+    hung = threading.Thread(target=_quiet_req, args=(c, "/v1/tasks/x"),
+                            daemon=True)
+    hung.start()
+    time.sleep(0.2)
+    # teardown (srv.stop) must not wait for the hung request
+
+
+def test_hang_and_shutdown():
+    srv, c = start(count=10, seed=1)
+    c.faults(hang=True)
+    threading.Thread(target=_quiet_req, args=(c, "/v1/tasks/x"),
+                     daemon=True).start()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    srv.stop()
+    assert time.monotonic() - t0 < 2
+
+
+def test_bad_truncated_json(c):
+    c.faults(bad="truncated_json")
+    for path in ("/v1/tasks/list?limit=5", "/v1/tasks/" + DATA[0]["task_id"]):
+        status, resp, data = c.req("POST" if "list" in path else "GET", path)
+        assert status == 200
+        assert int(resp.getheader("Content-Length")) == len(data)
+        assert data.startswith(b"{")
+        with pytest.raises(ValueError):
+            json.loads(data)
+
+
+def test_bad_wrong_types_and_missing_id(c):
+    c.faults(bad="wrong_types")
+    res = c.list(limit=8)["results"]
+    assert any(isinstance(t["status"], int) for t in res)
+    assert any(isinstance(t["additional_data"], str) for t in res)
+    assert isinstance(c.json("GET", "/v1/tasks/" + DATA[0]["task_id"])[
+        "status"], int)
+    c.faults(bad="missing_task_id")
+    res = c.list(limit=9)["results"]
+    assert sum("task_id" not in t for t in res) == 3
+    assert "task_id" not in c.json("GET", "/v1/tasks/" + DATA[0]["task_id"])
+
+
+def test_bad_paging_modes(c):
+    c.faults(bad="duplicate_ids")
+    p1 = c.list(limit=10)
+    p2 = c.list(limit=10, cursor=p1["pagination"]["next_cursor"])
+    assert p2["results"][0] == p1["results"][-1]
+    assert [t["task_id"] for t in p1["results"] + p2["results"][1:]] == \
+        [t["task_id"] for t in ORDERED[:20]]
+    c.faults(bad="short_page")
+    p1 = c.list(limit=10)
+    assert len(p1["results"]) == 5 and p1["pagination"]["next_cursor"]
+    p2 = c.list(limit=10, cursor=p1["pagination"]["next_cursor"])
+    assert p2["results"][0] == ORDERED[5]
+    c.faults(bad="long_page")
+    p1 = c.list(limit=10)
+    assert len(p1["results"]) == 15
+    p2 = c.list(limit=10, cursor=p1["pagination"]["next_cursor"])
+    assert p2["results"][0] == ORDERED[15]
+    c.faults(bad="cursor_loop")
+    cur = c.list(limit=10)["pagination"]["next_cursor"]
+    for _ in range(3):
+        page = c.list(limit=10, cursor=cur)
+        assert page["pagination"]["next_cursor"] == cur
+    empty = c.list({"status": "FAILED", "search": "zzzz-none"})
+    assert empty["results"] == [] and empty["pagination"]["next_cursor"]
+
+
+def test_bad_deep_nesting(c):
+    c.faults(bad="deep_nesting")
+    for method, path in (("POST", "/v1/tasks/list?limit=3"),
+                         ("GET", "/v1/tasks/" + DATA[1]["task_id"])):
+        status, resp, data = c.req(method, path)
+        assert status == 200
+        text = data.decode()
+        assert text.count('{"level":') == 1000
+        old = sys.getrecursionlimit()
+        sys.setrecursionlimit(5000)
+        try:
+            json.loads(text)
+        finally:
+            sys.setrecursionlimit(old)
+
+
+def test_bad_huge_body(c):
+    c.faults(bad="huge_body", huge_bytes=3_000_000)
+    status, resp, data = c.req("POST", "/v1/tasks/list?limit=2")
+    assert status == 200 and len(data) == 3_000_000
+    assert len(json.loads(data)["results"]) == 2
+    status, resp, data = c.req("GET", "/v1/tasks/" + DATA[0]["task_id"])
+    assert len(data) == 3_000_000
+    assert json.loads(data)["task_id"] == DATA[0]["task_id"]
+    # the default: 200 MiB announced; read only the start, then hang up
+    c.faults(bad="huge_body")
+    conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=10)
+    conn.request("POST", "/v1/tasks/list?limit=1",
+                 headers={"Authorization": "Bearer " + KEY})
+    resp = conn.getresponse()
+    assert int(resp.getheader("Content-Length")) == 200 * 1024 * 1024
+    assert resp.read(4096).startswith(b'{"results":[')
+    conn.close()
+    c.faults()
+    assert c.list(limit=1)["results"]
+
+
+# --------------------------------------------------------------- the CLI
+
+def test_cli(tmp_path):
+    port_file = tmp_path / "port"
+    env = dict(os.environ, MIXPEEK_SERVER_KEY="sk_other_key")
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "mixpeek_server.py"),
+         "--count", "30", "--seed", "2", "--no-timestamps",
+         "--port-file", str(port_file), "--latency-ms", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        line = proc.stdout.readline()
+        m = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+)\n", line)
+        assert m, line
+        port = int(m.group(1))
+        assert port_file.read_text() == "%d\n" % port
+        c = Client(port)
+        c.json("POST", "/v1/tasks/list", expect=401)
+        status, _, data = c.req("POST", "/v1/tasks/list",
+                                headers={"Authorization":
+                                         "Bearer sk_other_key"})
+        assert status == 200
+        res = json.loads(data)["results"]
+        assert len(res) == 30 and all("created_at" not in t for t in res)
+        # without timestamps the default order is task_id order
+        assert [t["task_id"] for t in res] == \
+            sorted(t["task_id"] for t in res)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        assert proc.stderr.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
