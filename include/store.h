@@ -23,6 +23,8 @@ struct listing {
 	const char **ids;	/* into one block owned by the listing */
 	uint32_t *by_id;	/* indexes of ids, sorted by id */
 	time_t fetched;
+	time_t changed;		/* when the ids last differed from before */
+	unsigned version;	/* bumped with changed */
 	unsigned refs;		/* atomic */
 };
 
@@ -40,9 +42,11 @@ void store_cleanup(void);
  */
 int store_listing(const struct list_body *q, long limit,
 		  struct listing **out);
-/* Like store_listing, but only a cached one that is still fresh. */
-int store_listing_cached(const struct list_body *q, long limit,
-			 struct listing **out);
+/* The cached listing for q, fresh or not, without fetching; -ENOENT. */
+int store_listing_peek(const struct list_body *q, long limit,
+		       struct listing **out);
+/* Whether something fetched at this time is still within the ttl. */
+bool store_fresh(time_t fetched);
 struct listing *listing_ref(struct listing *l);
 void listing_unref(struct listing *l);
 bool listing_has(const struct listing *l, const char *id);
@@ -53,6 +57,8 @@ bool listing_has(const struct listing *l, const char *id);
  * any reason but -ENOENT).
  */
 int store_task(const char *id, struct task **out);
+/* The stored record for id, fresh or not, without fetching; or NULL. */
+struct task *store_task_peek(const char *id);
 
 /*
  * The known statuses or task types, in order: the API's published values

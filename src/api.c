@@ -112,7 +112,7 @@ static int fetch_page(const char *body, unsigned limit, long offset,
 
 struct window {
 	pthread_mutex_t lock;
-	const char *body;
+	const char *const *bodies;	/* one per page */
 	const long *offsets;
 	struct page *pages;
 	int *errs;
@@ -133,7 +133,7 @@ static void *window_worker(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		if (i >= w->n)
 			return NULL;
-		w->errs[i] = fetch_page(w->body, page_size, w->offsets[i],
+		w->errs[i] = fetch_page(w->bodies[i], page_size, w->offsets[i],
 					NULL, false, &w->pages[i]);
 		if (w->errs[i]) {
 			pthread_mutex_lock(&w->lock);
@@ -143,11 +143,14 @@ static void *window_worker(void *arg)
 	}
 }
 
-/* Fetch the pages at offsets[0..n) with up to max_conns at once. */
-static int fetch_window(const char *body, const long *offsets, size_t n,
-			struct page *pages)
+/*
+ * Fetch page i of bodies[i] at offsets[i], for i in [0, n), with up to
+ * max_conns requests at once.
+ */
+static int fetch_window(const char *const *bodies, const long *offsets,
+			size_t n, struct page *pages)
 {
-	struct window w = { .body = body, .offsets = offsets,
+	struct window w = { .bodies = bodies, .offsets = offsets,
 			    .pages = pages, .n = n };
 	pthread_t tids[64];
 	size_t i, nthreads = n < max_conns ? n : max_conns;
@@ -243,15 +246,167 @@ static int follow_cursor(const char *body, struct page *pg,
 	return res < 0 ? res : 0;
 }
 
+/* A list of pages to fetch together, and what to do with them. */
+struct plan {
+	size_t n;
+	const char **bodies;
+	long *offsets;
+	struct page *pages;
+};
+
+static int plan_init(struct plan *p, size_t n)
+{
+	memset(p, 0, sizeof(*p));
+	p->bodies = calloc(n + 1, sizeof(*p->bodies));
+	p->offsets = calloc(n + 1, sizeof(*p->offsets));
+	p->pages = calloc(n + 1, sizeof(*p->pages));
+	return p->bodies && p->offsets && p->pages ? 0 : -ENOMEM;
+}
+
+static void plan_add(struct plan *p, const char *body, long offset)
+{
+	p->bodies[p->n] = body;
+	p->offsets[p->n++] = offset;
+}
+
+static void plan_release(struct plan *p)
+{
+	size_t i;
+
+	for (i = 0; p->pages && i < p->n; i++)
+		page_release(&p->pages[i]);
+	free(p->pages);
+	free(p->bodies);
+	free(p->offsets);
+}
+
+/* Offset pages of body after the first, then the cursor past the cap. */
+static int list_forward(const char *body, struct page *first, long limit,
+			struct delivery *d)
+{
+	struct plan p;
+	size_t n, i;
+	int res;
+
+	n = api_plan_offsets(first->total, page_size, NULL, 0);
+	res = plan_init(&p, n);
+	if (res)
+		goto out;
+	for (i = 0; i < n; i++) {
+		long off = (long)(i + 1) * page_size;
+
+		if (limit > 0 && off >= limit)
+			break;
+		plan_add(&p, body, off);
+	}
+	res = fetch_window(p.bodies, p.offsets, p.n, p.pages);
+	for (i = 0; i < p.n && !res; i++)
+		res = deliver(d, &p.pages[i]);
+	if (!res && p.n > 0 && !last_page(&p.pages[p.n - 1], page_size) &&
+	    api_plan_needs_cursor(first->total, page_size))
+		res = follow_cursor(body, &p.pages[p.n - 1], d);
+	else if (!res && p.n == 0)
+		res = follow_cursor(body, first, d);
+out:
+	plan_release(&p);
+	return res;
+}
+
+/* Whether the ids of the pages run in order (ascending or descending). */
+static bool pages_sorted(const struct page *pages, size_t n, int dir)
+{
+	const char *prev = NULL;
+	size_t i, j;
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < pages[i].n; j++) {
+			const char *id = pages[i].tasks[j]->id;
+
+			if (prev && strcmp(prev, id) * dir > 0)
+				return false;
+			prev = id;
+		}
+	return true;
+}
+
+/*
+ * A listing too deep for one offset window: fetch it sorted by task_id
+ * from both ends at once (two windows of up to 10,000 + page_size tasks),
+ * and the middle, if any, by cursor from the end of the first window.
+ * Comes out in task_id order. -EAGAIN when the API ignores the sort.
+ */
+static int list_two_ended(const struct list_body *q, long total,
+			  struct delivery *d)
+{
+	struct list_body qa = *q, qb = *q;
+	struct buf ba = BUF_INIT(1 << 20), bb = BUF_INIT(1 << 20);
+	long cover = (API_OFFSET_MAX / page_size + 1) * (long)page_size;
+	long na = total < cover ? total : cover, nb, off, middle, sent;
+	size_t npa = 0, i, j;
+	struct plan p;
+	int res;
+
+	nb = total - na < cover ? total - na : cover;
+	middle = total - na - nb;
+	qa.sort_field = qb.sort_field = "task_id";
+	qb.sort_desc = true;
+	res = json_list_body(&qa, &ba);
+	if (!res)
+		res = json_list_body(&qb, &bb);
+	if (!res)
+		res = plan_init(&p, (size_t)((na + nb) / page_size + 2));
+	if (res)
+		goto out_bodies;
+	for (off = 0; off < na; off += page_size, npa++)
+		plan_add(&p, buf_str(&ba), off);
+	for (off = 0; off < nb; off += page_size)
+		plan_add(&p, buf_str(&bb), off);
+	res = fetch_window(p.bodies, p.offsets, p.n, p.pages);
+	if (res)
+		goto out;
+	if (!pages_sorted(p.pages, npa, 1) ||
+	    !pages_sorted(p.pages + npa, p.n - npa, -1)) {
+		log_warn("POST /v1/tasks/list: the API did not sort by task_id;"
+			 " paging by cursor instead");
+		res = -EAGAIN;
+		goto out;
+	}
+	for (i = 0; i < npa && !res; i++)
+		res = deliver(d, &p.pages[i]);
+	if (!res && middle > 0 && npa > 0) {
+		/* the middle: by cursor, up to the count the ends leave */
+		struct delivery md = *d;
+
+		md.limit = d->seen + middle;
+		res = follow_cursor(buf_str(&ba), &p.pages[npa - 1], &md);
+		sent = md.seen - d->seen;
+		d->seen = md.seen;
+		if (!res && sent < middle)
+			log_warn("POST /v1/tasks/list: %ld tasks fewer than the "
+				 "total in the middle of a deep listing",
+				 middle - sent);
+	}
+	/* the far end, from the smallest id up */
+	for (i = p.n; i-- > npa && !res;)
+		for (j = p.pages[i].n; j-- > 0 && !res;) {
+			res = d->sink(d->ctx, p.pages[i].tasks[j]);
+			d->seen++;
+		}
+out:
+	plan_release(&p);
+out_bodies:
+	buf_release(&ba);
+	buf_release(&bb);
+	return res;
+}
+
 int api_list(const struct list_body *q, long limit, api_sink sink,
 	     void *ctx)
 {
 	struct delivery d = { sink, ctx, limit, 0 };
 	struct buf body = BUF_INIT(1 << 20);
-	struct page first, *pages = NULL;
 	unsigned first_limit = page_size;
-	long *offsets = NULL;
-	size_t n = 0, i;
+	struct page first;
 	int res;
 
 	res = json_list_body(q, &body);
@@ -262,29 +417,19 @@ int api_list(const struct list_body *q, long limit, api_sink sink,
 	res = fetch_page(buf_str(&body), first_limit, 0, NULL, true, &first);
 	if (res)
 		goto out_body;
+	if (!last_page(&first, first_limit) && first.total >= 0 &&
+	    limit <= 0 && !q->sort_field &&
+	    api_plan_needs_cursor(first.total, page_size)) {
+		res = list_two_ended(q, first.total, &d);
+		if (res != -EAGAIN)
+			goto out_first;
+		d.seen = 0;	/* nothing was delivered */
+	}
 	res = deliver(&d, &first);
 	if (res || last_page(&first, first_limit))
 		goto out_first;
 	if (first.total >= 0) {
-		n = api_plan_offsets(first.total, page_size, NULL, 0);
-		offsets = calloc(n + 1, sizeof(*offsets));
-		pages = calloc(n + 1, sizeof(*pages));
-		if (!offsets || !pages) {
-			res = -ENOMEM;
-			goto out_first;
-		}
-		api_plan_offsets(first.total, page_size, offsets, n);
-		if (limit > 0)
-			while (n > 0 && offsets[n - 1] >= limit)
-				n--;
-		res = fetch_window(buf_str(&body), offsets, n, pages);
-		for (i = 0; i < n && !res; i++)
-			res = deliver(&d, &pages[i]);
-		if (!res && n > 0 && !last_page(&pages[n - 1], page_size) &&
-		    api_plan_needs_cursor(first.total, page_size))
-			res = follow_cursor(buf_str(&body), &pages[n - 1], &d);
-		else if (!res && n == 0)
-			res = follow_cursor(buf_str(&body), &first, &d);
+		res = list_forward(buf_str(&body), &first, limit, &d);
 	} else {
 		/* no total: page by offset, then by cursor past the cap */
 		struct page pg, last = first;
@@ -308,10 +453,6 @@ int api_list(const struct list_body *q, long limit, api_sink sink,
 	}
 out_first:
 	page_release(&first);
-	for (i = 0; pages && i < n; i++)
-		page_release(&pages[i]);
-	free(pages);
-	free(offsets);
 out_body:
 	buf_release(&body);
 	return res < 0 ? res : 0;

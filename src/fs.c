@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * fs: the FUSE low-level operations. Every path is a node in an inode
- * table; the kernel's lookup counts decide when a node goes away. Task
- * data is never kept here: each operation asks the store for the task
- * record and renders what it needs.
+ * fs: the FUSE low-level operations. Every path is a node (node.c); what
+ * a node shows is worked out on each request from the store's records,
+ * so nothing here outlives the task data it came from.
+ *
+ * Caching is left to the kernel: no OPEN or OPENDIR round trips
+ * (FUSE_CAP_NO_OPEN_SUPPORT / NO_OPENDIR_SUPPORT), which makes the kernel
+ * keep file pages and directory listings until a node's mtime changes;
+ * entries and attributes are trusted for ttl seconds. mtime is when
+ * mixpeekfs saw the data change, so a refresh that changes nothing keeps
+ * the kernel's caches, and one that changes something drops them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,58 +22,14 @@
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
-#include <uthash.h>
 
 #include "config.h"
 #include "fs.h"
 #include "json.h"
 #include "log.h"
+#include "node.h"
 #include "store.h"
 #include "tree.h"
-
-/*
- * The bytes of a file as rendered at its last open. Kept on the node, not
- * on the file handle: the kernel may still be reading ahead on a handle
- * it has already released.
- */
-struct filebuf {
-	unsigned refs;		/* atomic */
-	size_t len;
-	char data[];
-};
-
-static void filebuf_unref(struct filebuf *f)
-{
-	if (f && __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
-		free(f);
-}
-
-enum nkind {
-	NK_ROOT,
-	NK_README,
-	NK_GROUP,	/* by-status/, by-type/ */
-	NK_LISTING,	/* tasks/, by-status/S/, by-type/T/ */
-	NK_TASK,	/* <listing>/<task_id>/ */
-	NK_FIELD,	/* a file or folder inside a task */
-	NK_TASKJSON,
-};
-
-struct node {
-	fuse_ino_t ino;
-	uint64_t nlookup;	/* protected by fs->lock */
-	unsigned children;	/* protected by fs->lock */
-	struct node *parent;
-	enum nkind kind;
-	char *name;		/* escaped, as shown */
-	char *key;		/* "<parent ino>/<name>" */
-	int group;		/* NK_GROUP, NK_LISTING: enum store_values */
-	char *value;		/* NK_LISTING under a group: status or type */
-	char *task_id;		/* NK_TASK and below: the raw id */
-	char *relpath;		/* NK_FIELD: escaped names below the task */
-	struct filebuf *content; /* protected by fs->lock; set by open */
-	UT_hash_handle hh;	/* by ino */
-	UT_hash_handle hn;	/* by key */
-};
 
 struct fs {
 	struct options *opts;
@@ -75,11 +37,9 @@ struct fs {
 	struct fuse_cmdline_opts cmd;
 	struct fuse_session *se;
 	bool mounted;
-	pthread_mutex_t lock;
-	struct node *by_ino;	/* protected by lock */
-	struct node *by_key;	/* protected by lock */
-	fuse_ino_t next_ino;	/* protected by lock */
-	struct node *root;
+	struct node_table nodes;
+	bool no_open;		/* the kernel can do without OPEN */
+	bool no_opendir;	/* ... and without OPENDIR */
 	uid_t uid;
 	gid_t gid;
 	time_t started;
@@ -114,111 +74,9 @@ static struct fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* ---- the node table ---- */
-
-static void node_free(struct node *n)
+static double ttl_of(struct fs *fs)
 {
-	filebuf_unref(n->content);
-	free(n->name);
-	free(n->key);
-	free(n->value);
-	free(n->task_id);
-	free(n->relpath);
-	free(n);
-}
-
-static struct node *node_by_ino(struct fs *fs, fuse_ino_t ino)
-{
-	struct node *n;
-
-	pthread_mutex_lock(&fs->lock);
-	HASH_FIND(hh, fs->by_ino, &ino, sizeof(ino), n);
-	pthread_mutex_unlock(&fs->lock);
-	return n;
-}
-
-static char *node_key(fuse_ino_t parent, const char *name)
-{
-	char *k;
-
-	return asprintf(&k, "%lu/%s", (unsigned long)parent, name) < 0 ?
-	       NULL : k;
-}
-
-/* Fields a new child inherits or sets; strings are copied. */
-struct node_init {
-	enum nkind kind;
-	int group;
-	const char *value;
-	const char *task_id;
-	const char *relpath;
-};
-
-/*
- * The child of parent called name, created from ni if new; the kernel's
- * lookup count goes up by one when counted is set. NULL on ENOMEM.
- */
-static struct node *node_child(struct fs *fs, struct node *parent,
-			       const char *name, const struct node_init *ni,
-			       bool counted)
-{
-	char *key = node_key(parent->ino, name);
-	struct node *n;
-
-	if (!key)
-		return NULL;
-	pthread_mutex_lock(&fs->lock);
-	HASH_FIND(hn, fs->by_key, key, strlen(key), n);
-	if (n) {
-		free(key);
-		goto found;
-	}
-	n = calloc(1, sizeof(*n));
-	if (!n)
-		goto fail;
-	n->key = key;
-	n->kind = ni->kind;
-	n->group = ni->group;
-	n->parent = parent;
-	n->name = strdup(name);
-	n->value = ni->value ? strdup(ni->value) : NULL;
-	n->task_id = ni->task_id ? strdup(ni->task_id) : NULL;
-	n->relpath = ni->relpath ? strdup(ni->relpath) : NULL;
-	if (!n->name || (ni->value && !n->value) ||
-	    (ni->task_id && !n->task_id) || (ni->relpath && !n->relpath)) {
-		node_free(n);
-		n = NULL;
-		goto fail;
-	}
-	n->ino = fs->next_ino++;
-	parent->children++;
-	HASH_ADD(hh, fs->by_ino, ino, sizeof(n->ino), n);
-	HASH_ADD_KEYPTR(hn, fs->by_key, n->key, strlen(n->key), n);
-found:
-	if (counted)
-		n->nlookup++;
-	pthread_mutex_unlock(&fs->lock);
-	return n;
-fail:
-	pthread_mutex_unlock(&fs->lock);
-	if (!n)
-		free(key);
-	return NULL;
-}
-
-/* Drop nlookup references; free nodes nobody refers to. Lock held. */
-static void node_forget_locked(struct fs *fs, struct node *n, uint64_t count)
-{
-	n->nlookup = count > n->nlookup ? 0 : n->nlookup - count;
-	while (n != fs->root && n->nlookup == 0 && n->children == 0) {
-		struct node *parent = n->parent;
-
-		HASH_DELETE(hh, fs->by_ino, n);
-		HASH_DELETE(hn, fs->by_key, n);
-		node_free(n);
-		parent->children--;
-		n = parent;
-	}
+	return (double)fs->opts->ttl;
 }
 
 /* ---- what a node is ---- */
@@ -242,7 +100,7 @@ static bool listing_admits(const struct node *n, const struct task *t)
 	return !strcmp(t->type, n->value);
 }
 
-/* A task's tree and the node at relpath inside it. */
+/* A task record, its tree, and the tree node a fs node stands for. */
 struct view {
 	struct task *task;
 	struct tnode *root;
@@ -256,25 +114,32 @@ static void view_release(struct view *v)
 	memset(v, 0, sizeof(*v));
 }
 
-static int view_get(const char *task_id, const char *relpath, bool tree,
-		    struct view *v)
+/* Fill v for node n (NK_TASK, NK_FIELD or NK_TASKJSON). */
+static int view_get(const struct node *n, bool tree, struct view *v)
 {
+	const struct node *tn = node_task(n);
+	struct buf rel = BUF_INIT(SIZE_MAX / 2);
 	int res;
 
 	memset(v, 0, sizeof(*v));
-	res = store_task(task_id, &v->task);
+	if (!tn)
+		return -EIO;
+	res = store_task(tn->value, &v->task);
 	if (res || !tree)
 		return res;
 	res = json_to_tree(v->task->json, v->task->json_len, &v->root);
 	if (res) {
-		log_err("task '%s': stored JSON does not parse", task_id);
+		log_err("task '%s': stored JSON does not parse", tn->value);
 		view_release(v);
 		return -EIO;
 	}
-	res = tnode_walk(v->root, relpath ? relpath : "", &v->at);
+	res = node_relpath(n, &rel);
+	if (!res)
+		res = tnode_walk(v->root, buf_str(&rel), &v->at);
+	buf_release(&rel);
 	if (res)
 		view_release(v);
-	return res;
+	return res == -ENOTDIR ? -ENOENT : res;
 }
 
 static void fill_dir(struct fs *fs, struct stat *st, time_t when)
@@ -297,7 +162,7 @@ static void fill_file(struct fs *fs, struct stat *st, off_t size,
 	st->st_blocks = (size + 511) / 512;
 }
 
-/* Render the bytes of a file node into out (for open and for sizes). */
+/* Render the bytes of a file node into out. */
 static int node_render(struct node *n, struct buf *out, time_t *when)
 {
 	struct view v;
@@ -307,7 +172,7 @@ static int node_render(struct node *n, struct buf *out, time_t *when)
 		*when = 0;
 		return buf_addstr(out, readme_text);
 	}
-	res = view_get(n->task_id, n->relpath, n->kind == NK_FIELD, &v);
+	res = view_get(n, n->kind == NK_FIELD, &v);
 	if (res)
 		return res;
 	*when = v.task->changed;
@@ -321,6 +186,34 @@ static int node_render(struct node *n, struct buf *out, time_t *when)
 	return res;
 }
 
+/*
+ * A listing folder's attributes. Its mtime says when its tasks last
+ * changed; a stale listing is refreshed here, because the kernel serves
+ * the folder from its cache until the mtime moves. A listing never
+ * fetched costs nothing (by-status/ must list without a request).
+ */
+static int listing_stat(struct fs *fs, struct node *n, struct stat *st)
+{
+	struct listing *l = NULL;
+	struct list_body q;
+	int res;
+
+	listing_query(n, &q);
+	fill_dir(fs, st, fs->started);
+	if (store_listing_peek(&q, 0, &l))
+		return 0;
+	if (!store_fresh(l->fetched)) {
+		listing_unref(l);
+		res = store_listing(&q, 0, &l);
+		if (res)
+			return res;
+	}
+	st->st_mtim.tv_sec = st->st_ctim.tv_sec = l->changed;
+	st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = l->version % 1000000000;
+	listing_unref(l);
+	return 0;
+}
+
 static int node_stat(struct fs *fs, struct node *n, struct stat *st)
 {
 	struct buf b = BUF_INIT(SIZE_MAX / 2);
@@ -331,18 +224,20 @@ static int node_stat(struct fs *fs, struct node *n, struct stat *st)
 	switch (n->kind) {
 	case NK_ROOT:
 	case NK_GROUP:
-	case NK_LISTING:
 		fill_dir(fs, st, fs->started);
 		break;
+	case NK_LISTING:
+		res = listing_stat(fs, n, st);
+		break;
 	case NK_TASK:
-		res = view_get(n->task_id, NULL, false, &v);
+		res = view_get(n, false, &v);
 		if (!res) {
 			fill_dir(fs, st, v.task->changed);
 			view_release(&v);
 		}
 		break;
 	case NK_FIELD:
-		res = view_get(n->task_id, n->relpath, true, &v);
+		res = view_get(n, true, &v);
 		if (res)
 			break;
 		if (tnode_view(v.at) == TV_DIR) {
@@ -366,60 +261,19 @@ static int node_stat(struct fs *fs, struct node *n, struct stat *st)
 	return res;
 }
 
-/* ---- replies ---- */
-
-static double ttl_of(struct fs *fs)
-{
-	return (double)fs->opts->ttl;
-}
-
-static void reply_entry(fuse_req_t req, struct fs *fs, struct node *n)
-{
-	struct fuse_entry_param e;
-	int res;
-
-	memset(&e, 0, sizeof(e));
-	res = node_stat(fs, n, &e.attr);
-	if (res) {
-		pthread_mutex_lock(&fs->lock);
-		node_forget_locked(fs, n, 1);
-		pthread_mutex_unlock(&fs->lock);
-		fuse_reply_err(req, -res);
-		return;
-	}
-	e.ino = n->ino;
-	e.attr_timeout = ttl_of(fs);
-	e.entry_timeout = ttl_of(fs);
-	if (fuse_reply_entry(req, &e)) {
-		pthread_mutex_lock(&fs->lock);
-		node_forget_locked(fs, n, 1);
-		pthread_mutex_unlock(&fs->lock);
-	}
-}
-
-static void reply_negative(fuse_req_t req, struct fs *fs)
-{
-	struct fuse_entry_param e;
-
-	memset(&e, 0, sizeof(e));
-	e.entry_timeout = ttl_of(fs);
-	fuse_reply_entry(req, &e);
-}
-
 /* ---- lookup ---- */
 
-static int lookup_root(struct fs *fs, const char *name,
-		       struct node_init *ni)
+static int root_entry(const char *name, enum nkind *kind, int *group)
 {
-	(void)fs;
+	*group = 0;
 	if (!strcmp(name, "README"))
-		ni->kind = NK_README;
+		*kind = NK_README;
 	else if (!strcmp(name, "tasks"))
-		ni->kind = NK_LISTING;
+		*kind = NK_LISTING;
 	else if (!strcmp(name, "by-status"))
-		ni->kind = NK_GROUP, ni->group = STORE_STATUSES;
+		*kind = NK_GROUP, *group = STORE_STATUSES;
 	else if (!strcmp(name, "by-type"))
-		ni->kind = NK_GROUP, ni->group = STORE_TYPES;
+		*kind = NK_GROUP, *group = STORE_TYPES;
 	else
 		return -ENOENT;
 	return 0;
@@ -456,7 +310,7 @@ static int listing_id(const struct listing *l, const char *name, char **id)
 	size_t i;
 
 	if (!strstr(name, "%~"))
-		return tree_name_unescape(name, id);
+		return tree_name_unescape(name, id) ? -ENOENT : 0;
 	for (i = 0; l && i < l->n; i++) {
 		tree_name_escape(l->ids[i], esc);
 		if (!strcmp(esc, name)) {
@@ -467,8 +321,8 @@ static int listing_id(const struct listing *l, const char *name, char **id)
 	return -ENOENT;
 }
 
-static int lookup_listing(struct node *parent, const char *name,
-			  struct node_init *ni, char **id)
+/* Whether the task behind name is in listing node parent; *id malloc'd. */
+static int lookup_listing(struct node *parent, const char *name, char **id)
 {
 	struct listing *l = NULL;
 	struct list_body q;
@@ -476,7 +330,10 @@ static int lookup_listing(struct node *parent, const char *name,
 	int res;
 
 	listing_query(parent, &q);
-	store_listing_cached(&q, 0, &l);
+	if (store_listing_peek(&q, 0, &l) == 0 && !store_fresh(l->fetched)) {
+		listing_unref(l);
+		l = NULL;
+	}
 	res = listing_id(l, name, id);
 	if (res)
 		goto out;
@@ -493,8 +350,6 @@ static int lookup_listing(struct node *parent, const char *name,
 			task_unref(t);
 		}
 	}
-	ni->kind = NK_TASK;
-	ni->task_id = *id;
 out:
 	if (l)
 		listing_unref(l);
@@ -505,97 +360,98 @@ out:
 	return res;
 }
 
-static int lookup_in_task(struct node *parent, const char *name,
-			  struct node_init *ni, char **relpath)
+static int lookup_in_task(struct fs *fs, struct node *parent,
+			  const char *name, enum nkind *kind)
 {
+	struct node *probe;
 	struct view v;
 	int res;
 
 	if (parent->kind == NK_TASK && !strcmp(name, TASK_JSON)) {
-		ni->kind = NK_TASKJSON;
-		ni->task_id = parent->task_id;
+		*kind = NK_TASKJSON;
 		return 0;
 	}
-	if (parent->relpath)
-		res = asprintf(relpath, "%s/%s", parent->relpath, name);
-	else
-		res = asprintf(relpath, "%s", name);
-	if (res < 0) {
-		*relpath = NULL;
+	/* look at the child as it would be, then let it go again */
+	probe = node_child(&fs->nodes, parent, name, NK_FIELD, 0, NULL);
+	if (!probe)
 		return -ENOMEM;
-	}
-	res = view_get(parent->task_id, *relpath, true, &v);
-	if (res) {
-		free(*relpath);
-		*relpath = NULL;
-		return res == -ENOTDIR ? -ENOENT : res;
-	}
-	view_release(&v);
-	ni->kind = NK_FIELD;
-	ni->task_id = parent->task_id;
-	ni->relpath = *relpath;
-	return 0;
+	res = view_get(probe, true, &v);
+	node_forget(&fs->nodes, probe, 1);
+	if (!res)
+		view_release(&v);
+	*kind = NK_FIELD;
+	return res;
 }
 
 static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 {
 	struct fs *fs = fs_of(req);
-	struct node *parent = node_by_ino(fs, pino), *n;
-	struct node_init ni = { 0 };
-	char *owned = NULL;
-	int res;
+	struct node *parent = node_get(&fs->nodes, pino), *n;
+	struct fuse_entry_param e;
+	enum nkind kind = NK_FIELD;
+	char *value = NULL;
+	int group = 0, res;
 
 	if (!parent) {
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	if (strlen(name) > TREE_NAME_MAX) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
 	switch (parent->kind) {
 	case NK_ROOT:
-		res = lookup_root(fs, name, &ni);
+		res = root_entry(name, &kind, &group);
 		break;
 	case NK_GROUP:
-		res = group_value(parent, name, &owned);
-		ni.kind = NK_LISTING;
-		ni.group = parent->group;
-		ni.value = owned;
+		res = group_value(parent, name, &value);
+		kind = NK_LISTING;
+		group = parent->group;
 		break;
 	case NK_LISTING:
-		res = lookup_listing(parent, name, &ni, &owned);
+		res = lookup_listing(parent, name, &value);
+		kind = NK_TASK;
 		break;
 	case NK_TASK:
 	case NK_FIELD:
-		res = lookup_in_task(parent, name, &ni, &owned);
+		res = lookup_in_task(fs, parent, name, &kind);
 		break;
 	default:
 		res = -ENOTDIR;
 		break;
 	}
+	memset(&e, 0, sizeof(e));
+	e.attr_timeout = ttl_of(fs);
+	e.entry_timeout = ttl_of(fs);
 	if (res == -ENOENT) {
-		reply_negative(req, fs);
-	} else if (res) {
-		fuse_reply_err(req, -res);
-	} else if (!(n = node_child(fs, parent, name, &ni, true))) {
-		fuse_reply_err(req, ENOMEM);
-	} else {
-		reply_entry(req, fs, n);
+		fuse_reply_entry(req, &e);	/* cached as absent for ttl */
+		goto out;
 	}
-	free(owned);
+	if (res) {
+		fuse_reply_err(req, -res);
+		goto out;
+	}
+	n = node_child(&fs->nodes, parent, name, kind, group, value);
+	if (!n) {
+		fuse_reply_err(req, ENOMEM);
+		goto out;
+	}
+	res = node_stat(fs, n, &e.attr);
+	e.ino = n->ino;
+	if (res) {
+		node_forget(&fs->nodes, n, 1);
+		fuse_reply_err(req, -res);
+	} else if (fuse_reply_entry(req, &e)) {
+		node_forget(&fs->nodes, n, 1);
+	}
+out:
+	free(value);
 }
 
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	struct fs *fs = fs_of(req);
-	struct node *n;
+	struct node *n = node_get(&fs->nodes, ino);
 
-	pthread_mutex_lock(&fs->lock);
-	HASH_FIND(hh, fs->by_ino, &ino, sizeof(ino), n);
 	if (n)
-		node_forget_locked(fs, n, nlookup);
-	pthread_mutex_unlock(&fs->lock);
+		node_forget(&fs->nodes, n, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -605,16 +461,12 @@ static void fs_forget_multi(fuse_req_t req, size_t count,
 	struct fs *fs = fs_of(req);
 	size_t i;
 
-	pthread_mutex_lock(&fs->lock);
 	for (i = 0; i < count; i++) {
-		fuse_ino_t ino = forgets[i].ino;
-		struct node *n;
+		struct node *n = node_get(&fs->nodes, forgets[i].ino);
 
-		HASH_FIND(hh, fs->by_ino, &ino, sizeof(ino), n);
 		if (n)
-			node_forget_locked(fs, n, forgets[i].nlookup);
+			node_forget(&fs->nodes, n, forgets[i].nlookup);
 	}
-	pthread_mutex_unlock(&fs->lock);
 	fuse_reply_none(req);
 }
 
@@ -622,7 +474,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct node *n = node_by_ino(fs, ino);
+	struct node *n = node_get(&fs->nodes, ino);
 	struct stat st;
 	int res;
 
@@ -640,34 +492,52 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- directories ---- */
 
+/*
+ * A folder's entries as of one readdir from offset 0, kept on the node so
+ * later offsets see the same list (the kernel sends no OPENDIR, so there
+ * is no handle to keep it on).
+ */
 struct dent {
-	char name[TREE_NAME_MAX + 1];
-	struct node_init ni;
-	char *owned;		/* relpath or value the entry needs */
+	char *name;
+	enum nkind kind;
+	int group;
+	char *value;
 	struct stat st;		/* st_mode 0: ask node_stat */
 };
 
 struct dirsnap {
+	unsigned refs;			/* atomic */
 	struct listing *listing;	/* NK_LISTING: the entries */
 	struct dent *ents;		/* other folders */
 	size_t n;
 };
 
-static void dirsnap_free(struct dirsnap *d)
+static void *dirsnap_ref(void *p)
 {
+	struct dirsnap *d = p;
+
+	__atomic_add_fetch(&d->refs, 1, __ATOMIC_RELAXED);
+	return d;
+}
+
+static void dirsnap_unref(void *p)
+{
+	struct dirsnap *d = p;
 	size_t i;
 
-	if (!d)
+	if (!d || __atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL))
 		return;
 	if (d->listing)
 		listing_unref(d->listing);
-	for (i = 0; d->ents && i < d->n; i++)
-		free(d->ents[i].owned);
+	for (i = 0; d->ents && i < d->n; i++) {
+		free(d->ents[i].name);
+		free(d->ents[i].value);
+	}
 	free(d->ents);
 	free(d);
 }
 
-static int snap_root(struct dirsnap *d)
+static int snap_root(struct fs *fs, struct dirsnap *d)
 {
 	static const char *const names[] = {
 		"README", "by-status", "by-type", "tasks"
@@ -678,15 +548,18 @@ static int snap_root(struct dirsnap *d)
 	if (!d->ents)
 		return -ENOMEM;
 	for (i = 0; i < 4; i++) {
-		snprintf(d->ents[i].name, sizeof(d->ents[i].name), "%s",
-			 names[i]);
-		lookup_root(NULL, names[i], &d->ents[i].ni);
+		struct dent *e = &d->ents[d->n++];
+
+		if (!(e->name = strdup(names[i])))
+			return -ENOMEM;
+		root_entry(names[i], &e->kind, &e->group);
+		if (e->kind != NK_README)
+			fill_dir(fs, &e->st, fs->started);
 	}
-	d->n = 4;
 	return 0;
 }
 
-static int snap_group(struct node *n, struct dirsnap *d)
+static int snap_group(struct fs *fs, struct node *n, struct dirsnap *d)
 {
 	char **names;
 	size_t count, i;
@@ -701,17 +574,21 @@ static int snap_group(struct node *n, struct dirsnap *d)
 		return -ENOMEM;
 	}
 	for (i = 0; i < count; i++) {
+		char esc[TREE_NAME_MAX + 1];
 		struct dent *e = &d->ents[d->n++];
 
-		tree_name_escape(names[i], e->name);
-		e->owned = names[i];
+		tree_name_escape(names[i], esc);
+		e->name = strdup(esc);
+		e->value = names[i];
 		names[i] = NULL;
-		e->ni.kind = NK_LISTING;
-		e->ni.group = n->group;
-		e->ni.value = e->owned;
+		e->kind = NK_LISTING;
+		e->group = n->group;
+		fill_dir(fs, &e->st, fs->started);
+		if (!e->name)
+			break;
 	}
 	store_values_free(names, count);
-	return 0;
+	return i < count ? -ENOMEM : 0;
 }
 
 static int snap_task(struct fs *fs, struct node *n, struct dirsnap *d)
@@ -721,7 +598,7 @@ static int snap_task(struct fs *fs, struct node *n, struct dirsnap *d)
 	size_t count = 1;
 	int res;
 
-	res = view_get(n->task_id, n->relpath, true, &v);
+	res = view_get(n, true, &v);
 	if (res)
 		return res;
 	if (tnode_view(v.at) != TV_DIR) {
@@ -736,24 +613,18 @@ static int snap_task(struct fs *fs, struct node *n, struct dirsnap *d)
 		return -ENOMEM;
 	}
 	while ((c = tnode_next_shown(v.at, c))) {
+		char name[TREE_NAME_MAX + 1];
 		struct dent *e = &d->ents[d->n];
 		struct buf b = BUF_INIT(SIZE_MAX / 2);
 
-		tnode_name(c, e->name);
-		if (n->kind == NK_TASK && !strcmp(e->name, TASK_JSON))
+		tnode_name(c, name);
+		if (n->kind == NK_TASK && !strcmp(name, TASK_JSON))
 			continue;	/* the whole-task file wins */
-		if (n->relpath)
-			res = asprintf(&e->owned, "%s/%s", n->relpath, e->name);
-		else
-			res = asprintf(&e->owned, "%s", e->name);
-		if (res < 0) {
-			e->owned = NULL;
+		if (!(e->name = strdup(name))) {
 			view_release(&v);
 			return -ENOMEM;
 		}
-		e->ni.kind = NK_FIELD;
-		e->ni.task_id = n->task_id;
-		e->ni.relpath = e->owned;
+		e->kind = NK_FIELD;
 		/* the tree is at hand: size the entry now, for readdirplus */
 		if (tnode_view(c) == TV_DIR) {
 			fill_dir(fs, &e->st, v.task->changed);
@@ -766,38 +637,32 @@ static int snap_task(struct fs *fs, struct node *n, struct dirsnap *d)
 	if (n->kind == NK_TASK) {
 		struct dent *e = &d->ents[d->n++];
 
-		strcpy(e->name, TASK_JSON);
-		e->ni.kind = NK_TASKJSON;
-		e->ni.task_id = n->task_id;
+		e->name = strdup(TASK_JSON);
+		e->kind = NK_TASKJSON;
+		if (!e->name) {
+			view_release(&v);
+			return -ENOMEM;
+		}
 	}
 	view_release(&v);
 	return 0;
 }
 
-static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+static int snap_new(struct fs *fs, struct node *n, struct dirsnap **out)
 {
-	struct fs *fs = fs_of(req);
-	struct node *n = node_by_ino(fs, ino);
-	struct dirsnap *d;
+	struct dirsnap *d = calloc(1, sizeof(*d));
 	struct list_body q;
 	int res;
 
-	if (!n) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
-	d = calloc(1, sizeof(*d));
-	if (!d) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
+	if (!d)
+		return -ENOMEM;
+	d->refs = 1;
 	switch (n->kind) {
 	case NK_ROOT:
-		res = snap_root(d);
+		res = snap_root(fs, d);
 		break;
 	case NK_GROUP:
-		res = snap_group(n, d);
+		res = snap_group(fs, n, d);
 		break;
 	case NK_LISTING:
 		listing_query(n, &q);
@@ -812,13 +677,30 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		break;
 	}
 	if (res) {
-		dirsnap_free(d);
-		fuse_reply_err(req, -res);
-		return;
+		dirsnap_unref(d);
+		return res;
 	}
-	fi->fh = (uintptr_t)d;
-	if (fuse_reply_open(req, fi))
-		dirsnap_free(d);
+	*out = d;
+	return 0;
+}
+
+/* The snapshot to read from: a new one at offset 0, else the node's. */
+static int snap_get(struct fs *fs, struct node *n, off_t off,
+		    struct dirsnap **out)
+{
+	struct dirsnap *d;
+	int res;
+
+	if (off > 0 && (d = node_get_cache(&fs->nodes, n, dirsnap_ref))) {
+		*out = d;
+		return 0;
+	}
+	res = snap_new(fs, n, &d);
+	if (res)
+		return res;
+	dirsnap_unref(node_swap_cache(&fs->nodes, n, dirsnap_ref(d)));
+	*out = d;
+	return 0;
 }
 
 static size_t dirsnap_count(const struct dirsnap *d)
@@ -826,27 +708,26 @@ static size_t dirsnap_count(const struct dirsnap *d)
 	return d->listing ? d->listing->n : d->n;
 }
 
-/*
- * Name and node fields of entry i (after "." and ".."), and its
- * attributes when the snapshot has them (else st->st_mode is 0).
- */
-static void dirsnap_entry(const struct dirsnap *d, size_t i, char *name,
-			  struct node_init *ni, struct stat *st)
+/* Entry i's name, node fields and (when known) attributes. */
+static void dirsnap_entry(struct fs *fs, const struct dirsnap *d, size_t i,
+			  char *name, struct dent *out)
 {
-	memset(st, 0, sizeof(*st));
-	if (d->listing) {
-		tree_name_escape(d->listing->ids[i], name);
-		memset(ni, 0, sizeof(*ni));
-		ni->kind = NK_TASK;
-		ni->task_id = d->listing->ids[i];
+	struct task *t;
+
+	if (!d->listing) {
+		*out = d->ents[i];
+		snprintf(name, TREE_NAME_MAX + 1, "%s", out->name);
 		return;
 	}
-	strcpy(name, d->ents[i].name);
-	*ni = d->ents[i].ni;
-	*st = d->ents[i].st;
+	memset(out, 0, sizeof(*out));
+	tree_name_escape(d->listing->ids[i], name);
+	out->kind = NK_TASK;
+	out->value = (char *)d->listing->ids[i];
+	t = store_task_peek(d->listing->ids[i]);
+	fill_dir(fs, &out->st, t ? t->changed : d->listing->fetched);
+	task_unref(t);
 }
 
-/* The file type of an entry, as far as readdir can tell cheaply. */
 static mode_t kind_mode(enum nkind kind)
 {
 	switch (kind) {
@@ -854,65 +735,70 @@ static mode_t kind_mode(enum nkind kind)
 	case NK_TASKJSON:
 		return S_IFREG;
 	case NK_FIELD:
-		return 0;	/* unknown until rendered */
+		return 0;	/* file or folder: unknown without the task */
 	default:
 		return S_IFDIR;
 	}
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
-		       off_t off, struct fuse_file_info *fi, bool plus)
+		       off_t off, bool plus)
 {
-	struct dirsnap *d = (struct dirsnap *)(uintptr_t)fi->fh;
 	struct fs *fs = fs_of(req);
-	struct node *dir = node_by_ino(fs, ino);
+	struct node *dir = node_get(&fs->nodes, ino);
 	char name[TREE_NAME_MAX + 1], *buf;
+	struct dirsnap *d;
 	size_t used = 0, total, i;
+	int res;
 
 	if (!dir) {
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
+	res = snap_get(fs, dir, off, &d);
+	if (res) {
+		fuse_reply_err(req, -res);
+		return;
+	}
 	buf = malloc(size);
 	if (!buf) {
+		dirsnap_unref(d);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	total = dirsnap_count(d) + 2;
 	for (i = (size_t)off; i < total; i++) {
 		struct fuse_entry_param e;
-		struct node_init ni;
 		struct node *n = NULL;
+		struct dent de;
 		size_t len;
 
 		memset(&e, 0, sizeof(e));
 		if (i < 2) {
 			strcpy(name, i ? ".." : ".");
 			fill_dir(fs, &e.attr, fs->started);
-			e.attr.st_ino = i ? 1 : ino;
-		} else {
-			dirsnap_entry(d, i - 2, name, &ni, &e.attr);
-			if (plus) {
-				n = node_child(fs, dir, name, &ni, true);
-				if (n && e.attr.st_mode)
-					e.attr.st_ino = n->ino;
-				else if (!n || node_stat(fs, n, &e.attr)) {
-					/* gone meanwhile: leave it out */
-					if (n) {
-						pthread_mutex_lock(&fs->lock);
-						node_forget_locked(fs, n, 1);
-						pthread_mutex_unlock(&fs->lock);
-					}
-					continue;
-				}
-				e.ino = n->ino;
-				e.attr_timeout = ttl_of(fs);
-				e.entry_timeout = ttl_of(fs);
-			} else {
-				/* any non-zero number: d_ino 0 reads as empty */
-				e.attr.st_mode = kind_mode(ni.kind);
-				e.attr.st_ino = (ino_t)-1 - i;
+			e.attr.st_ino = i ? FUSE_ROOT_ID : ino;
+		} else if (plus) {
+			dirsnap_entry(fs, d, i - 2, name, &de);
+			n = node_child(&fs->nodes, dir, name, de.kind,
+				       de.group, de.value);
+			if (!n)
+				break;
+			e.attr = de.st;
+			if (!e.attr.st_mode && node_stat(fs, n, &e.attr)) {
+				node_forget(&fs->nodes, n, 1);
+				continue;	/* gone meanwhile: leave out */
 			}
+			e.attr.st_ino = n->ino;
+			e.ino = n->ino;
+			e.attr_timeout = ttl_of(fs);
+			e.entry_timeout = ttl_of(fs);
+		} else {
+			dirsnap_entry(fs, d, i - 2, name, &de);
+			e.attr.st_mode = de.st.st_mode ? de.st.st_mode :
+					 kind_mode(de.kind);
+			/* any non-zero number: d_ino 0 reads as deleted */
+			e.attr.st_ino = (ino_t)-1 - i;
 		}
 		if (plus)
 			len = fuse_add_direntry_plus(req, buf + used,
@@ -922,56 +808,87 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			len = fuse_add_direntry(req, buf + used, size - used,
 						name, &e.attr, (off_t)i + 1);
 		if (len > size - used) {
-			if (n) {
-				pthread_mutex_lock(&fs->lock);
-				node_forget_locked(fs, n, 1);
-				pthread_mutex_unlock(&fs->lock);
-			}
+			if (n)
+				node_forget(&fs->nodes, n, 1);
 			break;
 		}
 		used += len;
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+	if (used == 0 && off > 0) {
+		/* read to the end: the kernel has it all, keep nothing */
+		struct dirsnap *old = node_get_cache(&fs->nodes, dir,
+						     dirsnap_ref);
+
+		if (old == d)
+			dirsnap_unref(node_swap_cache(&fs->nodes, dir, NULL));
+		if (old)
+			dirsnap_unref(old);
+	}
+	dirsnap_unref(d);
 }
 
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		       off_t off, struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, fi, false);
+	(void)fi;
+	do_readdir(req, ino, size, off, false);
 }
 
 static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, fi, true);
+	(void)fi;
+	do_readdir(req, ino, size, off, true);
 }
 
-static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
-			  struct fuse_file_info *fi)
+/* Like fs_open: ENOSYS stops further OPENDIR and RELEASEDIR. */
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
 {
 	(void)ino;
-	dirsnap_free((struct dirsnap *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, 0);
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
+	if (fs_of(req)->no_opendir)
+		fuse_reply_err(req, ENOSYS);
+	else
+		fuse_reply_open(req, fi);
 }
 
 /* ---- files ---- */
 
+/*
+ * ENOSYS tells the kernel that open is not needed (FUSE_CAP_NO_OPEN_SUPPORT):
+ * from then on it sends no OPEN, FLUSH or RELEASE, and keeps file pages
+ * until the file's mtime or size changes.
+ */
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	(void)ino;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	fi->keep_cache = 1;
+	if (fs_of(req)->no_open)
+		fuse_reply_err(req, ENOSYS);
+	else
+		fuse_reply_open(req, fi);
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
 	struct fs *fs = fs_of(req);
-	struct node *n = node_by_ino(fs, ino);
+	struct node *n = node_get(&fs->nodes, ino);
 	struct buf b = BUF_INIT(SIZE_MAX / 2);
-	struct filebuf *f, *old;
 	time_t when;
 	int res;
 
+	(void)fi;
 	if (!n) {
 		fuse_reply_err(req, ESTALE);
-		return;
-	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
 		return;
 	}
 	res = node_render(n, &b, &when);
@@ -979,50 +896,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -res);
 		return;
 	}
-	f = malloc(sizeof(*f) + b.len + 1);
-	if (!f) {
-		buf_release(&b);
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	f->refs = 1;
-	f->len = b.len;
-	memcpy(f->data, buf_str(&b), b.len);
-	buf_release(&b);
-	pthread_mutex_lock(&fs->lock);
-	old = n->content;
-	n->content = f;
-	pthread_mutex_unlock(&fs->lock);
-	filebuf_unref(old);
-	fi->keep_cache = 1;
-	fuse_reply_open(req, fi);
-}
-
-static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_of(req);
-	struct node *n = node_by_ino(fs, ino);
-	struct filebuf *f = NULL;
-
-	(void)fi;
-	if (n) {
-		pthread_mutex_lock(&fs->lock);
-		f = n->content;
-		if (f)
-			__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
-		pthread_mutex_unlock(&fs->lock);
-	}
-	if (!f) {
-		fuse_reply_err(req, EBADF);
-		return;
-	}
-	if (off < 0 || (size_t)off >= f->len)
+	if (off < 0 || (size_t)off >= b.len)
 		size = 0;
-	else if (size > f->len - (size_t)off)
-		size = f->len - (size_t)off;
-	fuse_reply_buf(req, size ? f->data + off : NULL, size);
-	filebuf_unref(f);
+	else if (size > b.len - (size_t)off)
+		size = b.len - (size_t)off;
+	fuse_reply_buf(req, size ? buf_str(&b) + off : NULL, size);
+	buf_release(&b);
 }
 
 /* ---- everything that would write ---- */
@@ -1077,13 +956,24 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct fs *fs = userdata;
+
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
-	/* a listing served from our cache may be re-read from the kernel's */
+	/* readdirplus always: attributes come with the entries */
 	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) {
+		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+		fs->no_open = true;
+	}
+	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
+		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+		fs->no_opendir = true;
+	}
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 }
 
 static const struct fuse_lowlevel_ops fs_ops = {
@@ -1103,7 +993,6 @@ static const struct fuse_lowlevel_ops fs_ops = {
 	.opendir	= fs_opendir,
 	.readdir	= fs_readdir,
 	.readdirplus	= fs_readdirplus,
-	.releasedir	= fs_releasedir,
 	.statfs		= fs_statfs,
 };
 
@@ -1131,12 +1020,14 @@ int fs_new(int argc, char **argv, struct options *o, struct fs **out)
 		return -1;
 	fs->args = a;
 	fs->opts = o;
-	pthread_mutex_init(&fs->lock, NULL);
-	fs->next_ino = FUSE_ROOT_ID + 1;
 	fs->uid = getuid();
 	fs->gid = getgid();
 	fs->started = time(NULL);
 	*out = fs;
+	if (node_table_init(&fs->nodes, dirsnap_unref)) {
+		fprintf(stderr, "mixpeekfs: out of memory\n");
+		return -1;
+	}
 	if (opts_parse(&fs->args, o))
 		return -1;
 	if (fuse_parse_cmdline(&fs->args, &fs->cmd))
@@ -1176,31 +1067,17 @@ int fs_foreground(const struct fs *fs)
 int fs_mount(struct fs *fs)
 {
 	char *host = opts_url_host(fs->opts->url), *fsopts = NULL;
-	struct node *root;
 
-	root = calloc(1, sizeof(*root));
-	if (!root || !host ||
+	if (!host ||
 	    asprintf(&fsopts, "-oro,default_permissions,fsname=mixpeekfs:%s,"
 		     "subtype=mixpeekfs", host) < 0 ||
 	    fuse_opt_add_arg(&fs->args, fsopts)) {
-		free(root);
 		free(host);
 		fprintf(stderr, "mixpeekfs: out of memory\n");
 		return -1;
 	}
 	free(fsopts);
 	free(host);
-	root->ino = FUSE_ROOT_ID;
-	root->kind = NK_ROOT;
-	root->nlookup = 1;
-	root->name = strdup("/");
-	root->key = strdup("/");
-	if (!root->name || !root->key) {
-		node_free(root);
-		return -1;
-	}
-	HASH_ADD(hh, fs->by_ino, ino, sizeof(root->ino), root);
-	fs->root = root;
 	fuse_set_log_func(fuse_log_to_ours);
 	fs->se = fuse_session_new(&fs->args, &fs_ops, sizeof(fs_ops), fs);
 	if (!fs->se)
@@ -1245,8 +1122,6 @@ int fs_run(struct fs *fs)
 
 void fs_free(struct fs *fs)
 {
-	struct node *n, *tmp;
-
 	if (!fs)
 		return;
 	if (fs->se) {
@@ -1255,13 +1130,8 @@ void fs_free(struct fs *fs)
 		fuse_remove_signal_handlers(fs->se);
 		fuse_session_destroy(fs->se);
 	}
-	HASH_CLEAR(hn, fs->by_key);
-	HASH_ITER(hh, fs->by_ino, n, tmp) {
-		HASH_DELETE(hh, fs->by_ino, n);
-		node_free(n);
-	}
+	node_table_release(&fs->nodes);
 	free(fs->cmd.mountpoint);
 	fuse_opt_free_args(&fs->args);
-	pthread_mutex_destroy(&fs->lock);
 	free(fs);
 }

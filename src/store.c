@@ -4,6 +4,7 @@
  * One mutex guards both tables; no lock is held across a fetch.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,7 +170,7 @@ void store_cleanup(void)
 	}
 }
 
-static bool fresh(time_t fetched)
+bool store_fresh(time_t fetched)
 {
 	return time(NULL) - fetched < (time_t)st.ttl;
 }
@@ -323,6 +324,19 @@ static int builder_finish(struct builder *b, struct listing **out)
 	return 0;
 }
 
+/* Whether two listings hold the same ids in the same order. */
+static bool listing_same(const struct listing *a, const struct listing *b)
+{
+	size_t i;
+
+	if (a->n != b->n)
+		return false;
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->ids[i], b->ids[i]))
+			return false;
+	return true;
+}
+
 static int listing_key(const struct list_body *q, long limit,
 		       struct buf *key)
 {
@@ -342,6 +356,8 @@ static int fetch_listing(const struct list_body *q, long limit,
 		return res;
 	}
 	res = builder_finish(&b, out);
+	/* parsing pages leaves the worker threads' heaps full of holes */
+	malloc_trim(0);
 	if (!res && b.skipped_dups)
 		log_warn("a listing repeated %zu task ids; shown once",
 			 b.skipped_dups);
@@ -376,13 +392,15 @@ static int listing_get(const struct list_body *q, long limit,
 		HASH_ADD_KEYPTR(hh, st.listings, le->key, strlen(le->key), le);
 	}
 	for (;;) {
-		if (le->cur && fresh(le->cur->fetched)) {
+		if (le->cur && store_fresh(le->cur->fetched)) {
 			*out = listing_ref(le->cur);
 			res = 0;
 			goto out;
 		}
 		if (!fetch) {
-			res = -ENOENT;
+			res = le->cur ? 0 : -ENOENT;
+			if (le->cur)
+				*out = listing_ref(le->cur);
 			goto out;
 		}
 		if (!le->loading)
@@ -408,8 +426,17 @@ static int listing_get(const struct list_body *q, long limit,
 	le->gen++;
 	le->err = res;
 	if (!res) {
-		if (le->cur)
+		l->changed = l->fetched;
+		l->version = 1;
+		if (le->cur) {
+			if (listing_same(le->cur, l)) {
+				l->changed = le->cur->changed;
+				l->version = le->cur->version;
+			} else {
+				l->version = le->cur->version + 1;
+			}
 			listing_unref(le->cur);
+		}
 		le->cur = l;
 		*out = listing_ref(l);
 	} else if (le->cur) {
@@ -431,8 +458,8 @@ int store_listing(const struct list_body *q, long limit,
 	return listing_get(q, limit, out, true);
 }
 
-int store_listing_cached(const struct list_body *q, long limit,
-			 struct listing **out)
+int store_listing_peek(const struct list_body *q, long limit,
+		       struct listing **out)
 {
 	return listing_get(q, limit, out, false);
 }
@@ -447,7 +474,7 @@ int store_task(const char *id, struct task **out)
 
 	pthread_mutex_lock(&st.lock);
 	HASH_FIND_STR(st.tasks, id, te);
-	if (te && fresh(te->task->fetched)) {
+	if (te && store_fresh(te->task->fetched)) {
 		*out = task_ref(te->task);
 		pthread_mutex_unlock(&st.lock);
 		return 0;
@@ -480,6 +507,19 @@ int store_task(const char *id, struct task **out)
 	}
 	task_unref(stale);
 	return res;
+}
+
+struct task *store_task_peek(const char *id)
+{
+	struct task *t = NULL;
+	struct tentry *te;
+
+	pthread_mutex_lock(&st.lock);
+	HASH_FIND_STR(st.tasks, id, te);
+	if (te)
+		t = task_ref(te->task);
+	pthread_mutex_unlock(&st.lock);
+	return t;
 }
 
 int store_values(enum store_values which, char ***names, size_t *n)

@@ -21,7 +21,7 @@ import mfs  # noqa: E402
 # Sizes of the data sets the servers hold.
 MAIN_COUNT = 1000
 MAIN_SEED = 20240611
-BIG_COUNT = 12000
+BIG_COUNT = 25000
 BIG_SEED = 7
 WEIRD_COUNT = 300
 WEIRD_SEED = 99

@@ -1,47 +1,73 @@
-"""12,000 tasks: offset paging switches to cursor before offset 10000."""
+"""Listings deeper than the API's offset cap (offset <= 10000).
+
+A listing that does not fit one offset window (offsets 0..10000) is fetched
+sorted by task_id from both ends at once; what lies between the two windows
+comes by cursor after the first window's last offset page.
+"""
 
 import pytest
 
 import mfs
 
 
+def _id_key(task_id):
+    return task_id.encode("utf-8")
+
+
 @pytest.mark.timeout(300)
-def test_12000_tasks_offset_then_cursor(big_server, mounter):
-    big_server.reset()
+def test_25000_tasks_offset_windows_then_cursor(big_server, mounter):
     tasks = big_server.dataset()
-    assert len(tasks) == 12000
+    n = len(tasks)
+    assert n == 25000
     page_size = 1000
     m = mounter(big_server, page_size=page_size, ttl=600)
     big_server.reset()
 
-    r = mfs.sh("ls tasks | wc -l", m.path, timeout=240)
-    assert int(r.out) == 12000
+    r = mfs.sh("ls -U tasks", m.path, timeout=240)
+    want = sorted((t["task_id"] for t in tasks), key=_id_key)
+    assert mfs.lines(r.out) == [mfs.escape_name(i) for i in want]
 
     log = mfs.list_entries(big_server.log())
-    queries = [mfs.query_of(e) for e in log]
     assert all(e["status"] == 200 for e in log), [e["status"] for e in log]
-    offset_reqs = [i for i, q in enumerate(queries) if not q.get("cursor")]
-    cursor_reqs = [i for i, q in enumerate(queries) if q.get("cursor")]
-    offsets = sorted(int(queries[i].get("offset") or 0) for i in offset_reqs)
-    assert max(offsets) <= 10000, offsets
-    assert offsets == list(range(0, 10001, page_size)), offsets
-    assert len(cursor_reqs) == 1, queries
-    # The cursor request follows the page at offset 10000 it continues.
-    last_offset_req = next(i for i in offset_reqs
-                           if int(queries[i].get("offset") or 0) == 10000)
-    assert cursor_reqs[0] > last_offset_req
+    queries = [mfs.query_of(e) for e in log]
     for q in queries:
         assert q.get("limit") == str(page_size), q
         assert int(q.get("offset") or 0) <= 10000, q
-    assert len(queries) == mfs.pages(12000, page_size), queries
+    # ceil(N/page_size) pages, plus the first page that found the total
+    assert len(log) <= mfs.pages(n, page_size) + 1, len(log)
+    sorts = [(e["body"] or {}).get("sort") for e in log]
+    asc = [i for i, s in enumerate(sorts)
+           if s == {"field": "task_id", "direction": "asc"}]
+    desc = [i for i, s in enumerate(sorts)
+            if s == {"field": "task_id", "direction": "desc"}]
+    assert len(asc) >= 11 and len(desc) == 11, sorts
+    # the middle crosses from offset to cursor, after offset 10000
+    cursor = [i for i, q in enumerate(queries) if q.get("cursor")]
+    assert len(cursor) == mfs.pages(n - 22000, page_size), queries
+    assert all(i in asc for i in cursor)
+    last_offset = next(i for i in asc
+                       if int(queries[i].get("offset") or 0) == 10000)
+    assert min(cursor) > last_offset
 
-    # Every task exactly once, in the server's order.
-    r = mfs.sh("ls -U tasks", m.path, timeout=240)
-    assert mfs.lines(r.out) == [mfs.escape_name(t["task_id"]) for t in tasks]
-
-    # And it is all cached: reading a file of the last task costs nothing.
+    # all of it is cached: reading a file of any task costs nothing
     before = big_server.requests()
-    last = tasks[-1]
-    with open(m.p("tasks", mfs.escape_name(last["task_id"]), "status")) as f:
-        assert f.read() == last["status"] + "\n"
+    for t in (tasks[0], tasks[12345], tasks[-1]):
+        with open(m.p("tasks", mfs.escape_name(t["task_id"]),
+                      "status")) as f:
+            assert f.read() == t["status"] + "\n"
     assert mfs.request_delta(before, big_server.requests())["total"] == 0
+
+
+@pytest.mark.timeout(300)
+def test_deep_status_listing(big_server, mounter):
+    tasks = big_server.dataset()
+    done = [t["task_id"] for t in tasks if t["status"] == "COMPLETED"]
+    assert len(done) > 10000 + 1000   # deeper than one offset window
+    m = mounter(big_server, page_size=1000, ttl=600)
+    big_server.reset()
+    r = mfs.sh("ls -U by-status/COMPLETED", m.path, timeout=240)
+    got = mfs.lines(r.out)
+    assert got == [mfs.escape_name(i) for i in sorted(done, key=_id_key)]
+    log = mfs.list_entries(big_server.log())
+    assert len(log) <= mfs.pages(len(done), 1000) + 1
+    assert all((e["body"] or {}).get("status") == "COMPLETED" for e in log)

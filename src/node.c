@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+/*
+ * node: inode numbers, parent links and lookup counts. One mutex guards
+ * the table; a node's name, kind and parent never change.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+
+static struct node *node_new(const char *name, enum nkind kind, int group,
+			     const char *value)
+{
+	size_t len = strlen(name) + 1;
+	struct node *n = calloc(1, sizeof(*n) + len);
+
+	if (!n)
+		return NULL;
+	memcpy(n->name, name, len);
+	n->kind = kind;
+	n->group = group;
+	if (value && !(n->value = strdup(value))) {
+		free(n);
+		return NULL;
+	}
+	return n;
+}
+
+static void node_free(struct node_table *t, struct node *n)
+{
+	if (n->cache && t->cache_free)
+		t->cache_free(n->cache);
+	free(n->value);
+	free(n);
+}
+
+int node_table_init(struct node_table *t, void (*cache_free)(void *))
+{
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_init(&t->lock, NULL);
+	t->cache_free = cache_free;
+	t->root = node_new("/", NK_ROOT, 0, NULL);
+	if (!t->root)
+		return -ENOMEM;
+	t->root->ino = NODE_ROOT_INO;
+	t->root->nlookup = 1;
+	t->next_ino = NODE_ROOT_INO + 1;
+	HASH_ADD(hh, t->by_ino, ino, sizeof(t->root->ino), t->root);
+	t->count = 1;
+	return 0;
+}
+
+void node_table_release(struct node_table *t)
+{
+	struct node *n, *tmp;
+
+	HASH_ITER(hh, t->by_ino, n, tmp) {
+		HASH_CLEAR(hk, n->kids);
+	}
+	HASH_ITER(hh, t->by_ino, n, tmp) {
+		HASH_DELETE(hh, t->by_ino, n);
+		node_free(t, n);
+	}
+	pthread_mutex_destroy(&t->lock);
+	t->root = NULL;
+}
+
+struct node *node_get(struct node_table *t, uint64_t ino)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&t->lock);
+	HASH_FIND(hh, t->by_ino, &ino, sizeof(ino), n);
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+struct node *node_child(struct node_table *t, struct node *parent,
+			const char *name, enum nkind kind, int group,
+			const char *value)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&t->lock);
+	HASH_FIND(hk, parent->kids, name, strlen(name), n);
+	if (!n) {
+		n = node_new(name, kind, group, value);
+		if (!n)
+			goto out;
+		n->parent = parent;
+		n->ino = t->next_ino++;
+		HASH_ADD(hh, t->by_ino, ino, sizeof(n->ino), n);
+		HASH_ADD_KEYPTR(hk, parent->kids, n->name, strlen(n->name),
+				n);
+		parent->nkids++;
+		t->count++;
+	}
+	n->nlookup++;
+out:
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+void node_forget(struct node_table *t, struct node *n, uint64_t count)
+{
+	pthread_mutex_lock(&t->lock);
+	n->nlookup = count > n->nlookup ? 0 : n->nlookup - count;
+	while (n != t->root && n->nlookup == 0 && n->nkids == 0) {
+		struct node *parent = n->parent;
+
+		HASH_DELETE(hh, t->by_ino, n);
+		HASH_DELETE(hk, parent->kids, n);
+		parent->nkids--;
+		t->count--;
+		node_free(t, n);
+		n = parent;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+const struct node *node_task(const struct node *n)
+{
+	while (n && n->kind != NK_TASK)
+		n = n->parent;
+	return n;
+}
+
+static int relpath_add(const struct node *n, struct buf *out)
+{
+	int res;
+
+	if (!n || n->kind == NK_TASK)
+		return 0;
+	res = relpath_add(n->parent, out);
+	if (!res && out->len)
+		res = buf_addch(out, '/');
+	return res ? res : buf_addstr(out, n->name);
+}
+
+int node_relpath(const struct node *n, struct buf *out)
+{
+	return relpath_add(n, out);
+}
+
+void *node_swap_cache(struct node_table *t, struct node *n, void *c)
+{
+	void *old;
+
+	pthread_mutex_lock(&t->lock);
+	old = n->cache;
+	n->cache = c;
+	pthread_mutex_unlock(&t->lock);
+	return old;
+}
+
+void *node_get_cache(struct node_table *t, struct node *n,
+		     void *(*ref)(void *))
+{
+	void *c;
+
+	pthread_mutex_lock(&t->lock);
+	c = n->cache ? ref(n->cache) : NULL;
+	pthread_mutex_unlock(&t->lock);
+	return c;
+}
