@@ -10,11 +10,14 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "buf.h"
+
 struct task {
-	const char *id;		/* these three point into the same block */
+	const char *id;		/* these point into the same block */
 	const char *status;
 	const char *type;
-	const char *json;	/* compact JSON of the whole task */
+	const unsigned char *packed;	/* the compact JSON, packed */
+	size_t packed_len;
 	size_t json_len;
 	time_t fetched;		/* when the API last returned it */
 	time_t changed;		/* first seen, or last seen with other JSON */
@@ -29,6 +32,9 @@ struct task *task_new(const char *id, const char *status, const char *type,
 		      const char *json, size_t json_len);
 struct task *task_ref(struct task *t);
 void task_unref(struct task *t);
+
+/* Append the task's compact JSON to out. 0 or -errno. */
+int task_json(const struct task *t, struct buf *out);
 
 /* True for COMPLETED, COMPLETED_WITH_ERRORS, FAILED and CANCELED. */
 int task_status_terminal(const char *status);

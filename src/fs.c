@@ -127,7 +127,10 @@ static int view_get(const struct node *n, bool tree, struct view *v)
 	res = store_task(tn->value, &v->task);
 	if (res || !tree)
 		return res;
-	res = json_to_tree(v->task->json, v->task->json_len, &v->root);
+	res = task_json(v->task, &rel);
+	if (!res)
+		res = json_to_tree(buf_str(&rel), rel.len, &v->root);
+	buf_release(&rel);
 	if (res) {
 		log_err("task '%s': stored JSON does not parse", tn->value);
 		view_release(v);
@@ -176,8 +179,14 @@ static int node_render(struct node *n, struct buf *out, time_t *when)
 	if (res)
 		return res;
 	*when = v.task->changed;
-	if (n->kind == NK_TASKJSON)
-		res = json_pretty(v.task->json, v.task->json_len, out);
+	if (n->kind == NK_TASKJSON) {
+		struct buf json = BUF_INIT(SIZE_MAX / 2);
+
+		res = task_json(v.task, &json);
+		if (!res)
+			res = json_pretty(buf_str(&json), json.len, out);
+		buf_release(&json);
+	}
 	else if (tnode_view(v.at) == TV_FILE)
 		res = tnode_render(v.at, out);
 	else

@@ -13,6 +13,7 @@
 #include "http.h"
 #include "log.h"
 #include "opts.h"
+#include "pack.h"
 #include "store.h"
 
 static int fail(const char *what)
@@ -81,6 +82,7 @@ out_http:
 	http_global_cleanup();
 out:
 	fs_free(fs);
+	pack_thread_exit();
 	opts_release(&o);
 	return ret;
 }

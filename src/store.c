@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "pack.h"
 #include "store.h"
 
 const char *const store_statuses[] = {
@@ -44,24 +45,37 @@ struct task *task_new(const char *id, const char *status, const char *type,
 		      const char *json, size_t json_len)
 {
 	size_t li = strlen(id) + 1, ls = strlen(status) + 1,
-	       lt = strlen(type) + 1;
-	struct task *t = malloc(sizeof(*t) + li + ls + lt + json_len + 1);
+	       lt = strlen(type) + 1, plen;
+	unsigned char stack[8192], *tmp = stack;
+	struct task *t = NULL;
 	char *p;
 
-	if (!t)
+	if (pack_bound(json_len) > sizeof(stack) &&
+	    !(tmp = malloc(pack_bound(json_len))))
 		return NULL;
+	if (pack(json, json_len, tmp, &plen))
+		goto out;
+	t = malloc(sizeof(*t) + li + ls + lt + plen);
+	if (!t)
+		goto out;
 	p = (char *)(t + 1);
 	t->id = memcpy(p, id, li);
 	t->status = memcpy(p += li, status, ls);
 	t->type = memcpy(p += ls, type, lt);
-	p += lt;
-	memcpy(p, json, json_len);
-	p[json_len] = '\0';
-	t->json = p;
+	t->packed = memcpy(p + lt, tmp, plen);
+	t->packed_len = plen;
 	t->json_len = json_len;
 	t->fetched = t->changed = time(NULL);
 	t->refs = 1;
+out:
+	if (tmp != stack)
+		free(tmp);
 	return t;
+}
+
+int task_json(const struct task *t, struct buf *out)
+{
+	return unpack(t->packed, t->packed_len, t->json_len, out);
 }
 
 struct task *task_ref(struct task *t)
@@ -185,8 +199,8 @@ static int ingest_locked(struct task *t)
 	if (te) {
 		struct task *old = te->task;
 
-		if (old->json_len == t->json_len &&
-		    !memcmp(old->json, t->json, t->json_len))
+		if (old->packed_len == t->packed_len &&
+		    !memcmp(old->packed, t->packed, t->packed_len))
 			t->changed = old->changed;
 		te->task = task_ref(t);
 		/* the key points into the record: point it at the new one */

@@ -23,7 +23,14 @@ static void test_page(void)
 	CHECK_STR(pg.tasks[0]->id, "a");
 	CHECK_STR(pg.tasks[0]->status, "FAILED");
 	CHECK_STR(pg.tasks[0]->type, "thumbnail");
-	CHECK(strstr(pg.tasks[0]->json, "\"x\":1") != NULL);
+	{
+		struct buf j = BUF_INIT(1 << 20);
+
+		CHECK(task_json(pg.tasks[0], &j) == 0);
+		CHECK(strstr(buf_str(&j), "\"x\":1") != NULL);
+		CHECK(j.len == pg.tasks[0]->json_len);
+		buf_release(&j);
+	}
 	CHECK_STR(pg.tasks[1]->status, "");	/* wrong type: kept, empty */
 	page_release(&pg);
 
@@ -44,7 +51,13 @@ static void test_task(void)
 	CHECK(json_parse_task("{\"task_id\":\"z\",\"status\":\"PENDING\"}",
 			      35, &t) == 0);
 	CHECK_STR(t->id, "z");
-	CHECK(json_pretty(t->json, t->json_len, &b) == 0);
+	{
+		struct buf j = BUF_INIT(1 << 20);
+
+		CHECK(task_json(t, &j) == 0);
+		CHECK(json_pretty(buf_str(&j), j.len, &b) == 0);
+		buf_release(&j);
+	}
 	CHECK(b.len > 0 && b.data[b.len - 1] == '\n');
 	CHECK(strstr(buf_str(&b), "\"PENDING\"") != NULL);
 	buf_release(&b);

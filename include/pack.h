@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pack: tasks are kept compressed (raw deflate with a preset dictionary of
+ * the API's own field names), which keeps a large cache small. The only
+ * user of zlib.
+ */
+#ifndef MIXPEEKFS_PACK_H
+#define MIXPEEKFS_PACK_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+/* Worst-case packed size for len bytes of input. */
+size_t pack_bound(size_t len);
+
+/* Pack len bytes of src into dst (pack_bound(len) bytes); the size. */
+int pack(const char *src, size_t len, unsigned char *dst, size_t *dstlen);
+
+/* Append the rawlen bytes that src unpacks to onto out. 0 or -EIO. */
+int unpack(const unsigned char *src, size_t len, size_t rawlen,
+	   struct buf *out);
+
+/* Free this thread's streams now (for threads that are about to end). */
+void pack_thread_exit(void);
+
+#endif
