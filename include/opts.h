@@ -16,6 +16,7 @@ struct options {
 	char *key_file;
 	char *namespace;
 	char *max_response_str;
+	char *cache_size_str;
 	unsigned page_size;
 	unsigned ttl;
 	unsigned max_connections;
@@ -23,6 +24,7 @@ struct options {
 	unsigned connect_timeout;
 	unsigned retries;
 	size_t max_response;	/* bytes, from max_response_str */
+	size_t cache_size;	/* bytes, from cache_size_str */
 	int allow_http;
 	int debug;
 	char *key;		/* loaded by opts_load_key; wiped on free */

@@ -33,7 +33,8 @@ enum store_values {
 	STORE_TYPES,
 };
 
-int store_init(unsigned ttl);
+/* cache_size: bytes of task records kept before the least recently used go */
+int store_init(unsigned ttl, size_t cache_size);
 void store_cleanup(void);
 
 /*

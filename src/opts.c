@@ -29,6 +29,7 @@ static const struct fuse_opt opt_table[] = {
 	OPT("connect_timeout=%u", connect_timeout, 0),
 	OPT("retries=%u", retries, 0),
 	OPT("max_response=%s", max_response_str, 0),
+	OPT("cache_size=%s", cache_size_str, 0),
 	OPT("allow_http", allow_http, 1),
 	OPT("debug", debug, 1),
 	/* mount(8) and fstab words that mean nothing to us */
@@ -46,13 +47,15 @@ int opts_init(struct options *o)
 	memset(o, 0, sizeof(*o));
 	o->url = strdup(OPTS_DEFAULT_URL);
 	o->max_response_str = strdup("64M");
+	o->cache_size_str = strdup("256M");
 	o->page_size = 1000;
 	o->ttl = 30;
 	o->max_connections = 4;
 	o->timeout = 30;
 	o->connect_timeout = 10;
 	o->retries = 3;
-	return o->url && o->max_response_str ? 0 : -ENOMEM;
+	return o->url && o->max_response_str && o->cache_size_str ?
+	       0 : -ENOMEM;
 }
 
 static int opt_proc(void *data, const char *arg, int key,
@@ -142,6 +145,11 @@ int opts_validate(struct options *o, char *err, size_t size)
 	if (parse_size(o->max_response_str, &o->max_response)) {
 		snprintf(err, size, "max_response must be a size such as 64M, "
 			 "not '%s'", o->max_response_str);
+		return -EINVAL;
+	}
+	if (parse_size(o->cache_size_str, &o->cache_size)) {
+		snprintf(err, size, "cache_size must be a size such as 256M, "
+			 "not '%s'", o->cache_size_str);
 		return -EINVAL;
 	}
 	len = strlen(o->url);
@@ -254,6 +262,7 @@ void opts_release(struct options *o)
 	free(o->key_file);
 	free(o->namespace);
 	free(o->max_response_str);
+	free(o->cache_size_str);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -279,6 +288,8 @@ void opts_print_help(void)
 "    -o retries=N           retries on 5xx, 429 and network errors "
 "(default 3)\n"
 "    -o max_response=SIZE   largest response body accepted (default 64M)\n"
+"    -o cache_size=SIZE     task data kept in memory before the least\n"
+"                           recently used is dropped (default 256M)\n"
 "    -o allow_http          allow plain http to a host that is not "
 "loopback\n"
 "    -o debug               log every request\n"

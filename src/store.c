@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <uthash.h>
+#include <utlist.h>
 
 #include "api.h"
 #include "log.h"
@@ -100,6 +101,8 @@ int task_status_terminal(const char *s)
 
 struct tentry {
 	struct task *task;	/* the key is task->id */
+	struct tentry *prev;	/* least recently used first */
+	struct tentry *next;
 	UT_hash_handle hh;
 };
 
@@ -122,10 +125,15 @@ static struct {
 	pthread_cond_t loaded;
 	unsigned ttl;
 	struct tentry *tasks;		/* protected by lock */
+	struct tentry *lru;		/* protected by lock */
+	size_t bytes;			/* protected by lock: of all tasks */
+	size_t cap;
 	struct lentry *listings;	/* protected by lock */
 	struct value *values[2];	/* protected by lock; append only */
 } st = { .lock = PTHREAD_MUTEX_INITIALIZER,
 	 .loaded = PTHREAD_COND_INITIALIZER };
+
+static void entry_drop_locked(struct tentry *te);
 
 static int values_add(enum store_values which, const char *name)
 {
@@ -143,11 +151,12 @@ static int values_add(enum store_values which, const char *name)
 	return 0;
 }
 
-int store_init(unsigned ttl)
+int store_init(unsigned ttl, size_t cache_size)
 {
 	int i, res = 0;
 
 	st.ttl = ttl;
+	st.cap = cache_size;
 	for (i = 0; store_statuses[i] && !res; i++)
 		res = values_add(STORE_STATUSES, store_statuses[i]);
 	for (i = 0; store_types[i] && !res; i++)
@@ -161,11 +170,8 @@ void store_cleanup(void)
 	struct lentry *le, *ltmp;
 	int i;
 
-	HASH_ITER(hh, st.tasks, te, ttmp) {
-		HASH_DEL(st.tasks, te);
-		task_unref(te->task);
-		free(te);
-	}
+	HASH_ITER(hh, st.tasks, te, ttmp)
+		entry_drop_locked(te);
 	HASH_ITER(hh, st.listings, le, ltmp) {
 		HASH_DEL(st.listings, le);
 		if (le->cur)
@@ -189,6 +195,35 @@ bool store_fresh(time_t fetched)
 	return time(NULL) - fetched < (time_t)st.ttl;
 }
 
+static size_t entry_bytes(const struct task *t)
+{
+	return sizeof(struct tentry) + sizeof(*t) + strlen(t->id) +
+	       strlen(t->status) + strlen(t->type) + 3 + t->packed_len;
+}
+
+static void entry_drop_locked(struct tentry *te)
+{
+	DL_DELETE(st.lru, te);
+	HASH_DEL(st.tasks, te);
+	st.bytes -= entry_bytes(te->task);
+	task_unref(te->task);
+	free(te);
+}
+
+/* Mark te as just used. Lock held. */
+static void touch_locked(struct tentry *te)
+{
+	DL_DELETE(st.lru, te);
+	DL_APPEND(st.lru, te);
+}
+
+/* Drop the least recently used tasks beyond the cap, keeping keep. */
+static void evict_locked(const struct tentry *keep)
+{
+	while (st.bytes > st.cap && st.lru && st.lru != keep)
+		entry_drop_locked(st.lru);
+}
+
 /* Put t in the store, replacing an older record. Lock held. */
 static int ingest_locked(struct task *t)
 {
@@ -202,17 +237,22 @@ static int ingest_locked(struct task *t)
 		if (old->packed_len == t->packed_len &&
 		    !memcmp(old->packed, t->packed, t->packed_len))
 			t->changed = old->changed;
+		st.bytes -= entry_bytes(old);
 		te->task = task_ref(t);
 		/* the key points into the record: point it at the new one */
 		te->hh.key = t->id;
 		task_unref(old);
+		touch_locked(te);
 	} else {
 		te = calloc(1, sizeof(*te));
 		if (!te)
 			return -ENOMEM;
 		te->task = task_ref(t);
 		HASH_ADD_KEYPTR(hh, st.tasks, t->id, strlen(t->id), te);
+		DL_APPEND(st.lru, te);
 	}
+	st.bytes += entry_bytes(t);
+	evict_locked(te);
 	if (*t->status)
 		res = values_add(STORE_STATUSES, t->status);
 	if (!res && *t->type)
@@ -489,6 +529,7 @@ int store_task(const char *id, struct task **out)
 	pthread_mutex_lock(&st.lock);
 	HASH_FIND_STR(st.tasks, id, te);
 	if (te && store_fresh(te->task->fetched)) {
+		touch_locked(te);
 		*out = task_ref(te->task);
 		pthread_mutex_unlock(&st.lock);
 		return 0;
@@ -509,11 +550,8 @@ int store_task(const char *id, struct task **out)
 	} else if (res == -ENOENT && stale) {
 		pthread_mutex_lock(&st.lock);
 		HASH_FIND_STR(st.tasks, id, te);
-		if (te) {
-			HASH_DEL(st.tasks, te);
-			task_unref(te->task);
-			free(te);
-		}
+		if (te)
+			entry_drop_locked(te);
 		pthread_mutex_unlock(&st.lock);
 	} else if (stale) {
 		*out = task_ref(stale);
