@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pack: tasks are kept compressed (raw deflate with a preset dictionary of
- * the API's own field names), which keeps a large cache small. The only
- * user of zlib.
+ * pack: tasks are kept compressed (zstd with a dictionary of the API's own
+ * field names), which keeps a large cache small. The only user of zstd.
  */
 #ifndef MIXPEEKFS_PACK_H
 #define MIXPEEKFS_PACK_H
@@ -21,7 +20,9 @@ int pack(const char *src, size_t len, unsigned char *dst, size_t *dstlen);
 int unpack(const unsigned char *src, size_t len, size_t rawlen,
 	   struct buf *out);
 
-/* Free this thread's streams now (for threads that are about to end). */
+/* Free this thread's contexts now (for threads that are about to end). */
 void pack_thread_exit(void);
+/* Free everything, at exit. */
+void pack_cleanup(void);
 
 #endif

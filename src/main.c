@@ -82,7 +82,7 @@ out_http:
 	http_global_cleanup();
 out:
 	fs_free(fs);
-	pack_thread_exit();
+	pack_cleanup();
 	opts_release(&o);
 	return ret;
 }
