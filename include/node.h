@@ -30,7 +30,6 @@ enum nkind {
 };
 
 struct node {
-	uint64_t ino;
 	uint64_t nlookup;	/* protected by table->lock */
 	unsigned nkids;		/* protected by table->lock */
 	struct node *parent;
@@ -38,16 +37,13 @@ struct node {
 	void *cache;		/* protected by table->lock; see node_swap */
 	enum nkind kind;
 	int group;		/* NK_GROUP, NK_LISTING: enum store_values */
-	char *value;		/* NK_LISTING: status or type; NK_TASK: id */
-	UT_hash_handle hh;	/* table->by_ino */
+	char *value;		/* raw status, type or task id, if not name */
 	UT_hash_handle hk;	/* parent->kids */
 	char name[];		/* as shown, escaped */
 };
 
 struct node_table {
 	pthread_mutex_t lock;
-	struct node *by_ino;	/* protected by lock */
-	uint64_t next_ino;	/* protected by lock */
 	size_t count;		/* protected by lock */
 	void (*cache_free)(void *);
 	struct node *root;
@@ -57,12 +53,21 @@ struct node_table {
 int node_table_init(struct node_table *t, void (*cache_free)(void *));
 void node_table_release(struct node_table *t);
 
-/* The node numbered ino, or NULL. Valid while the kernel refers to it. */
+/*
+ * A node's number is its address (the root's is NODE_ROOT_INO), as in
+ * libfuse's passthrough_ll: the kernel only names nodes it holds a lookup
+ * on, and those stay allocated.
+ */
 struct node *node_get(struct node_table *t, uint64_t ino);
+uint64_t node_ino(const struct node_table *t, const struct node *n);
+
+/* The raw value (status, type or task id) a node stands for. */
+const char *node_value(const struct node *n);
 
 /*
  * The child of parent called name, created with kind, group and value
- * (copied) if new; its lookup count goes up by one. NULL on ENOMEM.
+ * (copied, unless equal to name) if new; its lookup count goes up by one.
+ * NULL on ENOMEM.
  */
 struct node *node_child(struct node_table *t, struct node *parent,
 			const char *name, enum nkind kind, int group,

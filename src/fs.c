@@ -30,6 +30,7 @@
 #include "node.h"
 #include "store.h"
 #include "tree.h"
+#include "ttree.h"
 
 struct fs {
 	struct options *opts;
@@ -84,32 +85,34 @@ static double ttl_of(struct fs *fs)
 static void listing_query(const struct node *n, struct list_body *q)
 {
 	memset(q, 0, sizeof(*q));
-	if (n->value && n->group == STORE_STATUSES)
-		q->status = n->value;
-	else if (n->value && n->group == STORE_TYPES)
-		q->task_type = n->value;
+	if (n->parent->kind != NK_GROUP)
+		return;
+	if (n->group == STORE_STATUSES)
+		q->status = node_value(n);
+	else
+		q->task_type = node_value(n);
 }
 
 /* Whether task t belongs in listing node n (for a lookup without one). */
 static bool listing_admits(const struct node *n, const struct task *t)
 {
-	if (!n->value)
+	if (n->parent->kind != NK_GROUP)
 		return true;
 	if (n->group == STORE_STATUSES)
-		return !strcmp(t->status, n->value);
-	return !strcmp(t->type, n->value);
+		return !strcmp(t->status, node_value(n));
+	return !strcmp(t->type, node_value(n));
 }
 
 /* A task record, its tree, and the tree node a fs node stands for. */
 struct view {
 	struct task *task;
-	struct tnode *root;
+	struct ttree *tree;
 	const struct tnode *at;
 };
 
 static void view_release(struct view *v)
 {
-	tnode_free(v->root);
+	ttree_unref(v->tree);
 	task_unref(v->task);
 	memset(v, 0, sizeof(*v));
 }
@@ -124,21 +127,19 @@ static int view_get(const struct node *n, bool tree, struct view *v)
 	memset(v, 0, sizeof(*v));
 	if (!tn)
 		return -EIO;
-	res = store_task(tn->value, &v->task);
+	res = store_task(node_value(tn), &v->task);
 	if (res || !tree)
 		return res;
-	res = task_json(v->task, &rel);
-	if (!res)
-		res = json_to_tree(buf_str(&rel), rel.len, &v->root);
-	buf_release(&rel);
+	res = ttree_get(v->task, &v->tree);
 	if (res) {
-		log_err("task '%s': stored JSON does not parse", tn->value);
+		log_err("task '%s': stored JSON does not parse",
+			node_value(tn));
 		view_release(v);
 		return -EIO;
 	}
 	res = node_relpath(n, &rel);
 	if (!res)
-		res = tnode_walk(v->root, buf_str(&rel), &v->at);
+		res = tnode_walk(v->tree->root, buf_str(&rel), &v->at);
 	buf_release(&rel);
 	if (res)
 		view_release(v);
@@ -266,7 +267,7 @@ static int node_stat(struct fs *fs, struct node *n, struct stat *st)
 		break;
 	}
 	if (!res)
-		st->st_ino = n->ino;
+		st->st_ino = node_ino(&fs->nodes, n);
 	return res;
 }
 
@@ -348,7 +349,7 @@ static int lookup_listing(struct node *parent, const char *name, char **id)
 		goto out;
 	if (l && listing_has(l, *id)) {
 		res = 0;
-	} else if (l && parent->value) {
+	} else if (l && parent->parent->kind == NK_GROUP) {
 		res = -ENOENT;	/* a fresh listing says it is not here */
 	} else {
 		/* tasks/ admits any task the API knows */
@@ -443,7 +444,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 		goto out;
 	}
 	res = node_stat(fs, n, &e.attr);
-	e.ino = n->ino;
+	e.ino = node_ino(&fs->nodes, n);
 	if (res) {
 		node_forget(&fs->nodes, n, 1);
 		fuse_reply_err(req, -res);
@@ -798,8 +799,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 				node_forget(&fs->nodes, n, 1);
 				continue;	/* gone meanwhile: leave out */
 			}
-			e.attr.st_ino = n->ino;
-			e.ino = n->ino;
+			e.attr.st_ino = node_ino(&fs->nodes, n);
+			e.ino = node_ino(&fs->nodes, n);
 			e.attr_timeout = ttl_of(fs);
 			e.entry_timeout = ttl_of(fs);
 		} else {

@@ -15,6 +15,7 @@
 #include "opts.h"
 #include "pack.h"
 #include "store.h"
+#include "ttree.h"
 
 static int fail(const char *what)
 {
@@ -77,6 +78,7 @@ int main(int argc, char **argv)
 out_store:
 	fs_free(fs);
 	fs = NULL;
+	ttree_cleanup();
 	store_cleanup();
 out_http:
 	http_global_cleanup();

@@ -20,7 +20,7 @@ static struct node *node_new(const char *name, enum nkind kind, int group,
 	memcpy(n->name, name, len);
 	n->kind = kind;
 	n->group = group;
-	if (value && !(n->value = strdup(value))) {
+	if (value && strcmp(value, name) && !(n->value = strdup(value))) {
 		free(n);
 		return NULL;
 	}
@@ -43,37 +43,44 @@ int node_table_init(struct node_table *t, void (*cache_free)(void *))
 	t->root = node_new("/", NK_ROOT, 0, NULL);
 	if (!t->root)
 		return -ENOMEM;
-	t->root->ino = NODE_ROOT_INO;
 	t->root->nlookup = 1;
-	t->next_ino = NODE_ROOT_INO + 1;
-	HASH_ADD(hh, t->by_ino, ino, sizeof(t->root->ino), t->root);
 	t->count = 1;
 	return 0;
 }
 
+static void free_tree(struct node_table *t, struct node *n)
+{
+	struct node *k, *tmp;
+
+	HASH_ITER(hk, n->kids, k, tmp) {
+		HASH_DELETE(hk, n->kids, k);
+		free_tree(t, k);
+	}
+	node_free(t, n);
+}
+
 void node_table_release(struct node_table *t)
 {
-	struct node *n, *tmp;
-
-	HASH_ITER(hh, t->by_ino, n, tmp) {
-		HASH_CLEAR(hk, n->kids);
-	}
-	HASH_ITER(hh, t->by_ino, n, tmp) {
-		HASH_DELETE(hh, t->by_ino, n);
-		node_free(t, n);
-	}
+	if (t->root)
+		free_tree(t, t->root);
 	pthread_mutex_destroy(&t->lock);
 	t->root = NULL;
 }
 
 struct node *node_get(struct node_table *t, uint64_t ino)
 {
-	struct node *n;
+	return ino == NODE_ROOT_INO ? t->root :
+	       (struct node *)(uintptr_t)ino;
+}
 
-	pthread_mutex_lock(&t->lock);
-	HASH_FIND(hh, t->by_ino, &ino, sizeof(ino), n);
-	pthread_mutex_unlock(&t->lock);
-	return n;
+uint64_t node_ino(const struct node_table *t, const struct node *n)
+{
+	return n == t->root ? NODE_ROOT_INO : (uint64_t)(uintptr_t)n;
+}
+
+const char *node_value(const struct node *n)
+{
+	return n->value ? n->value : n->name;
 }
 
 struct node *node_child(struct node_table *t, struct node *parent,
@@ -89,8 +96,6 @@ struct node *node_child(struct node_table *t, struct node *parent,
 		if (!n)
 			goto out;
 		n->parent = parent;
-		n->ino = t->next_ino++;
-		HASH_ADD(hh, t->by_ino, ino, sizeof(n->ino), n);
 		HASH_ADD_KEYPTR(hk, parent->kids, n->name, strlen(n->name),
 				n);
 		parent->nkids++;
@@ -109,7 +114,6 @@ void node_forget(struct node_table *t, struct node *n, uint64_t count)
 	while (n != t->root && n->nlookup == 0 && n->nkids == 0) {
 		struct node *parent = n->parent;
 
-		HASH_DELETE(hh, t->by_ino, n);
 		HASH_DELETE(hk, parent->kids, n);
 		parent->nkids--;
 		t->count--;

@@ -50,7 +50,7 @@ int opts_init(struct options *o)
 	o->cache_size_str = strdup("256M");
 	o->page_size = 1000;
 	o->ttl = 30;
-	o->max_connections = 4;
+	o->max_connections = 8;
 	o->timeout = 30;
 	o->connect_timeout = 10;
 	o->retries = 3;
@@ -281,7 +281,7 @@ void opts_print_help(void)
 "    -o page_size=N         tasks per list request, 1-1000 (default 1000)\n"
 "    -o ttl=SECONDS         how long a listing is trusted (default 30)\n"
 "    -o max_connections=N   concurrent requests per listing, 1-8 "
-"(default 4)\n"
+"(default 8)\n"
 "    -o timeout=SECONDS     bound on one request, retries included "
 "(default 30)\n"
 "    -o connect_timeout=S   bound on connecting (default 10)\n"
