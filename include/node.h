@@ -32,18 +32,19 @@ enum nkind {
 struct node {
 	uint64_t nlookup;	/* protected by table->lock */
 	unsigned nkids;		/* protected by table->lock */
-	struct node *parent;
-	struct node *kids;	/* protected by table->lock */
-	void *cache;		/* protected by table->lock; see node_swap */
 	enum nkind kind;
 	int group;		/* NK_GROUP, NK_LISTING: enum store_values */
+	void *cache;		/* protected by table->lock; see node_swap */
 	char *value;		/* raw status, type or task id, if not name */
-	UT_hash_handle hk;	/* parent->kids */
+	UT_hash_handle hh;	/* table->nodes, keyed by parent and name */
+	/* the key: these two stay together, in this order */
+	struct node *parent;
 	char name[];		/* as shown, escaped */
 };
 
 struct node_table {
 	pthread_mutex_t lock;
+	struct node *nodes;	/* protected by lock: all but the root */
 	size_t count;		/* protected by lock */
 	void (*cache_free)(void *);
 	struct node *root;

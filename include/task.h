@@ -8,21 +8,31 @@
 #define MIXPEEKFS_TASK_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 #include <time.h>
+
+#include <uthash.h>
 
 #include "buf.h"
 
 struct task {
-	const char *id;		/* these point into the same block */
-	const char *status;
-	const char *type;
-	const unsigned char *packed;	/* the compact JSON, packed */
-	size_t packed_len;
-	size_t json_len;
-	time_t fetched;		/* when the API last returned it */
-	time_t changed;		/* first seen, or last seen with other JSON */
+	const char *id;		/* in the same block, after the struct */
+	const char *status;	/* interned: shared by every task */
+	const char *type;	/* interned */
+	uint32_t packed_len;	/* the packed JSON follows the id */
+	uint32_t json_len;
+	uint32_t fetched;	/* when the API last returned it (time_t) */
+	uint32_t changed;	/* first seen, or last seen with other JSON */
 	unsigned refs;		/* atomic */
+	/* the store's links, protected by its lock */
+	struct task *prev;	/* least recently used first */
+	struct task *next;
+	UT_hash_handle hh;
 };
+
+/* The packed JSON of t. */
+#define TASK_PACKED(t) ((const unsigned char *)(t)->id + strlen((t)->id) + 1)
 
 /*
  * One allocation holding the record and copies of the strings; refs = 1.

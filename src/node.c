@@ -48,24 +48,23 @@ int node_table_init(struct node_table *t, void (*cache_free)(void *))
 	return 0;
 }
 
-static void free_tree(struct node_table *t, struct node *n)
-{
-	struct node *k, *tmp;
-
-	HASH_ITER(hk, n->kids, k, tmp) {
-		HASH_DELETE(hk, n->kids, k);
-		free_tree(t, k);
-	}
-	node_free(t, n);
-}
-
 void node_table_release(struct node_table *t)
 {
+	struct node *n, *tmp;
+
+	HASH_ITER(hh, t->nodes, n, tmp) {
+		HASH_DELETE(hh, t->nodes, n);
+		node_free(t, n);
+	}
 	if (t->root)
-		free_tree(t, t->root);
+		node_free(t, t->root);
 	pthread_mutex_destroy(&t->lock);
 	t->root = NULL;
 }
+
+/* The key of a node: its parent's address, then its name. */
+#define KEY(n) ((const char *)&(n)->parent)
+#define KEYLEN(namelen) (sizeof(struct node *) + (namelen))
 
 struct node *node_get(struct node_table *t, uint64_t ino)
 {
@@ -87,23 +86,30 @@ struct node *node_child(struct node_table *t, struct node *parent,
 			const char *name, enum nkind kind, int group,
 			const char *value)
 {
+	size_t len = strlen(name);
+	char stack[256], *key = stack;
 	struct node *n;
 
+	if (KEYLEN(len) > sizeof(stack) && !(key = malloc(KEYLEN(len))))
+		return NULL;
+	memcpy(key, &parent, sizeof(parent));
+	memcpy(key + sizeof(parent), name, len);
 	pthread_mutex_lock(&t->lock);
-	HASH_FIND(hk, parent->kids, name, strlen(name), n);
+	HASH_FIND(hh, t->nodes, key, KEYLEN(len), n);
 	if (!n) {
 		n = node_new(name, kind, group, value);
 		if (!n)
 			goto out;
 		n->parent = parent;
-		HASH_ADD_KEYPTR(hk, parent->kids, n->name, strlen(n->name),
-				n);
+		HASH_ADD_KEYPTR(hh, t->nodes, KEY(n), KEYLEN(len), n);
 		parent->nkids++;
 		t->count++;
 	}
 	n->nlookup++;
 out:
 	pthread_mutex_unlock(&t->lock);
+	if (key != stack)
+		free(key);
 	return n;
 }
 
@@ -114,7 +120,7 @@ void node_forget(struct node_table *t, struct node *n, uint64_t count)
 	while (n != t->root && n->nlookup == 0 && n->nkids == 0) {
 		struct node *parent = n->parent;
 
-		HASH_DELETE(hk, parent->kids, n);
+		HASH_DELETE(hh, t->nodes, n);
 		parent->nkids--;
 		t->count--;
 		node_free(t, n);

@@ -42,32 +42,73 @@ const char *const store_types[] = {
 
 /* ---- task records ---- */
 
+/* Status and type strings, kept once for all tasks. */
+struct interned {
+	UT_hash_handle hh;
+	char s[];
+};
+
+static pthread_mutex_t intern_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct interned *interned;	/* protected by intern_lock */
+
+static const char *intern(const char *s)
+{
+	size_t len = strlen(s);
+	struct interned *i;
+
+	pthread_mutex_lock(&intern_lock);
+	HASH_FIND(hh, interned, s, len, i);
+	if (!i && (i = malloc(sizeof(*i) + len + 1))) {
+		memcpy(i->s, s, len + 1);
+		HASH_ADD_KEYPTR(hh, interned, i->s, len, i);
+	}
+	pthread_mutex_unlock(&intern_lock);
+	return i ? i->s : NULL;
+}
+
+static void intern_cleanup(void)
+{
+	struct interned *i, *tmp;
+
+	pthread_mutex_lock(&intern_lock);
+	HASH_ITER(hh, interned, i, tmp) {
+		HASH_DEL(interned, i);
+		free(i);
+	}
+	pthread_mutex_unlock(&intern_lock);
+}
+
 struct task *task_new(const char *id, const char *status, const char *type,
 		      const char *json, size_t json_len)
 {
-	size_t li = strlen(id) + 1, ls = strlen(status) + 1,
-	       lt = strlen(type) + 1, plen;
+	size_t li = strlen(id) + 1, plen;
 	unsigned char stack[8192], *tmp = stack;
 	struct task *t = NULL;
 	char *p;
 
+	if (json_len > UINT32_MAX / 2)
+		return NULL;
 	if (pack_bound(json_len) > sizeof(stack) &&
 	    !(tmp = malloc(pack_bound(json_len))))
 		return NULL;
 	if (pack(json, json_len, tmp, &plen))
 		goto out;
-	t = malloc(sizeof(*t) + li + ls + lt + plen);
+	t = malloc(sizeof(*t) + li + plen);
 	if (!t)
 		goto out;
 	p = (char *)(t + 1);
 	t->id = memcpy(p, id, li);
-	t->status = memcpy(p += li, status, ls);
-	t->type = memcpy(p += ls, type, lt);
-	t->packed = memcpy(p + lt, tmp, plen);
-	t->packed_len = plen;
-	t->json_len = json_len;
-	t->fetched = t->changed = time(NULL);
+	memcpy(p + li, tmp, plen);
+	t->status = intern(status);
+	t->type = intern(type);
+	t->packed_len = (uint32_t)plen;
+	t->json_len = (uint32_t)json_len;
+	t->fetched = t->changed = (uint32_t)time(NULL);
 	t->refs = 1;
+	if (!t->status || !t->type) {
+		free(t);
+		t = NULL;
+	}
 out:
 	if (tmp != stack)
 		free(tmp);
@@ -76,7 +117,7 @@ out:
 
 int task_json(const struct task *t, struct buf *out)
 {
-	return unpack(t->packed, t->packed_len, t->json_len, out);
+	return unpack(TASK_PACKED(t), t->packed_len, t->json_len, out);
 }
 
 struct task *task_ref(struct task *t)
@@ -99,13 +140,6 @@ int task_status_terminal(const char *s)
 
 /* ---- tables ---- */
 
-struct tentry {
-	struct task *task;	/* the key is task->id */
-	struct tentry *prev;	/* least recently used first */
-	struct tentry *next;
-	UT_hash_handle hh;
-};
-
 struct lentry {
 	char *key;		/* request body + limit */
 	struct listing *cur;	/* last good snapshot, or NULL */
@@ -124,8 +158,8 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t loaded;
 	unsigned ttl;
-	struct tentry *tasks;		/* protected by lock */
-	struct tentry *lru;		/* protected by lock */
+	struct task *tasks;		/* protected by lock: by id */
+	struct task *lru;		/* protected by lock */
 	size_t bytes;			/* protected by lock: of all tasks */
 	size_t cap;
 	struct lentry *listings;	/* protected by lock */
@@ -133,7 +167,7 @@ static struct {
 } st = { .lock = PTHREAD_MUTEX_INITIALIZER,
 	 .loaded = PTHREAD_COND_INITIALIZER };
 
-static void entry_drop_locked(struct tentry *te);
+static void drop_locked(struct task *t);
 
 static int values_add(enum store_values which, const char *name)
 {
@@ -166,12 +200,12 @@ int store_init(unsigned ttl, size_t cache_size)
 
 void store_cleanup(void)
 {
-	struct tentry *te, *ttmp;
+	struct task *t, *ttmp;
 	struct lentry *le, *ltmp;
 	int i;
 
-	HASH_ITER(hh, st.tasks, te, ttmp)
-		entry_drop_locked(te);
+	HASH_ITER(hh, st.tasks, t, ttmp)
+		drop_locked(t);
 	HASH_ITER(hh, st.listings, le, ltmp) {
 		HASH_DEL(st.listings, le);
 		if (le->cur)
@@ -179,6 +213,7 @@ void store_cleanup(void)
 		free(le->key);
 		free(le);
 	}
+	intern_cleanup();
 	for (i = 0; i < 2; i++) {
 		while (st.values[i]) {
 			struct value *v = st.values[i];
@@ -195,64 +230,55 @@ bool store_fresh(time_t fetched)
 	return time(NULL) - fetched < (time_t)st.ttl;
 }
 
-static size_t entry_bytes(const struct task *t)
+static size_t task_bytes(const struct task *t)
 {
-	return sizeof(struct tentry) + sizeof(*t) + strlen(t->id) +
-	       strlen(t->status) + strlen(t->type) + 3 + t->packed_len;
+	return sizeof(*t) + strlen(t->id) + 1 + t->packed_len;
 }
 
-static void entry_drop_locked(struct tentry *te)
+static void drop_locked(struct task *t)
 {
-	DL_DELETE(st.lru, te);
-	HASH_DEL(st.tasks, te);
-	st.bytes -= entry_bytes(te->task);
-	task_unref(te->task);
-	free(te);
+	DL_DELETE(st.lru, t);
+	HASH_DEL(st.tasks, t);
+	st.bytes -= task_bytes(t);
+	task_unref(t);
 }
 
-/* Mark te as just used. Lock held. */
-static void touch_locked(struct tentry *te)
+/* Mark t as just used. Lock held. */
+static void touch_locked(struct task *t)
 {
-	DL_DELETE(st.lru, te);
-	DL_APPEND(st.lru, te);
+	DL_DELETE(st.lru, t);
+	DL_APPEND(st.lru, t);
 }
 
 /* Drop the least recently used tasks beyond the cap, keeping keep. */
-static void evict_locked(const struct tentry *keep)
+static void evict_locked(const struct task *keep)
 {
 	while (st.bytes > st.cap && st.lru && st.lru != keep)
-		entry_drop_locked(st.lru);
+		drop_locked(st.lru);
 }
 
 /* Put t in the store, replacing an older record. Lock held. */
 static int ingest_locked(struct task *t)
 {
-	struct tentry *te;
+	struct task *old;
 	int res = 0;
 
-	HASH_FIND_STR(st.tasks, t->id, te);
-	if (te) {
-		struct task *old = te->task;
-
-		if (old->packed_len == t->packed_len &&
-		    !memcmp(old->packed, t->packed, t->packed_len))
-			t->changed = old->changed;
-		st.bytes -= entry_bytes(old);
-		te->task = task_ref(t);
-		/* the key points into the record: point it at the new one */
-		te->hh.key = t->id;
-		task_unref(old);
-		touch_locked(te);
-	} else {
-		te = calloc(1, sizeof(*te));
-		if (!te)
-			return -ENOMEM;
-		te->task = task_ref(t);
-		HASH_ADD_KEYPTR(hh, st.tasks, t->id, strlen(t->id), te);
-		DL_APPEND(st.lru, te);
+	HASH_FIND_STR(st.tasks, t->id, old);
+	if (old == t) {
+		touch_locked(t);
+		return 0;
 	}
-	st.bytes += entry_bytes(t);
-	evict_locked(te);
+	if (old) {
+		if (old->packed_len == t->packed_len &&
+		    !memcmp(TASK_PACKED(old), TASK_PACKED(t), t->packed_len))
+			t->changed = old->changed;
+		drop_locked(old);
+	}
+	task_ref(t);
+	HASH_ADD_KEYPTR(hh, st.tasks, t->id, strlen(t->id), t);
+	DL_APPEND(st.lru, t);
+	st.bytes += task_bytes(t);
+	evict_locked(t);
 	if (*t->status)
 		res = values_add(STORE_STATUSES, t->status);
 	if (!res && *t->type)
@@ -523,19 +549,18 @@ int store_listing_peek(const struct list_body *q, long limit,
 int store_task(const char *id, struct task **out)
 {
 	struct task *stale = NULL, *t;
-	struct tentry *te;
 	int res;
 
 	pthread_mutex_lock(&st.lock);
-	HASH_FIND_STR(st.tasks, id, te);
-	if (te && store_fresh(te->task->fetched)) {
-		touch_locked(te);
-		*out = task_ref(te->task);
+	HASH_FIND_STR(st.tasks, id, t);
+	if (t && store_fresh(t->fetched)) {
+		touch_locked(t);
+		*out = task_ref(t);
 		pthread_mutex_unlock(&st.lock);
 		return 0;
 	}
-	if (te)
-		stale = task_ref(te->task);
+	if (t)
+		stale = task_ref(t);
 	pthread_mutex_unlock(&st.lock);
 
 	res = api_get_task(id, &t);
@@ -549,9 +574,9 @@ int store_task(const char *id, struct task **out)
 			*out = t;
 	} else if (res == -ENOENT && stale) {
 		pthread_mutex_lock(&st.lock);
-		HASH_FIND_STR(st.tasks, id, te);
-		if (te)
-			entry_drop_locked(te);
+		HASH_FIND_STR(st.tasks, id, t);
+		if (t)
+			drop_locked(t);
 		pthread_mutex_unlock(&st.lock);
 	} else if (stale) {
 		*out = task_ref(stale);
@@ -563,13 +588,12 @@ int store_task(const char *id, struct task **out)
 
 struct task *store_task_peek(const char *id)
 {
-	struct task *t = NULL;
-	struct tentry *te;
+	struct task *t;
 
 	pthread_mutex_lock(&st.lock);
-	HASH_FIND_STR(st.tasks, id, te);
-	if (te)
-		t = task_ref(te->task);
+	HASH_FIND_STR(st.tasks, id, t);
+	if (t)
+		task_ref(t);
 	pthread_mutex_unlock(&st.lock);
 	return t;
 }

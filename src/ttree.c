@@ -5,6 +5,7 @@
  * is a new record, and the old tree simply ages out.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -13,6 +14,9 @@
 #include "ttree.h"
 
 #define SLOTS 32
+#define TRIM_EVERY 4096
+
+static unsigned long built;	/* atomic */
 
 static struct {
 	pthread_mutex_t lock;
@@ -84,6 +88,9 @@ int ttree_get(struct task *t, struct ttree **out)
 	tt->refs = 1;
 	tt->task = task_ref(t);
 	insert(tt);
+	/* building trees leaves the heap full of holes: return them now and then */
+	if (__atomic_add_fetch(&built, 1, __ATOMIC_RELAXED) % TRIM_EVERY == 0)
+		malloc_trim(0);
 	*out = tt;
 	return 0;
 }
