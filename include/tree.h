@@ -44,13 +44,11 @@ enum tview {
 	TV_DIR,
 };
 
-/* Build a node; text and key are copied. NULL on allocation failure. */
-struct tnode *tnode_new(enum tnode_type type, const char *key,
-			const char *text);
-/* Append child as the last member of parent (sets child->index). */
-void tnode_append(struct tnode *parent, struct tnode *child);
-/* Free a node and everything below it. NULL is fine. */
-void tnode_free(struct tnode *n);
+/*
+ * A tree is one allocation (json_to_tree builds it): free it with
+ * tnode_free(root). NULL is fine.
+ */
+void tnode_free(struct tnode *root);
 
 enum tview tnode_view(const struct tnode *n);
 

@@ -37,12 +37,131 @@ static const char *str_member(const cJSON *obj, const char *name)
 	return cJSON_IsString(v) && v->valuestring ? v->valuestring : NULL;
 }
 
-/* A record for one result object; -EINVAL when it has no usable id. */
-static int task_from_item(const cJSON *item, struct task **out)
+/*
+ * Finding each result's own bytes in the page, so a task is kept as the
+ * API sent it instead of being printed again. The text has already been
+ * parsed by cJSON, so these only skip over valid JSON; if anything looks
+ * off they give NULL, and the caller prints the item instead.
+ */
+static const char *skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* Just past the string whose opening quote is at p. */
+static const char *string_end(const char *p, const char *end)
+{
+	for (p++; p < end; p++) {
+		if (*p == '\\')
+			p++;
+		else if (*p == '"')
+			return p + 1;
+	}
+	return NULL;
+}
+
+/* Just past the value that starts at p. */
+static const char *value_end(const char *p, const char *end)
+{
+	int depth = 0;
+
+	while (p < end) {
+		char c = *p;
+
+		if (c == '"') {
+			p = string_end(p, end);
+			if (!p || depth == 0)
+				return p;
+			continue;
+		}
+		if (c == '{' || c == '[') {
+			depth++;
+		} else if (c == '}' || c == ']') {
+			if (depth == 0)
+				return p;
+			if (--depth == 0)
+				return p + 1;
+		} else if (depth == 0 && (c == ',' || c == ' ' || c == '\t' ||
+					  c == '\n' || c == '\r')) {
+			return p;
+		}
+		p++;
+	}
+	return depth == 0 ? p : NULL;
+}
+
+/* Copy valid JSON text without the whitespace between tokens; the size. */
+static size_t minify(const char *p, size_t len, char *out)
+{
+	const char *end = p + len;
+	bool in_string = false;
+	size_t o = 0;
+
+	for (; p < end; p++) {
+		char c = *p;
+
+		if (in_string) {
+			out[o++] = c;
+			if (c == '\\' && p + 1 < end)
+				out[o++] = *++p;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+			out[o++] = c;
+		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+			out[o++] = c;
+		}
+	}
+	return o;
+}
+
+/* The '[' of the top-level "results" array, or NULL. */
+static const char *results_start(const char *p, const char *end)
+{
+	p = skip_ws(p, end);
+	if (p >= end || *p++ != '{')
+		return NULL;
+	for (;;) {
+		const char *key;
+		bool found;
+
+		p = skip_ws(p, end);
+		if (p >= end || *p != '"')
+			return NULL;
+		key = p;
+		p = string_end(p, end);
+		if (!p)
+			return NULL;
+		found = p - key == 9 && !memcmp(key, "\"results\"", 9);
+		p = skip_ws(p, end);
+		if (p >= end || *p != ':')
+			return NULL;
+		p = skip_ws(p + 1, end);
+		if (found)
+			return p < end && *p == '[' ? p : NULL;
+		p = value_end(p, end);
+		if (!p)
+			return NULL;
+		p = skip_ws(p, end);
+		if (p >= end || *p != ',')
+			return NULL;
+		p++;
+	}
+}
+
+/*
+ * A record for one result object, from its own bytes [raw, raw + rawlen)
+ * when known; -EINVAL when it has no usable id.
+ */
+static int task_from_item(const cJSON *item, const char *raw, size_t rawlen,
+			  struct task **out)
 {
 	const char *id, *status, *type;
+	char *printed = NULL, stack[16384];
 	struct task *t;
-	char *json;
 
 	if (!cJSON_IsObject(item))
 		return -EINVAL;
@@ -51,12 +170,18 @@ static int task_from_item(const cJSON *item, struct task **out)
 		return -EINVAL;
 	status = str_member(item, "status");
 	type = str_member(item, "task_type");
-	json = cJSON_PrintUnformatted(item);
-	if (!json)
-		return -ENOMEM;
-	t = task_new(id, status ? status : "", type ? type : "", json,
-		     strlen(json));
-	free(json);
+	if (raw && rawlen <= sizeof(stack)) {
+		rawlen = minify(raw, rawlen, stack);
+		raw = stack;
+	} else {
+		printed = cJSON_PrintUnformatted(item);
+		if (!printed)
+			return -ENOMEM;
+		raw = printed;
+		rawlen = strlen(printed);
+	}
+	t = task_new(id, status ? status : "", type ? type : "", raw, rawlen);
+	free(printed);
 	if (!t)
 		return -ENOMEM;
 	*out = t;
@@ -66,6 +191,7 @@ static int task_from_item(const cJSON *item, struct task **out)
 int json_parse_page(const char *body, size_t len, struct page *out)
 {
 	const cJSON *results, *pag, *item, *v;
+	const char *p, *end;
 	cJSON *root;
 	int res = 0;
 
@@ -85,9 +211,22 @@ int json_parse_page(const char *body, size_t len, struct page *out)
 		res = -ENOMEM;
 		goto out;
 	}
+	end = body + len;
+	p = results_start(body, end);
+	if (p)
+		p++;
 	cJSON_ArrayForEach(item, results) {
+		const char *raw = p ? skip_ws(p, end) : NULL, *e = NULL;
 		struct task *t;
-		int r = task_from_item(item, &t);
+		int r;
+
+		if (raw && (e = value_end(raw, end))) {
+			p = skip_ws(e, end);
+			p = p < end && *p == ',' ? p + 1 : p;
+		} else {
+			p = raw = NULL;	/* lost the thread: print instead */
+		}
+		r = task_from_item(item, raw, raw ? (size_t)(e - raw) : 0, &t);
 
 		if (r == -ENOMEM) {
 			res = r;
@@ -125,71 +264,139 @@ int json_parse_task(const char *body, size_t len, struct task **out)
 
 	if (!root)
 		return -EIO;
-	res = task_from_item(root, out);
+	{
+		const char *raw = skip_ws(body, body + len);
+		const char *e = value_end(raw, body + len);
+
+		res = task_from_item(root, e ? raw : NULL,
+				     e ? (size_t)(e - raw) : 0, out);
+	}
 	cJSON_Delete(root);
 	return res == -EINVAL ? -EIO : res;
 }
 
-static int tree_from(const cJSON *item, const char *key, struct tnode **out)
+/*
+ * A task's tree is built in one allocation: the nodes, then their strings.
+ * The first pass sizes it, the second fills it.
+ */
+#define NUMBER_MAX 32
+
+static enum tnode_type type_of(const cJSON *item)
 {
-	enum tnode_type type;
-	struct tnode *n;
-	const cJSON *c;
-	char *num = NULL;
-	const char *text = NULL;
-
 	if (cJSON_IsObject(item))
-		type = TN_OBJECT;
-	else if (cJSON_IsArray(item))
-		type = TN_ARRAY;
-	else if (cJSON_IsString(item))
-		type = TN_STRING, text = item->valuestring;
-	else if (cJSON_IsNumber(item))
-		type = TN_NUMBER;
-	else if (cJSON_IsTrue(item))
-		type = TN_TRUE;
-	else if (cJSON_IsFalse(item))
-		type = TN_FALSE;
-	else
-		type = TN_NULL;
-	if (type == TN_NUMBER) {
-		/* cJSON's own shortest round-trip form */
-		num = cJSON_PrintUnformatted(item);
-		if (!num)
-			return -ENOMEM;
-		text = num;
-	}
-	n = tnode_new(type, key, text);
-	free(num);
-	if (!n)
-		return -ENOMEM;
-	for (c = item->child; c && (type == TN_OBJECT || type == TN_ARRAY);
-	     c = c->next) {
-		struct tnode *child;
-		int res = tree_from(c, type == TN_OBJECT ?
-				    (c->string ? c->string : "") : NULL,
-				    &child);
+		return TN_OBJECT;
+	if (cJSON_IsArray(item))
+		return TN_ARRAY;
+	if (cJSON_IsString(item))
+		return TN_STRING;
+	if (cJSON_IsNumber(item))
+		return TN_NUMBER;
+	if (cJSON_IsTrue(item))
+		return TN_TRUE;
+	if (cJSON_IsFalse(item))
+		return TN_FALSE;
+	return TN_NULL;
+}
 
-		if (res) {
-			tnode_free(n);
-			return res;
-		}
-		tnode_append(n, child);
+/* The shortest text that reads back as d: integers as such. */
+static size_t number_text(double d, char *out)
+{
+	int prec;
+
+	if (d == (double)(long long)d && d > -9007199254740992.0 &&
+	    d < 9007199254740992.0)
+		return (size_t)snprintf(out, NUMBER_MAX, "%lld",
+					(long long)d);
+	for (prec = 15; prec < 17; prec++) {
+		snprintf(out, NUMBER_MAX, "%.*g", prec, d);
+		if (strtod(out, NULL) == d)
+			break;
 	}
-	*out = n;
-	return 0;
+	if (prec == 17)
+		snprintf(out, NUMBER_MAX, "%.17g", d);
+	return strlen(out);
+}
+
+static void tree_size(const cJSON *item, const char *key, size_t *nodes,
+		      size_t *bytes)
+{
+	const cJSON *c;
+
+	(*nodes)++;
+	if (key)
+		*bytes += strlen(key) + 1;
+	if (cJSON_IsString(item))
+		*bytes += strlen(item->valuestring) + 1;
+	else if (cJSON_IsNumber(item))
+		*bytes += NUMBER_MAX;
+	if (!cJSON_IsObject(item) && !cJSON_IsArray(item))
+		return;
+	for (c = item->child; c; c = c->next)
+		tree_size(c, cJSON_IsObject(item) ?
+			  (c->string ? c->string : "") : NULL, nodes, bytes);
+}
+
+static char *copy_str(char **strs, const char *s, size_t len)
+{
+	char *p = *strs;
+
+	memcpy(p, s, len);
+	p[len] = '\0';
+	*strs += len + 1;
+	return p;
+}
+
+static struct tnode *tree_fill(const cJSON *item, const char *key,
+			       size_t index, struct tnode **pool, char **strs)
+{
+	struct tnode *n = (*pool)++, **tail = &n->child;
+	const cJSON *c;
+	size_t i = 0;
+
+	memset(n, 0, sizeof(*n));
+	n->type = type_of(item);
+	n->index = index;
+	if (key)
+		n->key = copy_str(strs, key, strlen(key));
+	if (n->type == TN_STRING) {
+		n->text = copy_str(strs, item->valuestring,
+				   strlen(item->valuestring));
+	} else if (n->type == TN_NUMBER) {
+		char num[NUMBER_MAX];
+
+		n->text = copy_str(strs, num,
+				   number_text(item->valuedouble, num));
+	}
+	if (n->type != TN_OBJECT && n->type != TN_ARRAY)
+		return n;
+	for (c = item->child; c; c = c->next) {
+		*tail = tree_fill(c, n->type == TN_OBJECT ?
+				  (c->string ? c->string : "") : NULL, i++,
+				  pool, strs);
+		tail = &(*tail)->next;
+	}
+	return n;
 }
 
 int json_to_tree(const char *json, size_t len, struct tnode **root)
 {
 	cJSON *r = parse(json, len);
-	int res;
+	size_t nodes = 0, bytes = 0;
+	struct tnode *pool;
+	char *strs;
 
 	if (!r)
 		return -EIO;
-	res = tree_from(r, NULL, root);
+	tree_size(r, NULL, &nodes, &bytes);
+	pool = malloc(nodes * sizeof(*pool) + bytes);
+	if (!pool) {
+		cJSON_Delete(r);
+		return -ENOMEM;
+	}
+	strs = (char *)(pool + nodes);
+	*root = tree_fill(r, NULL, 0, &pool, &strs);
 	cJSON_Delete(r);
-	return res;
+	return 0;
 }
 
 int json_pretty(const char *json, size_t len, struct buf *out)

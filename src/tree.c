@@ -11,46 +11,9 @@
 
 #include "tree.h"
 
-struct tnode *tnode_new(enum tnode_type type, const char *key,
-			const char *text)
+void tnode_free(struct tnode *root)
 {
-	struct tnode *n = calloc(1, sizeof(*n));
-
-	if (!n)
-		return NULL;
-	n->type = type;
-	if ((key && !(n->key = strdup(key))) ||
-	    (text && !(n->text = strdup(text)))) {
-		tnode_free(n);
-		return NULL;
-	}
-	return n;
-}
-
-void tnode_append(struct tnode *parent, struct tnode *child)
-{
-	struct tnode **pp = &parent->child;
-	size_t i = 0;
-
-	while (*pp) {
-		pp = &(*pp)->next;
-		i++;
-	}
-	child->index = i;
-	*pp = child;
-}
-
-void tnode_free(struct tnode *n)
-{
-	while (n) {
-		struct tnode *next = n->next;
-
-		tnode_free(n->child);
-		free(n->key);
-		free(n->text);
-		free(n);
-		n = next;
-	}
+	free(root);
 }
 
 static bool is_container(const struct tnode *n)

@@ -43,6 +43,32 @@ static void test_page(void)
 	page_release(&pg);
 }
 
+/* Each task is kept as the bytes the API sent for it, less whitespace. */
+static void test_raw_slices(void)
+{
+	static const char body[] =
+		" { \"pagination\" : {\"results\": [1]}, \"results\" : [\n"
+		"  {\"task_id\": \"a\", \"s\": \"]}\\\" ,[{\", \"n\": [1, {\"x\": []}]} ,"
+		"{\"task_id\":\"b\",\"u\":\"\\u00e9\"}\n]}";
+	static const char *const want[] = {
+		"{\"task_id\":\"a\",\"s\":\"]}\\\" ,[{\",\"n\":[1,{\"x\":[]}]}",
+		"{\"task_id\":\"b\",\"u\":\"\\u00e9\"}",
+	};
+	struct page pg;
+	size_t i;
+
+	CHECK(json_parse_page(body, strlen(body), &pg) == 0);
+	CHECK(pg.n == 2);
+	for (i = 0; i < pg.n && i < 2; i++) {
+		struct buf j = BUF_INIT(1 << 20);
+
+		CHECK(task_json(pg.tasks[i], &j) == 0);
+		CHECK_STR(buf_str(&j), want[i]);
+		buf_release(&j);
+	}
+	page_release(&pg);
+}
+
 static void test_task(void)
 {
 	struct task *t;
@@ -127,6 +153,7 @@ static void test_errors(void)
 int main(void)
 {
 	test_page();
+	test_raw_slices();
 	test_task();
 	test_body();
 	test_errors();
