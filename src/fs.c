@@ -117,8 +117,12 @@ static void view_release(struct view *v)
 	memset(v, 0, sizeof(*v));
 }
 
-/* Fill v for node n (NK_TASK, NK_FIELD or NK_TASKJSON). */
-static int view_get(const struct node *n, bool tree, struct view *v)
+/*
+ * Fill v for node n (NK_TASK, NK_FIELD or NK_TASKJSON), or with name set,
+ * for n's child of that name. With tree unset, only the task record.
+ */
+static int view_get(const struct node *n, const char *name, bool tree,
+		    struct view *v)
 {
 	const struct node *tn = node_task(n);
 	struct buf rel = BUF_INIT(SIZE_MAX / 2);
@@ -138,6 +142,9 @@ static int view_get(const struct node *n, bool tree, struct view *v)
 		return -EIO;
 	}
 	res = node_relpath(n, &rel);
+	if (!res && name)
+		res = rel.len ? buf_printf(&rel, "/%s", name) :
+		      buf_addstr(&rel, name);
 	if (!res)
 		res = tnode_walk(v->tree->root, buf_str(&rel), &v->at);
 	buf_release(&rel);
@@ -176,7 +183,7 @@ static int node_render(struct node *n, struct buf *out, time_t *when)
 		*when = 0;
 		return buf_addstr(out, readme_text);
 	}
-	res = view_get(n, n->kind == NK_FIELD, &v);
+	res = view_get(n, NULL, n->kind == NK_FIELD, &v);
 	if (res)
 		return res;
 	*when = v.task->changed;
@@ -224,6 +231,23 @@ static int listing_stat(struct fs *fs, struct node *n, struct stat *st)
 	return 0;
 }
 
+/* The attributes of the tree node a view stands at. */
+static int view_stat(struct fs *fs, const struct view *v, struct stat *st)
+{
+	struct buf b = BUF_INIT(SIZE_MAX / 2);
+	int res;
+
+	if (tnode_view(v->at) == TV_DIR) {
+		fill_dir(fs, st, v->task->changed);
+		return 0;
+	}
+	res = tnode_render(v->at, &b);
+	if (!res)
+		fill_file(fs, st, (off_t)b.len, v->task->changed);
+	buf_release(&b);
+	return res;
+}
+
 static int node_stat(struct fs *fs, struct node *n, struct stat *st)
 {
 	struct buf b = BUF_INIT(SIZE_MAX / 2);
@@ -240,23 +264,19 @@ static int node_stat(struct fs *fs, struct node *n, struct stat *st)
 		res = listing_stat(fs, n, st);
 		break;
 	case NK_TASK:
-		res = view_get(n, false, &v);
+		res = view_get(n, NULL, false, &v);
 		if (!res) {
 			fill_dir(fs, st, v.task->changed);
 			view_release(&v);
 		}
 		break;
 	case NK_FIELD:
-		res = view_get(n, true, &v);
-		if (res)
-			break;
-		if (tnode_view(v.at) == TV_DIR) {
-			fill_dir(fs, st, v.task->changed);
+		res = view_get(n, NULL, true, &v);
+		if (!res) {
+			res = view_stat(fs, &v, st);
 			view_release(&v);
-			break;
 		}
-		view_release(&v);
-		/* fall through */
+		break;
 	case NK_README:
 	case NK_TASKJSON:
 		res = node_render(n, &b, &when);
@@ -370,10 +390,10 @@ out:
 	return res;
 }
 
+/* A child of a folder inside a task; fills st unless it is task.json. */
 static int lookup_in_task(struct fs *fs, struct node *parent,
-			  const char *name, enum nkind *kind)
+			  const char *name, enum nkind *kind, struct stat *st)
 {
-	struct node *probe;
 	struct view v;
 	int res;
 
@@ -381,15 +401,12 @@ static int lookup_in_task(struct fs *fs, struct node *parent,
 		*kind = NK_TASKJSON;
 		return 0;
 	}
-	/* look at the child as it would be, then let it go again */
-	probe = node_child(&fs->nodes, parent, name, NK_FIELD, 0, NULL);
-	if (!probe)
-		return -ENOMEM;
-	res = view_get(probe, true, &v);
-	node_forget(&fs->nodes, probe, 1);
-	if (!res)
-		view_release(&v);
 	*kind = NK_FIELD;
+	res = view_get(parent, name, true, &v);
+	if (!res) {
+		res = view_stat(fs, &v, st);
+		view_release(&v);
+	}
 	return res;
 }
 
@@ -406,6 +423,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
+	memset(&e, 0, sizeof(e));
 	switch (parent->kind) {
 	case NK_ROOT:
 		res = root_entry(name, &kind, &group);
@@ -421,13 +439,12 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 		break;
 	case NK_TASK:
 	case NK_FIELD:
-		res = lookup_in_task(fs, parent, name, &kind);
+		res = lookup_in_task(fs, parent, name, &kind, &e.attr);
 		break;
 	default:
 		res = -ENOTDIR;
 		break;
 	}
-	memset(&e, 0, sizeof(e));
 	e.attr_timeout = ttl_of(fs);
 	e.entry_timeout = ttl_of(fs);
 	if (res == -ENOENT) {
@@ -443,8 +460,10 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 		fuse_reply_err(req, ENOMEM);
 		goto out;
 	}
-	res = node_stat(fs, n, &e.attr);
+	/* a lookup inside a task has the attributes already */
+	res = e.attr.st_mode ? 0 : node_stat(fs, n, &e.attr);
 	e.ino = node_ino(&fs->nodes, n);
+	e.attr.st_ino = e.ino;
 	if (res) {
 		node_forget(&fs->nodes, n, 1);
 		fuse_reply_err(req, -res);
@@ -608,7 +627,7 @@ static int snap_task(struct fs *fs, struct node *n, struct dirsnap *d)
 	size_t count = 1;
 	int res;
 
-	res = view_get(n, true, &v);
+	res = view_get(n, NULL, true, &v);
 	if (res)
 		return res;
 	if (tnode_view(v.at) != TV_DIR) {
