@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
 #include "http.h"
@@ -68,9 +69,17 @@ bool api_plan_needs_cursor(long total, unsigned ps)
 static int request(const char *method, const char *path, const char *body,
 		   struct http_response *resp)
 {
-	int res = http_request(method, path, body, resp);
+	struct timespec t0, t1;
 	char msg[200];
+	int res;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	res = http_request(method, path, body, resp);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_debug("%s %s: status %ld, %zu bytes, %ld ms, %u attempts", method,
+		  path, resp->status, resp->body.len,
+		  (t1.tv_sec - t0.tv_sec) * 1000 +
+		  (t1.tv_nsec - t0.tv_nsec) / 1000000, resp->attempts);
 	if (!res)
 		return 0;
 	json_error_message(buf_str(&resp->body), resp->body.len, msg,
