@@ -27,6 +27,7 @@ DEFAULT_KEY = "sk_test_mixpeekfs"
 
 # Markers that make a daemon's stderr a test failure.
 SANITIZER_MARKERS = ("AddressSanitizer", "runtime error", "LeakSanitizer",
+                     "ThreadSanitizer",
                      "Segmentation")
 
 
