@@ -118,9 +118,12 @@ static size_t minify(const char *p, size_t len, char *out)
 	return o;
 }
 
-/* The '[' of the top-level "results" array, or NULL. */
-static const char *results_start(const char *p, const char *end)
+/* Where the value of the top-level object's member name starts, or NULL. */
+static const char *member_start(const char *p, const char *end,
+				const char *name)
 {
+	size_t nlen = strlen(name);
+
 	p = skip_ws(p, end);
 	if (p >= end || *p++ != '{')
 		return NULL;
@@ -135,13 +138,14 @@ static const char *results_start(const char *p, const char *end)
 		p = string_end(p, end);
 		if (!p)
 			return NULL;
-		found = p - key == 9 && !memcmp(key, "\"results\"", 9);
+		found = (size_t)(p - key) == nlen + 2 &&
+			!memcmp(key + 1, name, nlen);
 		p = skip_ws(p, end);
 		if (p >= end || *p != ':')
 			return NULL;
 		p = skip_ws(p + 1, end);
 		if (found)
-			return p < end && *p == '[' ? p : NULL;
+			return p < end ? p : NULL;
 		p = value_end(p, end);
 		if (!p)
 			return NULL;
@@ -188,9 +192,85 @@ static int task_from_item(const cJSON *item, const char *raw, size_t rawlen,
 	return 0;
 }
 
+static int read_pagination(const cJSON *pag, struct page *out)
+{
+	const cJSON *v;
+	const char *cur;
+
+	if (!cJSON_IsObject(pag))
+		return 0;
+	cur = str_member(pag, "next_cursor");
+	if (cur && *cur && !(out->next_cursor = strdup(cur)))
+		return -ENOMEM;
+	v = cJSON_GetObjectItemCaseSensitive(pag, "total");
+	if (cJSON_IsNumber(v) && v->valuedouble >= 0)
+		out->total = (long)v->valuedouble;
+	return 0;
+}
+
+/*
+ * A page cJSON will not take whole (say, one task nested deeper than its
+ * limit of 1000) but which is complete JSON: parse the results one by one,
+ * skipping those that fail, so the rest of the page is still served.
+ */
+static int parse_by_parts(const char *body, size_t len, struct page *out)
+{
+	const char *end = body + len, *p, *e;
+	size_t cap = 0;
+	cJSON *v;
+	int res = 0;
+
+	p = skip_ws(body, end);
+	e = p < end && *p == '{' ? value_end(p, end) : NULL;
+	if (!e || skip_ws(e, end) != end)
+		return -EIO;	/* not even balanced: truncated or garbage */
+	p = member_start(body, end, "results");
+	if (!p || *p != '[')
+		return -EIO;
+	for (p = skip_ws(p + 1, end); p < end && *p != ']';) {
+		struct task *t = NULL;
+		int r = -EINVAL;
+
+		e = value_end(p, end);
+		if (!e)
+			return -EIO;
+		v = parse(p, (size_t)(e - p));
+		if (v)
+			r = task_from_item(v, p, (size_t)(e - p), &t);
+		cJSON_Delete(v);
+		if (r == -ENOMEM)
+			return r;
+		if (!r && out->n == cap) {
+			struct task **n = realloc(out->tasks,
+						  (cap = cap * 2 + 16) *
+						  sizeof(*n));
+
+			if (!n) {
+				task_unref(t);
+				return -ENOMEM;
+			}
+			out->tasks = n;
+		}
+		if (r)
+			out->skipped++;
+		else
+			out->tasks[out->n++] = t;
+		p = skip_ws(e, end);
+		p = p < end && *p == ',' ? skip_ws(p + 1, end) : p;
+	}
+	p = member_start(body, end, "pagination");
+	e = p ? value_end(p, end) : NULL;
+	if (e) {
+		v = parse(p, (size_t)(e - p));
+		res = read_pagination(v, out);
+		cJSON_Delete(v);
+	}
+	return res;
+}
+
 int json_parse_page(const char *body, size_t len, struct page *out)
 {
-	const cJSON *results, *pag, *item, *v;
+	const cJSON *results, *pag, *item;
 	const char *p, *end;
 	cJSON *root;
 	int res = 0;
@@ -198,8 +278,12 @@ int json_parse_page(const char *body, size_t len, struct page *out)
 	memset(out, 0, sizeof(*out));
 	out->total = -1;
 	root = parse(body, len);
-	if (!root)
-		return -EIO;
+	if (!root) {
+		res = parse_by_parts(body, len, out);
+		if (res)
+			page_release(out);
+		return res;
+	}
 	results = cJSON_GetObjectItemCaseSensitive(root, "results");
 	if (!cJSON_IsArray(results)) {
 		res = -EIO;
@@ -212,9 +296,8 @@ int json_parse_page(const char *body, size_t len, struct page *out)
 		goto out;
 	}
 	end = body + len;
-	p = results_start(body, end);
-	if (p)
-		p++;
+	p = member_start(body, end, "results");
+	p = p && *p == '[' ? p + 1 : NULL;
 	cJSON_ArrayForEach(item, results) {
 		const char *raw = p ? skip_ws(p, end) : NULL, *e = NULL;
 		struct task *t;
@@ -239,17 +322,7 @@ int json_parse_page(const char *body, size_t len, struct page *out)
 		out->tasks[out->n++] = t;
 	}
 	pag = cJSON_GetObjectItemCaseSensitive(root, "pagination");
-	if (cJSON_IsObject(pag)) {
-		const char *cur = str_member(pag, "next_cursor");
-
-		if (cur && *cur && !(out->next_cursor = strdup(cur))) {
-			res = -ENOMEM;
-			goto out;
-		}
-		v = cJSON_GetObjectItemCaseSensitive(pag, "total");
-		if (cJSON_IsNumber(v) && v->valuedouble >= 0)
-			out->total = (long)v->valuedouble;
-	}
+	res = read_pagination(pag, out);
 out:
 	cJSON_Delete(root);
 	if (res)

@@ -69,6 +69,33 @@ static void test_raw_slices(void)
 	page_release(&pg);
 }
 
+/* Deeper than cJSON's nesting limit: that task goes, the page stays. */
+static void test_too_deep(void)
+{
+	struct buf b = BUF_INIT(1 << 20);
+	struct page pg;
+	int i;
+
+	buf_addstr(&b, "{\"results\":[{\"task_id\":\"a\"},"
+		   "{\"task_id\":\"d\",\"x\":");
+	for (i = 0; i < 1200; i++)
+		buf_addstr(&b, "{\"k\":");
+	buf_addch(&b, '1');
+	for (i = 0; i < 1200; i++)
+		buf_addch(&b, '}');
+	buf_addstr(&b, "},{\"task_id\":\"b\"}],\"pagination\":{\"total\":3,"
+		   "\"next_cursor\":\"n\"}}");
+	CHECK(json_parse_page(b.data, b.len, &pg) == 0);
+	CHECK(pg.n == 2 && pg.skipped == 1);
+	CHECK(pg.n == 2 && !strcmp(pg.tasks[1]->id, "b"));
+	CHECK(pg.total == 3);
+	CHECK_STR(pg.next_cursor, "n");
+	page_release(&pg);
+	/* cut short, it is not a page at all */
+	CHECK(json_parse_page(b.data, b.len / 2, &pg) == -EIO);
+	buf_release(&b);
+}
+
 static void test_task(void)
 {
 	struct task *t;
@@ -154,6 +181,7 @@ int main(void)
 {
 	test_page();
 	test_raw_slices();
+	test_too_deep();
 	test_task();
 	test_body();
 	test_errors();
