@@ -28,6 +28,7 @@
 #include "json.h"
 #include "log.h"
 #include "node.h"
+#include "query.h"
 #include "store.h"
 #include "tree.h"
 #include "ttree.h"
@@ -82,18 +83,87 @@ static double ttl_of(struct fs *fs)
 
 /* ---- what a node is ---- */
 
-static void listing_query(const struct node *n, struct list_body *q)
+/* A query folder: a listing folder inside another. */
+static bool is_query(const struct node *n)
 {
-	memset(q, 0, sizeof(*q));
-	if (n->parent->kind != NK_GROUP)
-		return;
-	if (n->group == STORE_STATUSES)
-		q->status = node_value(n);
-	else
-		q->task_type = node_value(n);
+	return n->kind == NK_LISTING && n->parent->kind == NK_LISTING;
 }
 
-/* Whether task t belongs in listing node n (for a lookup without one). */
+/* The request a listing folder stands for, parsed from its path. */
+struct lquery {
+	struct query q;
+	const char *status;	/* of the folder the path starts in */
+	const char *type;
+	struct json_cond *conds;
+	struct list_body b;
+};
+
+static void lquery_release(struct lquery *lq)
+{
+	query_release(&lq->q);
+	free(lq->conds);
+}
+
+/* (Re)make the list body from the components. */
+static int lquery_finish(struct lquery *lq)
+{
+	free(lq->conds);
+	lq->conds = calloc(lq->q.nconds + 1, sizeof(*lq->conds));
+	if (!lq->conds)
+		return -ENOMEM;
+	query_body(&lq->q, lq->status, lq->type, lq->conds, &lq->b);
+	return 0;
+}
+
+static int lquery_get(const struct node *n, struct lquery *lq)
+{
+	const struct node *chain[64], *base = n;
+	char err[256];
+	size_t depth = 0;
+	int res = 0;
+
+	memset(lq, 0, sizeof(*lq));
+	while (is_query(base) && depth < 64) {
+		chain[depth++] = base;
+		base = base->parent;
+	}
+	if (is_query(base))
+		return -ENAMETOOLONG;
+	/* from the top down: a deeper @sort or @limit wins */
+	while (depth > 0 && !res)
+		res = query_add(&lq->q, chain[--depth]->name, err, sizeof(err));
+	if (res) {
+		lquery_release(lq);
+		return res == -ENOENT ? -EIO : res;
+	}
+	if (base->parent->kind == NK_GROUP) {
+		if (base->group == STORE_STATUSES)
+			lq->status = node_value(base);
+		else
+			lq->type = node_value(base);
+	}
+	res = lquery_finish(lq);
+	if (res)
+		lquery_release(lq);
+	return res;
+}
+
+/* The listing behind folder n: fetched if needed, or only if cached. */
+static int node_listing(const struct node *n, bool fetch,
+			struct listing **out)
+{
+	struct lquery lq;
+	int res = lquery_get(n, &lq);
+
+	if (res)
+		return res;
+	res = fetch ? store_listing(&lq.b, lq.q.limit, out) :
+	      store_listing_peek(&lq.b, lq.q.limit, out);
+	lquery_release(&lq);
+	return res;
+}
+
+/* Whether task t belongs in listing node n (not a query folder). */
 static bool listing_admits(const struct node *n, const struct task *t)
 {
 	if (n->parent->kind != NK_GROUP)
@@ -212,16 +282,14 @@ static int node_render(struct node *n, struct buf *out, time_t *when)
 static int listing_stat(struct fs *fs, struct node *n, struct stat *st)
 {
 	struct listing *l = NULL;
-	struct list_body q;
 	int res;
 
-	listing_query(n, &q);
 	fill_dir(fs, st, fs->started);
-	if (store_listing_peek(&q, 0, &l))
+	if (node_listing(n, false, &l))
 		return 0;
 	if (!store_fresh(l->fetched)) {
 		listing_unref(l);
-		res = store_listing(&q, 0, &l);
+		res = node_listing(n, true, &l);
 		if (res)
 			return res;
 	}
@@ -355,12 +423,14 @@ static int listing_id(const struct listing *l, const char *name, char **id)
 static int lookup_listing(struct node *parent, const char *name, char **id)
 {
 	struct listing *l = NULL;
-	struct list_body q;
 	struct task *t;
 	int res;
 
-	listing_query(parent, &q);
-	if (store_listing_peek(&q, 0, &l) == 0 && !store_fresh(l->fetched)) {
+	/* a query's members are known only from its listing */
+	res = node_listing(parent, is_query(parent), &l);
+	if (is_query(parent) && res)
+		return res;
+	if (l && !store_fresh(l->fetched) && !is_query(parent)) {
 		listing_unref(l);
 		l = NULL;
 	}
@@ -369,7 +439,8 @@ static int lookup_listing(struct node *parent, const char *name, char **id)
 		goto out;
 	if (l && listing_has(l, *id)) {
 		res = 0;
-	} else if (l && parent->parent->kind == NK_GROUP) {
+	} else if (l && (parent->parent->kind == NK_GROUP ||
+			 is_query(parent))) {
 		res = -ENOENT;	/* a fresh listing says it is not here */
 	} else {
 		/* tasks/ admits any task the API knows */
@@ -391,6 +462,36 @@ out:
 }
 
 /* A child of a folder inside a task; fills st unless it is task.json. */
+/*
+ * Whether name is a query folder under listing folder parent: 0 if so,
+ * -ENOENT if it is not a query component (it may be a task), -EINVAL if
+ * it is a malformed one (logged). A regular expression is checked by the
+ * API itself: the folder's listing is fetched now, and a 422 is EINVAL.
+ */
+static int lookup_query(struct node *parent, const char *name)
+{
+	struct listing *l;
+	struct lquery lq;
+	char err[256];
+	int res;
+
+	res = lquery_get(parent, &lq);
+	if (res)
+		return res;
+	res = query_add(&lq.q, name, err, sizeof(err));
+	if (res == -EINVAL)
+		log_err("query folder '%s': %s", name, err);
+	if (!res && strstr(name, ":regex:")) {
+		res = lquery_finish(&lq);
+		if (!res)
+			res = store_listing(&lq.b, lq.q.limit, &l);
+		if (!res)
+			listing_unref(l);
+	}
+	lquery_release(&lq);
+	return res;
+}
+
 static int lookup_in_task(struct fs *fs, struct node *parent,
 			  const char *name, enum nkind *kind, struct stat *st)
 {
@@ -434,7 +535,13 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 		group = parent->group;
 		break;
 	case NK_LISTING:
-		res = lookup_listing(parent, name, &value);
+		res = lookup_query(parent, name);
+		if (res == 0) {
+			kind = NK_LISTING;
+			break;
+		}
+		if (res == -ENOENT)
+			res = lookup_listing(parent, name, &value);
 		kind = NK_TASK;
 		break;
 	case NK_TASK:
@@ -680,7 +787,6 @@ static int snap_task(struct fs *fs, struct node *n, struct dirsnap *d)
 static int snap_new(struct fs *fs, struct node *n, struct dirsnap **out)
 {
 	struct dirsnap *d = calloc(1, sizeof(*d));
-	struct list_body q;
 	int res;
 
 	if (!d)
@@ -694,8 +800,7 @@ static int snap_new(struct fs *fs, struct node *n, struct dirsnap **out)
 		res = snap_group(fs, n, d);
 		break;
 	case NK_LISTING:
-		listing_query(n, &q);
-		res = store_listing(&q, 0, &d->listing);
+		res = node_listing(n, true, &d->listing);
 		break;
 	case NK_TASK:
 	case NK_FIELD:
