@@ -421,7 +421,8 @@ int api_list(const struct list_body *q, long limit, api_sink sink,
 	res = json_list_body(q, &body);
 	if (res)
 		return res;
-	if (limit > 0 && limit < (long)page_size)
+	/* a listing cut at limit (at most 1000) takes one request */
+	if (limit > 0 && limit <= 1000)
 		first_limit = (unsigned)limit;
 	res = fetch_page(buf_str(&body), first_limit, 0, NULL, true, &first);
 	if (res)
