@@ -210,9 +210,16 @@ static int deliver(struct delivery *d, const struct page *pg)
 	return d->limit > 0 && d->seen >= d->limit;
 }
 
-static bool last_page(const struct page *pg, unsigned limit)
+/* The API says nothing follows (or sent nothing to follow on from). */
+static bool last_page(const struct page *pg)
 {
-	return !pg->next_cursor || pg->n + pg->skipped < limit;
+	return !pg->next_cursor || pg->n + pg->skipped == 0;
+}
+
+/* Fewer results than asked for: offsets after it would skip some. */
+static bool short_page(const struct page *pg, unsigned limit)
+{
+	return pg->n + pg->skipped < limit;
 }
 
 /* Follow next_cursor from pg (consumed) to the end. */
@@ -245,7 +252,7 @@ static int follow_cursor(const char *body, struct page *pg,
 		}
 		free(cursor);
 		cursor = NULL;
-		if (!res && !last_page(&next, page_size)) {
+		if (!res && !last_page(&next)) {
 			cursor = next.next_cursor;
 			next.next_cursor = NULL;
 		}
@@ -309,10 +316,19 @@ static int list_forward(const char *body, struct page *first, long limit,
 		plan_add(&p, body, off);
 	}
 	res = fetch_window(p.bodies, p.offsets, p.n, p.pages);
-	for (i = 0; i < p.n && !res; i++)
+	for (i = 0; i < p.n && !res; i++) {
 		res = deliver(d, &p.pages[i]);
-	if (!res && p.n > 0 && !last_page(&p.pages[p.n - 1], page_size) &&
-	    api_plan_needs_cursor(first->total, page_size))
+		if (!res && i + 1 < p.n && !last_page(&p.pages[i]) &&
+		    short_page(&p.pages[i], page_size)) {
+			/* the offsets after a short page would leave a gap */
+			log_warn("POST /v1/tasks/list: a short page at offset "
+				 "%ld; following the cursor instead",
+				 p.offsets[i]);
+			res = follow_cursor(body, &p.pages[i], d);
+			goto out;
+		}
+	}
+	if (!res && p.n > 0 && !last_page(&p.pages[p.n - 1]))
 		res = follow_cursor(body, &p.pages[p.n - 1], d);
 	else if (!res && p.n == 0)
 		res = follow_cursor(body, first, d);
@@ -380,6 +396,19 @@ static int list_two_ended(const struct list_body *q, long total,
 		res = -EAGAIN;
 		goto out;
 	}
+	for (i = 0; i < p.n; i++) {
+		long want = (i < npa ? na : nb) -
+			    (p.offsets[i] > 0 ? p.offsets[i] : 0);
+
+		if (want > (long)page_size)
+			want = page_size;
+		if ((long)(p.pages[i].n + p.pages[i].skipped) < want) {
+			log_warn("POST /v1/tasks/list: a short page; paging by "
+				 "cursor instead");
+			res = -EAGAIN;
+			goto out;
+		}
+	}
 	for (i = 0; i < npa && !res; i++)
 		res = deliver(d, &p.pages[i]);
 	if (!res && middle > 0 && npa > 0) {
@@ -427,8 +456,8 @@ int api_list(const struct list_body *q, long limit, api_sink sink,
 	res = fetch_page(buf_str(&body), first_limit, 0, NULL, true, &first);
 	if (res)
 		goto out_body;
-	if (!last_page(&first, first_limit) && first.total >= 0 &&
-	    limit <= 0 && !q->sort_field &&
+	if (!last_page(&first) && !short_page(&first, first_limit) &&
+	    first.total >= 0 && limit <= 0 && !q->sort_field &&
 	    api_plan_needs_cursor(first.total, page_size)) {
 		res = list_two_ended(q, first.total, &d);
 		if (res != -EAGAIN)
@@ -436,9 +465,11 @@ int api_list(const struct list_body *q, long limit, api_sink sink,
 		d.seen = 0;	/* nothing was delivered */
 	}
 	res = deliver(&d, &first);
-	if (res || last_page(&first, first_limit))
+	if (res || last_page(&first))
 		goto out_first;
-	if (first.total >= 0) {
+	if (short_page(&first, first_limit)) {
+		res = follow_cursor(buf_str(&body), &first, &d);
+	} else if (first.total >= 0) {
 		res = list_forward(buf_str(&body), &first, limit, &d);
 	} else {
 		/* no total: page by offset, then by cursor past the cap */
@@ -454,10 +485,11 @@ int api_list(const struct list_body *q, long limit, api_sink sink,
 			page_release(&last);
 			last = pg;
 			res = deliver(&d, &last);
-			if (res || last_page(&last, page_size))
+			if (res || last_page(&last) ||
+			    short_page(&last, page_size))
 				break;
 		}
-		if (!res && !last_page(&last, page_size))
+		if (!res && !last_page(&last))
 			res = follow_cursor(buf_str(&body), &last, &d);
 		page_release(&last);
 	}

@@ -4,9 +4,9 @@
  * a node shows is worked out on each request from the store's records,
  * so nothing here outlives the task data it came from.
  *
- * Caching is left to the kernel: no OPEN or OPENDIR round trips
- * (FUSE_CAP_NO_OPEN_SUPPORT / NO_OPENDIR_SUPPORT), which makes the kernel
- * keep file pages and directory listings until a node's mtime changes;
+ * Caching is left to the kernel: no OPEN round trips
+ * (FUSE_CAP_NO_OPEN_SUPPORT) and cached folders (cache_readdir), so the
+ * kernel keeps file pages and folder entries until a node's mtime moves;
  * entries and attributes are trusted for ttl seconds. mtime is when
  * mixpeekfs saw the data change, so a refresh that changes nothing keeps
  * the kernel's caches, and one that changes something drops them.
@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,6 @@ struct fs {
 	bool mounted;
 	struct node_table nodes;
 	bool no_open;		/* the kernel can do without OPEN */
-	bool no_opendir;	/* ... and without OPENDIR */
 	uid_t uid;
 	gid_t gid;
 	time_t started;
@@ -997,17 +997,31 @@ static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 	do_readdir(req, ino, size, off, true);
 }
 
-/* Like fs_open: ENOSYS stops further OPENDIR and RELEASEDIR. */
+/*
+ * OPENDIR is where a listing is fetched: opens of one folder run in
+ * parallel (readdirs of one folder reach us one at a time), so readers
+ * that arrive together share one fetch and its outcome. The kernel keeps
+ * every folder's entries until the folder's mtime moves.
+ */
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	(void)ino;
+	struct fs *fs = fs_of(req);
+	struct node *n = node_get(&fs->nodes, ino);
+	struct listing *l;
+	int res;
+
+	if (n && n->kind == NK_LISTING) {
+		res = node_listing(n, true, &l);
+		if (res) {
+			fuse_reply_err(req, -res);
+			return;
+		}
+		listing_unref(l);
+	}
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
-	if (fs_of(req)->no_opendir)
-		fuse_reply_err(req, ENOSYS);
-	else
-		fuse_reply_open(req, fi);
+	fuse_reply_open(req, fi);
 }
 
 /* ---- files ---- */
@@ -1122,12 +1136,9 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
 		fs->no_open = true;
 	}
-	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
-		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
-		fs->no_opendir = true;
-	}
-	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
-		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	/* lookups and opens of one folder may run side by side */
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 }
 
 static const struct fuse_lowlevel_ops fs_ops = {
@@ -1152,6 +1163,7 @@ static const struct fuse_lowlevel_ops fs_ops = {
 
 /* ---- lifecycle ---- */
 
+__attribute__((format(printf, 2, 0)))
 static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt,
 			     va_list ap)
 {
@@ -1253,13 +1265,20 @@ int fs_daemonize(struct fs *fs)
 	return 0;
 }
 
+/* The loop returns the signal that ended it: those are a clean exit. */
+static int loop_result(int res)
+{
+	return res == 0 || res == SIGTERM || res == SIGINT || res == SIGHUP ?
+	       0 : -1;
+}
+
 int fs_run(struct fs *fs)
 {
 	struct fuse_loop_config *cfg;
 	int res;
 
 	if (fs->cmd.singlethread)
-		return fuse_session_loop(fs->se) ? -1 : 0;
+		return loop_result(fuse_session_loop(fs->se));
 	cfg = fuse_loop_cfg_create();
 	if (!cfg)
 		return -1;
@@ -1271,7 +1290,7 @@ int fs_run(struct fs *fs)
 		fuse_loop_cfg_set_max_threads(cfg, fs->cmd.max_threads);
 	res = fuse_session_loop_mt(fs->se, cfg);
 	fuse_loop_cfg_destroy(cfg);
-	return res ? -1 : 0;
+	return loop_result(res);
 }
 
 void fs_free(struct fs *fs)

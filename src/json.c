@@ -45,7 +45,8 @@ static const char *str_member(const cJSON *obj, const char *name)
  */
 static const char *skip_ws(const char *p, const char *end)
 {
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+	/* as cJSON: any control byte or space between tokens */
+	while (p < end && (unsigned char)*p <= 0x20)
 		p++;
 	return p;
 }
@@ -83,8 +84,7 @@ static const char *value_end(const char *p, const char *end)
 				return p;
 			if (--depth == 0)
 				return p + 1;
-		} else if (depth == 0 && (c == ',' || c == ' ' || c == '\t' ||
-					  c == '\n' || c == '\r')) {
+		} else if (depth == 0 && (c == ',' || (unsigned char)c <= 0x20)) {
 			return p;
 		}
 		p++;
@@ -111,7 +111,7 @@ static size_t minify(const char *p, size_t len, char *out)
 		} else if (c == '"') {
 			in_string = true;
 			out[o++] = c;
-		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+		} else if ((unsigned char)c > 0x20) {
 			out[o++] = c;
 		}
 	}
@@ -136,8 +136,8 @@ static const char *member_start(const char *p, const char *end,
 			return NULL;
 		key = p;
 		p = string_end(p, end);
-		if (!p)
-			return NULL;
+		if (!p || memchr(key, '\\', (size_t)(p - key)))
+			return NULL;	/* an escaped key: cJSON decodes it */
 		found = (size_t)(p - key) == nlen + 2 &&
 			!memcmp(key + 1, name, nlen);
 		p = skip_ws(p, end);
@@ -203,7 +203,7 @@ static int read_pagination(const cJSON *pag, struct page *out)
 	if (cur && *cur && !(out->next_cursor = strdup(cur)))
 		return -ENOMEM;
 	v = cJSON_GetObjectItemCaseSensitive(pag, "total");
-	if (cJSON_IsNumber(v) && v->valuedouble >= 0)
+	if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e15)
 		out->total = (long)v->valuedouble;
 	return 0;
 }
@@ -232,7 +232,7 @@ static int parse_by_parts(const char *body, size_t len, struct page *out)
 		int r = -EINVAL;
 
 		e = value_end(p, end);
-		if (!e)
+		if (!e || e == p)
 			return -EIO;
 		v = parse(p, (size_t)(e - p));
 		if (v)
@@ -376,8 +376,8 @@ static size_t number_text(double d, char *out)
 {
 	int prec;
 
-	if (d == (double)(long long)d && d > -9007199254740992.0 &&
-	    d < 9007199254740992.0)
+	if (d > -9007199254740992.0 && d < 9007199254740992.0 &&
+	    d == (double)(long long)d)
 		return (size_t)snprintf(out, NUMBER_MAX, "%lld",
 					(long long)d);
 	for (prec = 15; prec < 17; prec++) {

@@ -307,7 +307,8 @@ static int parse_comp(const char *name, struct qcomp *k, char *err,
 		if (res)
 			break;
 		k->n++;
-		p = bar + 1;
+		if (bar)
+			p = bar + 1;
 	} while (bar);
 	if (res == -ENOENT && (k->negate || k->n > 0)) {
 		snprintf(err, size, "'%s' is not a condition", name);

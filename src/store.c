@@ -225,9 +225,26 @@ void store_cleanup(void)
 	}
 }
 
+/*
+ * After a refresh fails for a reason a retry could cure (EIO: timeouts,
+ * 5xx, garbage), stale data is trusted for one more ttl, so an outage
+ * costs one failed request per ttl instead of one per access.
+ */
+static time_t backoff_until;	/* atomic */
+
+static void note_failure(int err)
+{
+	if (err == -EIO)
+		__atomic_store_n(&backoff_until, time(NULL) + (time_t)st.ttl,
+				 __ATOMIC_RELAXED);
+}
+
 bool store_fresh(time_t fetched)
 {
-	return time(NULL) - fetched < (time_t)st.ttl;
+	time_t now = time(NULL);
+
+	return now - fetched < (time_t)st.ttl ||
+	       now < __atomic_load_n(&backoff_until, __ATOMIC_RELAXED);
 }
 
 static size_t task_bytes(const struct task *t)
@@ -520,6 +537,7 @@ static int listing_get(const struct list_body *q, long limit,
 		le->cur = l;
 		*out = listing_ref(l);
 	} else if (le->cur) {
+		note_failure(res);
 		log_warn("serving the last good listing (%zu tasks) after a "
 			 "failed refresh", le->cur->n);
 		*out = listing_ref(le->cur);
@@ -579,6 +597,7 @@ int store_task(const char *id, struct task **out)
 			drop_locked(t);
 		pthread_mutex_unlock(&st.lock);
 	} else if (stale) {
+		note_failure(res);
 		*out = task_ref(stale);
 		res = 0;
 	}

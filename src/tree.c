@@ -116,13 +116,13 @@ void tree_name_escape(const char *raw, char *out)
 		memcpy(out, tmp, o + 1);
 		goto out;
 	}
-	/* keep 200 bytes, backing off escapes and UTF-8 continuation bytes */
+	/* keep 200 bytes, backing off UTF-8 continuation bytes, then escapes */
 	cut = 200;
+	while (cut > 0 && ((unsigned char)tmp[cut] & 0xC0) == 0x80)
+		cut--;
 	for (i = cut >= 2 ? cut - 2 : 0; i < cut; i++)
 		if (tmp[i] == '%')
 			cut = i;
-	while (cut > 0 && ((unsigned char)tmp[cut] & 0xC0) == 0x80)
-		cut--;
 	memcpy(out, tmp, cut);
 	snprintf(out + cut, TREE_NAME_MAX + 1 - cut, "%%~%016llx",
 		 (unsigned long long)fnv1a64(raw));

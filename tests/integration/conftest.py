@@ -32,6 +32,9 @@ DEFAULT_TEST_TIMEOUT = 180
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "timeout(seconds): hard time limit of one test")
+    config.addinivalue_line(
+        "markers", "chaos: long randomized fault test; runs only when "
+        "MIXPEEKFS_CHAOS_SECONDS is set (test_chaos.py)")
 
 
 def _skip_reason():

@@ -337,7 +337,7 @@ class Server(object):
     """The Python test double of the Mixpeek API, run as a subprocess."""
 
     def __init__(self, workdir, count, seed, latency_ms=None, weird=False,
-                 no_timestamps=False, key=DEFAULT_KEY):
+                 no_timestamps=False, key=DEFAULT_KEY, port=0):
         self.count = count
         self.seed = seed
         self.key = key
@@ -348,7 +348,7 @@ class Server(object):
             os.unlink(self.port_file)
         self.log_path = os.path.join(workdir, "server.log")
         cmd = [sys.executable, SERVER_SCRIPT, "--count", str(count),
-               "--seed", str(seed), "--port", "0",
+               "--seed", str(seed), "--port", str(port),
                "--port-file", self.port_file]
         if latency_ms is not None:
             cmd += ["--latency-ms", str(latency_ms)]

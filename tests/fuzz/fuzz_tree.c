@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Fuzz the generic tree of arbitrary JSON: json_to_tree on the bytes, then
+ * the whole tree as the filesystem shows it (tnode_next_shown, names,
+ * lookups by name and by path, rendering), checking the invariants in
+ * fuzz_common.c.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "fuzz.h"
+#include "json.h"
+#include "tree.h"
+
+#define MAX_DEPTH 1100	/* beyond cJSON's nesting limit: the whole tree */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct tnode *root = NULL, *again = NULL;
+	struct buf pretty = BUF_INIT((size_t)1 << 30);
+	int res = json_to_tree((const char *)data, size, &root);
+
+	FUZZ_CHECK(res == 0 || res == -EIO);
+	if (res)
+		return 0;
+	fuzz_check_tree(root, MAX_DEPTH);
+
+	/* pretty-printed, the same document builds the same tree */
+	FUZZ_CHECK(json_pretty((const char *)data, size, &pretty) == 0);
+	FUZZ_CHECK(pretty.len > 0 && pretty.data[pretty.len - 1] == '\n');
+	FUZZ_CHECK(json_to_tree(pretty.data, pretty.len, &again) == 0);
+	FUZZ_CHECK(fuzz_tree_equal(root, again));
+
+	tnode_free(again);
+	tnode_free(root);
+	buf_release(&pretty);
+	return 0;
+}
