@@ -4,9 +4,9 @@
  * a node shows is worked out on each request from the store's records,
  * so nothing here outlives the task data it came from.
  *
- * Caching is left to the kernel: no OPEN round trips
- * (FUSE_CAP_NO_OPEN_SUPPORT) and cached folders (cache_readdir), so the
- * kernel keeps file pages and folder entries until a node's mtime moves;
+ * Caching is left to the kernel: no OPEN or OPENDIR round trips
+ * (FUSE_CAP_NO_OPEN_SUPPORT / NO_OPENDIR_SUPPORT), which makes the kernel
+ * keep file pages and folder entries until a node's mtime moves;
  * entries and attributes are trusted for ttl seconds. mtime is when
  * mixpeekfs saw the data change, so a refresh that changes nothing keeps
  * the kernel's caches, and one that changes something drops them.
@@ -42,6 +42,7 @@ struct fs {
 	bool mounted;
 	struct node_table nodes;
 	bool no_open;		/* the kernel can do without OPEN */
+	bool no_opendir;	/* ... and without OPENDIR */
 	uid_t uid;
 	gid_t gid;
 	time_t started;
@@ -998,30 +999,20 @@ static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 }
 
 /*
- * OPENDIR is where a listing is fetched: opens of one folder run in
- * parallel (readdirs of one folder reach us one at a time), so readers
- * that arrive together share one fetch and its outcome. The kernel keeps
- * every folder's entries until the folder's mtime moves.
+ * ENOSYS tells the kernel that OPENDIR is not needed (NO_OPENDIR_SUPPORT):
+ * it then sends no OPENDIR or RELEASEDIR, and keeps folder entries until
+ * the folder's mtime moves. A warm `find` costs no round trip per folder.
  */
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_of(req);
-	struct node *n = node_get(&fs->nodes, ino);
-	struct listing *l;
-	int res;
-
-	if (n && n->kind == NK_LISTING) {
-		res = node_listing(n, true, &l);
-		if (res) {
-			fuse_reply_err(req, -res);
-			return;
-		}
-		listing_unref(l);
-	}
+	(void)ino;
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
-	fuse_reply_open(req, fi);
+	if (fs_of(req)->no_opendir)
+		fuse_reply_err(req, ENOSYS);
+	else
+		fuse_reply_open(req, fi);
 }
 
 /* ---- files ---- */
@@ -1136,7 +1127,11 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
 		fs->no_open = true;
 	}
-	/* lookups and opens of one folder may run side by side */
+	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
+		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+		fs->no_opendir = true;
+	}
+	/* lookups in one folder may run side by side */
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 }
