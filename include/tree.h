@@ -91,4 +91,7 @@ void tree_name_escape(const char *raw, char *out);
  */
 int tree_name_unescape(const char *name, char **raw);
 
+/* The value of hex digit c, or -1. */
+int tree_hexval(char c);
+
 #endif

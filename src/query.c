@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "query.h"
+#include "tree.h"
 
 static const char *const ops[] = {
 	"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains",
@@ -27,17 +28,6 @@ static const char *find_op(const char *op, size_t len)
 		if (strlen(ops[i]) == len && !strncmp(ops[i], op, len))
 			return ops[i];
 	return NULL;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* Percent-decode [s, s + len) into a malloc'd string; -EINVAL if bad. */
@@ -56,8 +46,8 @@ static int decode(const char *s, size_t len, char **out, char *err,
 			r[o++] = s[i];
 			continue;
 		}
-		hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-		lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+		hi = i + 2 < len ? tree_hexval(s[i + 1]) : -1;
+		lo = hi >= 0 ? tree_hexval(s[i + 2]) : -1;
 		if (lo < 0 || (hi == 0 && lo == 0)) {
 			snprintf(err, size, "bad percent-escape in '%.*s'",
 				 (int)len, s);

@@ -131,7 +131,7 @@ out:
 		free(tmp);
 }
 
-static int hexval(char c)
+int tree_hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -167,8 +167,8 @@ int tree_name_unescape(const char *name, char **raw)
 			free(r);
 			return -EINVAL;
 		}
-		hi = hexval(name[i + 1]);
-		lo = hi < 0 ? -1 : hexval(name[i + 2]);
+		hi = tree_hexval(name[i + 1]);
+		lo = hi < 0 ? -1 : tree_hexval(name[i + 2]);
 		if (lo < 0 || (hi == 0 && lo == 0)) {
 			free(r);
 			return -EINVAL;
