@@ -136,8 +136,9 @@ static const char *member_start(const char *p, const char *end,
 			return NULL;
 		key = p;
 		p = string_end(p, end);
-		if (!p || memchr(key, '\\', (size_t)(p - key)))
-			return NULL;	/* an escaped key: cJSON decodes it */
+		if (!p || memchr(key, '\\', (size_t)(p - key)) ||
+		    memchr(key, '\0', (size_t)(p - key)))
+			return NULL;	/* cJSON reads such a key otherwise */
 		found = (size_t)(p - key) == nlen + 2 &&
 			!memcmp(key + 1, name, nlen);
 		p = skip_ws(p, end);
