@@ -74,6 +74,9 @@ struct node *node_child(struct node_table *t, struct node *parent,
 			const char *name, enum nkind kind, int group,
 			const char *value);
 
+/* One more reference on n, dropped again with node_forget(t, n, 1). */
+void node_hold(struct node_table *t, struct node *n);
+
 /* Drop count lookups; nodes left unreferenced are freed. */
 void node_forget(struct node_table *t, struct node *n, uint64_t count);
 

@@ -34,6 +34,25 @@
 #include "tree.h"
 #include "ttree.h"
 
+/*
+ * Files found by LOOKUP are about to be read (stat and open look up by
+ * name; ls uses readdirplus). A helper thread renders them and stores the
+ * bytes in the kernel's page cache, which saves the READ round trip. It
+ * cannot be done in the LOOKUP handler: the kernel makes the inode only
+ * after the reply, so a store sent with it finds none (ENOENT).
+ */
+#define PUSH_MAX (64 * 1024)	/* bigger files wait for their READ */
+#define PUSH_QUEUE 4096
+
+struct pusher {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct node *q[PUSH_QUEUE];	/* held nodes (node_hold) */
+	size_t n;
+	bool stop, running;
+	pthread_t thread;
+};
+
 struct fs {
 	struct options *opts;
 	struct fuse_args args;
@@ -46,6 +65,7 @@ struct fs {
 	uid_t uid;
 	gid_t gid;
 	time_t started;
+	struct pusher push;
 };
 
 #define TASK_JSON "task.json"
@@ -532,6 +552,84 @@ static int lookup_in_task(struct fs *fs, struct node *parent,
 	return res;
 }
 
+static int node_render(struct node *n, struct buf *out, time_t *when);
+
+static void push_one(struct fs *fs, struct node *n, bool *again)
+{
+	struct buf b = BUF_INIT(PUSH_MAX);
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
+	time_t when;
+	int res;
+
+	res = node_render(n, &b, &when);
+	if (!res && b.len) {
+		bv.buf[0].mem = b.data;
+		bv.buf[0].size = b.len;
+		res = fuse_lowlevel_notify_store(fs->se, node_ino(&fs->nodes, n),
+						 0, &bv, 0);
+	}
+	buf_release(&b);
+	*again = res == -ENOENT;
+}
+
+static void *pusher_main(void *arg)
+{
+	struct fs *fs = arg;
+	struct pusher *p = &fs->push;
+	struct node *batch[PUSH_QUEUE], *retry[PUSH_QUEUE];
+	size_t i, n, nr;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		if (!p->n) {
+			pthread_cond_wait(&p->wake, &p->lock);
+			continue;
+		}
+		n = p->n;
+		memcpy(batch, p->q, n * sizeof(*batch));
+		p->n = 0;
+		pthread_mutex_unlock(&p->lock);
+		for (i = nr = 0; i < n; i++) {
+			bool again;
+
+			push_one(fs, batch[i], &again);
+			if (again)
+				retry[nr++] = batch[i];
+			else
+				node_forget(&fs->nodes, batch[i], 1);
+		}
+		/* the inode appears when the lookup's caller runs again */
+		if (nr)
+			usleep(1000);
+		for (i = 0; i < nr; i++) {
+			bool again;
+
+			push_one(fs, retry[i], &again);
+			node_forget(&fs->nodes, retry[i], 1);
+		}
+		pthread_mutex_lock(&p->lock);
+	}
+	for (i = 0; i < p->n; i++)
+		node_forget(&fs->nodes, p->q[i], 1);
+	p->n = 0;
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* Queue a file the kernel just looked up; a full queue drops it. */
+static void push_add(struct fs *fs, struct node *n)
+{
+	struct pusher *p = &fs->push;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->running && p->n < PUSH_QUEUE) {
+		node_hold(&fs->nodes, n);
+		p->q[p->n++] = n;
+		pthread_cond_signal(&p->wake);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
 static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 {
 	struct fs *fs = fs_of(req);
@@ -597,6 +695,9 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 		fuse_reply_err(req, -res);
 	} else if (fuse_reply_entry(req, &e)) {
 		node_forget(&fs->nodes, n, 1);
+	} else if (S_ISREG(e.attr.st_mode) && e.attr.st_size > 0 &&
+		   e.attr.st_size <= PUSH_MAX) {
+		push_add(fs, n);
 	}
 out:
 	free(value);
@@ -1184,6 +1285,8 @@ int fs_new(int argc, char **argv, struct options *o, struct fs **out)
 	fs->uid = getuid();
 	fs->gid = getgid();
 	fs->started = time(NULL);
+	pthread_mutex_init(&fs->push.lock, NULL);
+	pthread_cond_init(&fs->push.wake, NULL);
 	*out = fs;
 	if (node_table_init(&fs->nodes, dirsnap_unref)) {
 		fprintf(stderr, "mixpeekfs: out of memory\n");
@@ -1267,16 +1370,40 @@ static int loop_result(int res)
 	       0 : -1;
 }
 
-int fs_run(struct fs *fs)
+static void pusher_start(struct fs *fs)
+{
+	struct pusher *p = &fs->push;
+
+	pthread_mutex_lock(&p->lock);
+	p->running = !pthread_create(&p->thread, NULL, pusher_main, fs);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void pusher_stop(struct fs *fs)
+{
+	struct pusher *p = &fs->push;
+	bool running;
+
+	pthread_mutex_lock(&p->lock);
+	running = p->running;
+	p->running = false;
+	p->stop = true;
+	pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+	if (running)
+		pthread_join(p->thread, NULL);
+}
+
+static int run_loop(struct fs *fs)
 {
 	struct fuse_loop_config *cfg;
 	int res;
 
 	if (fs->cmd.singlethread)
-		return loop_result(fuse_session_loop(fs->se));
+		return fuse_session_loop(fs->se);
 	cfg = fuse_loop_cfg_create();
 	if (!cfg)
-		return -1;
+		return -ENOMEM;
 	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)fs->cmd.clone_fd);
 	/* (unsigned)-1 means "not given": keep libfuse's defaults */
 	if (fs->cmd.max_idle_threads != UINT_MAX)
@@ -1285,6 +1412,16 @@ int fs_run(struct fs *fs)
 		fuse_loop_cfg_set_max_threads(cfg, fs->cmd.max_threads);
 	res = fuse_session_loop_mt(fs->se, cfg);
 	fuse_loop_cfg_destroy(cfg);
+	return res;
+}
+
+int fs_run(struct fs *fs)
+{
+	int res;
+
+	pusher_start(fs);
+	res = run_loop(fs);
+	pusher_stop(fs);
 	return loop_result(res);
 }
 
@@ -1299,6 +1436,8 @@ void fs_free(struct fs *fs)
 		fuse_session_destroy(fs->se);
 	}
 	node_table_release(&fs->nodes);
+	pthread_cond_destroy(&fs->push.wake);
+	pthread_mutex_destroy(&fs->push.lock);
 	free(fs->cmd.mountpoint);
 	fuse_opt_free_args(&fs->args);
 	free(fs);

@@ -113,6 +113,13 @@ out:
 	return n;
 }
 
+void node_hold(struct node_table *t, struct node *n)
+{
+	pthread_mutex_lock(&t->lock);
+	n->nlookup++;
+	pthread_mutex_unlock(&t->lock);
+}
+
 void node_forget(struct node_table *t, struct node *n, uint64_t count)
 {
 	pthread_mutex_lock(&t->lock);
