@@ -47,6 +47,9 @@ int http_request(const char *method, const char *path, const char *body,
 		 struct http_response *resp);
 void http_response_release(struct http_response *resp);
 
+/* libcurl's version, for .mixpeekfs/version. */
+const char *http_version(void);
+
 /* The one mapping from HTTP status to errno (0 for 2xx). */
 int http_status_errno(long status);
 

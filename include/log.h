@@ -7,7 +7,9 @@
 #define MIXPEEKFS_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <syslog.h>
+#include <time.h>
 
 void log_set_debug(bool on);
 bool log_debugging(void);
@@ -16,6 +18,9 @@ void log_use_syslog(void);
 
 void log_msg(int prio, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* The last error or warning logged and its time (0 if none). */
+time_t log_last_problem(char *line, size_t size);
 
 #define log_err(...)	log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...)	log_msg(LOG_WARNING, __VA_ARGS__)

@@ -27,6 +27,9 @@ enum nkind {
 	NK_TASK,	/* <listing>/<task_id>/ */
 	NK_FIELD,	/* a file or folder inside a task */
 	NK_TASKJSON,
+	NK_META,	/* .mixpeekfs/ */
+	NK_METAFILE,	/* .mixpeekfs/stats, config, version */
+	NK_REFRESH,	/* <folder>/.refresh: looking it up refreshes */
 };
 
 struct node {
@@ -74,8 +77,20 @@ struct node *node_child(struct node_table *t, struct node *parent,
 			const char *name, enum nkind kind, int group,
 			const char *value);
 
+/* How many nodes there are. */
+size_t node_count(struct node_table *t);
+
 /* One more reference on n, dropped again with node_forget(t, n, 1). */
 void node_hold(struct node_table *t, struct node *n);
+
+/*
+ * Every node for which match(n, arg) holds, each with a reference
+ * (node_hold): a malloc'd array in *out, its length returned, or -ENOMEM.
+ * match runs under the table's lock.
+ */
+long node_collect(struct node_table *t,
+		  bool (*match)(const struct node *n, void *arg), void *arg,
+		  struct node ***out);
 
 /* Drop count lookups; nodes left unreferenced are freed. */
 void node_forget(struct node_table *t, struct node *n, uint64_t count);

@@ -18,7 +18,8 @@ struct options {
 	char *max_response_str;
 	char *cache_size_str;
 	unsigned page_size;
-	unsigned ttl;
+	unsigned ttl;		/* listings and active tasks */
+	unsigned ttl_terminal;	/* tasks in a terminal status */
 	unsigned max_connections;
 	unsigned timeout;	/* seconds for one request, retries included */
 	unsigned connect_timeout;
@@ -28,6 +29,10 @@ struct options {
 	int allow_http;
 	int debug;
 	char *key;		/* loaded by opts_load_key; wiped on free */
+	const char *source;	/* mount.fuse3's SOURCE (from argv), or NULL */
+	char *source_url;	/* the SOURCE, if a URL */
+	const char *nonopt[2];	/* argv words that are not options */
+	int nonopts;
 };
 
 #define OPTS_DEFAULT_URL "https://api.mixpeek.com"

@@ -25,4 +25,7 @@ void pack_thread_exit(void);
 /* Free everything, at exit. */
 void pack_cleanup(void);
 
+/* zstd's version, for .mixpeekfs/version. */
+const char *pack_version(void);
+
 #endif

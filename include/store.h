@@ -26,6 +26,7 @@ struct listing {
 	time_t changed;		/* when the ids last differed from before */
 	unsigned version;	/* bumped with changed */
 	unsigned refs;		/* atomic */
+	bool expired;		/* atomic: a forced refresh is due */
 };
 
 enum store_values {
@@ -33,8 +34,12 @@ enum store_values {
 	STORE_TYPES,
 };
 
-/* cache_size: bytes of task records kept before the least recently used go */
-int store_init(unsigned ttl, size_t cache_size);
+/*
+ * Listings and tasks in an active status are trusted for ttl seconds,
+ * tasks in a terminal status for ttl_terminal. cache_size: bytes of task
+ * records kept before the least recently used go.
+ */
+int store_init(unsigned ttl, unsigned ttl_terminal, size_t cache_size);
 void store_cleanup(void);
 
 /*
@@ -46,8 +51,13 @@ int store_listing(const struct list_body *q, long limit,
 /* The cached listing for q, fresh or not, without fetching; -ENOENT. */
 int store_listing_peek(const struct list_body *q, long limit,
 		       struct listing **out);
-/* Whether something fetched at this time is still within the ttl. */
-bool store_fresh(time_t fetched);
+/* Whether l is within the ttl and no refresh was forced since. */
+bool listing_fresh(const struct listing *l);
+/* Force the next store_listing for q to fetch (a cached listing stays
+ * served if that fails). */
+void store_expire(const struct list_body *q, long limit);
+/* The same for every listing and task (SIGHUP). */
+void store_expire_all(void);
 struct listing *listing_ref(struct listing *l);
 void listing_unref(struct listing *l);
 bool listing_has(const struct listing *l, const char *id);
@@ -58,6 +68,19 @@ bool listing_has(const struct listing *l, const char *id);
  * any reason but -ENOENT).
  */
 int store_task(const char *id, struct task **out);
+/* store_task, fetching even a fresh record. */
+int store_task_refresh(const char *id, struct task **out);
+/*
+ * fn(id, arg) runs, under the store's lock, whenever a task's JSON
+ * changes or the task goes away. It must not call the store.
+ */
+void store_on_change(void (*fn)(const char *id, void *arg), void *arg);
+
+struct store_usage {
+	size_t tasks, task_bytes, task_cap, listings, listed;
+};
+void store_usage(struct store_usage *u);
+
 /* The stored record for id, fresh or not, without fetching; or NULL. */
 struct task *store_task_peek(const char *id);
 

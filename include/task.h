@@ -23,13 +23,21 @@ struct task {
 	uint32_t packed_len;	/* the packed JSON follows the id */
 	uint32_t json_len;
 	uint32_t fetched;	/* when the API last returned it (time_t) */
-	uint32_t changed;	/* first seen, or last seen with other JSON */
+	/*
+	 * The task's time: its updated_at; without one, its created_at (or
+	 * when first seen) until mixpeekfs sees the JSON change, then when
+	 * it saw that. Files and folders show it as mtime and ctime.
+	 */
+	uint32_t changed;
 	unsigned refs;		/* atomic */
+	uint32_t flags;		/* TASK_* */
 	/* the store's links, protected by its lock */
 	struct task *prev;	/* least recently used first */
 	struct task *next;
 	UT_hash_handle hh;
 };
+
+#define TASK_UPDATED_AT 1u	/* changed came from updated_at */
 
 /* The packed JSON of t. */
 #define TASK_PACKED(t) ((const unsigned char *)(t)->id + strlen((t)->id) + 1)

@@ -26,32 +26,62 @@
 
 #include "config.h"
 #include "fs.h"
+#include "http.h"
 #include "json.h"
 #include "log.h"
 #include "node.h"
+#include "pack.h"
 #include "query.h"
+#include "stats.h"
 #include "store.h"
 #include "tree.h"
 #include "ttree.h"
 
 /*
- * Files found by LOOKUP are about to be read (stat and open look up by
- * name; ls uses readdirplus). A helper thread renders them and stores the
- * bytes in the kernel's page cache, which saves the READ round trip. It
- * cannot be done in the LOOKUP handler: the kernel makes the inode only
- * after the reply, so a store sent with it finds none (ENOENT).
+ * One helper thread talks to the kernel outside request handlers:
+ *
+ * - Files found by LOOKUP are about to be read (stat and open look up by
+ *   name; ls uses readdirplus). It renders them and stores the bytes in
+ *   the kernel's page cache, which saves the READ round trip. That cannot
+ *   be done in the LOOKUP handler: the kernel makes the inode only after
+ *   the reply, so a store sent with it finds none (ENOENT).
+ * - When the store sees a task change, it drops the kernel's attributes
+ *   and pages for every path into that task, and the task's entries in
+ *   by-status/ folders (it may have moved).
+ * - On SIGHUP (from a second thread, in sigwait) it refreshes everything.
  */
 #define PUSH_MAX (64 * 1024)	/* bigger files wait for their READ */
 #define PUSH_QUEUE 4096
+#define NEG_MAX 1024
 
-struct pusher {
+struct notifier {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	struct node *q[PUSH_QUEUE];	/* held nodes (node_hold) */
-	size_t n;
-	bool stop, running;
-	pthread_t thread;
+	struct node *push[PUSH_QUEUE];	/* held nodes (node_hold) */
+	size_t npush;
+	char **changed;			/* task ids, malloc'd */
+	size_t nchanged, cap;
+	bool refresh_all;		/* SIGHUP */
+	bool inval_all;			/* too many changes to list */
+	bool stop, running, hup_running;
+	pthread_t thread, hup;
+	/*
+	 * The last NEG_MAX names answered "no such entry": the kernel keeps
+	 * those for ttl, and a refresh must drop them too.
+	 */
+	struct neg {
+		struct node *parent;	/* held; NULL: free slot */
+		char *name;
+		bool due;		/* to drop now */
+	} negs[NEG_MAX];
+	size_t negpos, ndue;
+	/* work queued and done, so a reader can wait for it (flush) */
+	unsigned long queued, done;
+	pthread_cond_t idle;
 };
+
+#define REFRESH_NAME ".refresh"
+#define META_NAME ".mixpeekfs"
 
 struct fs {
 	struct options *opts;
@@ -65,10 +95,24 @@ struct fs {
 	uid_t uid;
 	gid_t gid;
 	time_t started;
-	struct pusher push;
+	int64_t refreshed;	/* atomic: the last forced refresh, in ns */
+	struct notifier note;
 };
 
 #define TASK_JSON "task.json"
+
+static void push_add(struct fs *fs, struct node *n);
+static int refresh_folder(struct fs *fs, struct node *n);
+static void refresh_all(struct fs *fs);
+static void refreshed_now(struct fs *fs);
+static int refresh_render(struct fs *fs, struct buf *out, struct timespec *ts);
+static void neg_add(struct fs *fs, struct node *parent, const char *name);
+static void notifier_flush(struct fs *fs);
+static void invalidate_changed(struct fs *fs, char **ids, size_t n,
+			       bool entries);
+static void neg_due(struct fs *fs, const struct node *parent);
+static int node_render(struct fs *fs, struct node *n, struct buf *out,
+		       time_t *when);
 
 static const char readme_text[] =
 "mixpeekfs: Mixpeek tasks as files (read-only)\n"
@@ -107,8 +151,11 @@ static const char readme_text[] =
 "'.' is %2E, '..' is %2E%2E, the empty name is %00, and a name longer than\n"
 "255 bytes keeps 200 bytes followed by %~ and a 16-digit hash.\n"
 "\n"
-"A listing is fetched when its folder is first read and trusted for the\n"
-"ttl given at mount time. Errors: EACCES when the API rejects the key,\n"
+"A listing, or a task that is still running, is fetched when first read\n"
+"and trusted for ttl seconds; a finished task for ttl_terminal. Reading\n"
+"<folder>/.refresh fetches that folder now; kill -HUP refreshes all.\n"
+"Times are the tasks' updated_at. .mixpeekfs/ holds stats, config and\n"
+"version. Errors: EACCES when the API rejects the key,\n"
 "ENOENT for an unknown task, EIO when the API fails or times out, EINVAL\n"
 "for a malformed query folder, EROFS for any write. See mixpeekfs(1).\n";
 
@@ -214,6 +261,20 @@ static bool listing_admits(const struct node *n, const struct task *t)
 	return !strcmp(t->type, node_value(n));
 }
 
+/*
+ * Whether the store has seen task t leave listing folder n (a status or
+ * type folder) since n's listing was fetched: t says another status.
+ */
+static bool moved_out(const struct node *n, const struct task *t)
+{
+	const char *now;
+
+	if (!t || n->parent->kind != NK_GROUP)
+		return false;
+	now = n->group == STORE_STATUSES ? t->status : t->type;
+	return *now && !listing_admits(n, t);
+}
+
 /* A task record, its tree, and the tree node a fs node stands for. */
 struct view {
 	struct task *task;
@@ -284,15 +345,102 @@ static void fill_file(struct fs *fs, struct stat *st, off_t size,
 	st->st_blocks = (size + 511) / 512;
 }
 
+/* ---- .mixpeekfs/: what mixpeekfs is doing, as "key value" lines ---- */
+
+static const char *const meta_names[] = { "config", "stats", "version" };
+
+static int meta_config(struct fs *fs, struct buf *out)
+{
+	const struct options *o = fs->opts;
+
+	return buf_printf(out,
+		"url %s\nnamespace %s\nkey <redacted>\nkey_file %s\n"
+		"mountpoint %s\npage_size %u\nttl %u\nttl_terminal %u\n"
+		"max_connections %u\ntimeout %u\nconnect_timeout %u\n"
+		"retries %u\nmax_response %zu\ncache_size %zu\n"
+		"allow_http %d\ndebug %d\n",
+		o->url, o->namespace ? o->namespace : "-",
+		o->key_file ? o->key_file : "-", fs->cmd.mountpoint,
+		o->page_size, o->ttl, o->ttl_terminal, o->max_connections,
+		o->timeout, o->connect_timeout, o->retries, o->max_response,
+		o->cache_size, o->allow_http, o->debug);
+}
+
+static long rss_bytes(void)
+{
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "re");
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return rss * sysconf(_SC_PAGESIZE);
+}
+
+static int meta_stats(struct fs *fs, struct buf *out)
+{
+	struct store_usage u;
+	char line[1024], when[32] = "-";
+	time_t t = log_last_problem(line, sizeof(line));
+	struct tm tm;
+	int res;
+
+	if (t && gmtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	store_usage(&u);
+	res = stats_render(out);
+	if (!res)
+		res = buf_printf(out,
+			"tasks_cached %zu\ntask_bytes %zu\ntask_bytes_max %zu\n"
+			"listings_cached %zu\nlisted_tasks %zu\nnodes %zu\n"
+			"memory_rss %ld\nuptime %ld\nlast_error_time %s\n"
+			"last_error %s\n",
+			u.tasks, u.task_bytes, u.task_cap, u.listings,
+			u.listed, node_count(&fs->nodes), rss_bytes(),
+			(long)(time(NULL) - fs->started), when,
+			t ? line : "-");
+	return res;
+}
+
+static int meta_render(struct fs *fs, const char *name, struct buf *out)
+{
+	if (!strcmp(name, "config"))
+		return meta_config(fs, out);
+	if (!strcmp(name, "stats"))
+		return meta_stats(fs, out);
+	if (!strcmp(name, "version"))
+		return buf_printf(out, "mixpeekfs %s\nlibfuse %s\n"
+				  "libcurl %s\ncjson %s\nzstd %s\n",
+				  PACKAGE_VERSION, fuse_pkgversion(),
+				  http_version(), json_version(),
+				  pack_version());
+	return -ENOENT;
+}
+
 /* Render the bytes of a file node into out. */
-static int node_render(struct node *n, struct buf *out, time_t *when)
+static int node_render(struct fs *fs, struct node *n, struct buf *out,
+		       time_t *when)
 {
 	struct view v;
 	int res;
 
-	if (n->kind == NK_README) {
+	switch (n->kind) {
+	case NK_README:
 		*when = 0;
 		return buf_addstr(out, readme_text);
+	case NK_METAFILE:
+		*when = 0;
+		return meta_render(fs, n->name, out);
+	case NK_REFRESH: {
+		struct timespec ts;
+
+		*when = 0;
+		return refresh_render(fs, out, &ts);
+	}
+	default:
+		break;
 	}
 	res = view_get(n, NULL, n->kind == NK_FIELD, &v);
 	if (res)
@@ -328,7 +476,7 @@ static int listing_stat(struct fs *fs, struct node *n, struct stat *st)
 	fill_dir(fs, st, fs->started);
 	if (node_listing(n, false, &l))
 		return 0;
-	if (!store_fresh(l->fetched)) {
+	if (!listing_fresh(l)) {
 		listing_unref(l);
 		res = node_listing(n, true, &l);
 		if (res)
@@ -367,10 +515,30 @@ static int node_stat(struct fs *fs, struct node *n, struct stat *st)
 	switch (n->kind) {
 	case NK_ROOT:
 	case NK_GROUP:
+	case NK_META:
 		fill_dir(fs, st, fs->started);
 		break;
 	case NK_LISTING:
 		res = listing_stat(fs, n, st);
+		break;
+	case NK_REFRESH:
+		res = refresh_render(fs, &b, &st->st_mtim);
+		if (!res) {
+			struct timespec ts = st->st_mtim;
+
+			fill_file(fs, st, (off_t)b.len, ts.tv_sec);
+			st->st_mtim = st->st_ctim = ts;
+		}
+		buf_release(&b);
+		break;
+	case NK_METAFILE:
+		res = meta_render(fs, n->name, &b);
+		if (!res)
+			fill_file(fs, st, (off_t)b.len, fs->started);
+		buf_release(&b);
+		/* a new mtime each time drops the pages read before */
+		if (!res && !strcmp(n->name, "stats"))
+			clock_gettime(CLOCK_REALTIME, &st->st_mtim);
 		break;
 	case NK_TASK:
 		res = view_get(n, NULL, false, &v);
@@ -388,7 +556,7 @@ static int node_stat(struct fs *fs, struct node *n, struct stat *st)
 		break;
 	case NK_README:
 	case NK_TASKJSON:
-		res = node_render(n, &b, &when);
+		res = node_render(fs, n, &b, &when);
 		if (!res)
 			fill_file(fs, st, (off_t)b.len,
 				  when ? when : fs->started);
@@ -413,9 +581,33 @@ static int root_entry(const char *name, enum nkind *kind, int *group)
 		*kind = NK_GROUP, *group = STORE_STATUSES;
 	else if (!strcmp(name, "by-type"))
 		*kind = NK_GROUP, *group = STORE_TYPES;
+	else if (!strcmp(name, META_NAME))
+		*kind = NK_META;
 	else
 		return -ENOENT;
 	return 0;
+}
+
+static int meta_entry(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(meta_names) / sizeof(*meta_names); i++)
+		if (!strcmp(name, meta_names[i]))
+			return 0;
+	return -ENOENT;
+}
+
+/*
+ * How long the kernel may keep a node's attributes: stats change all the
+ * time, and a .refresh must be looked up (and so done) every time.
+ */
+static double attr_ttl(struct fs *fs, const struct node *n)
+{
+	if (n->kind == NK_REFRESH ||
+	    (n->kind == NK_METAFILE && !strcmp(n->name, "stats")))
+		return 0;
+	return ttl_of(fs);
 }
 
 /* The raw value behind an escaped group entry name, malloc'd. */
@@ -471,7 +663,7 @@ static int lookup_listing(struct node *parent, const char *name, char **id)
 	res = node_listing(parent, is_query(parent), &l);
 	if (is_query(parent) && res)
 		return res;
-	if (l && !store_fresh(l->fetched) && !is_query(parent)) {
+	if (l && !listing_fresh(l) && !is_query(parent)) {
 		listing_unref(l);
 		l = NULL;
 	}
@@ -479,7 +671,10 @@ static int lookup_listing(struct node *parent, const char *name, char **id)
 	if (res)
 		goto out;
 	if (l && listing_has(l, *id)) {
-		res = 0;
+		/* unless the store has seen it move since */
+		t = is_query(parent) ? NULL : store_task_peek(*id);
+		res = moved_out(parent, t) ? -ENOENT : 0;
+		task_unref(t);
 	} else if (l && (parent->parent->kind == NK_GROUP ||
 			 is_query(parent))) {
 		res = -ENOENT;	/* a fresh listing says it is not here */
@@ -552,83 +747,6 @@ static int lookup_in_task(struct fs *fs, struct node *parent,
 	return res;
 }
 
-static int node_render(struct node *n, struct buf *out, time_t *when);
-
-static void push_one(struct fs *fs, struct node *n, bool *again)
-{
-	struct buf b = BUF_INIT(PUSH_MAX);
-	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
-	time_t when;
-	int res;
-
-	res = node_render(n, &b, &when);
-	if (!res && b.len) {
-		bv.buf[0].mem = b.data;
-		bv.buf[0].size = b.len;
-		res = fuse_lowlevel_notify_store(fs->se, node_ino(&fs->nodes, n),
-						 0, &bv, 0);
-	}
-	buf_release(&b);
-	*again = res == -ENOENT;
-}
-
-static void *pusher_main(void *arg)
-{
-	struct fs *fs = arg;
-	struct pusher *p = &fs->push;
-	struct node *batch[PUSH_QUEUE], *retry[PUSH_QUEUE];
-	size_t i, n, nr;
-
-	pthread_mutex_lock(&p->lock);
-	while (!p->stop) {
-		if (!p->n) {
-			pthread_cond_wait(&p->wake, &p->lock);
-			continue;
-		}
-		n = p->n;
-		memcpy(batch, p->q, n * sizeof(*batch));
-		p->n = 0;
-		pthread_mutex_unlock(&p->lock);
-		for (i = nr = 0; i < n; i++) {
-			bool again;
-
-			push_one(fs, batch[i], &again);
-			if (again)
-				retry[nr++] = batch[i];
-			else
-				node_forget(&fs->nodes, batch[i], 1);
-		}
-		/* the inode appears when the lookup's caller runs again */
-		if (nr)
-			usleep(1000);
-		for (i = 0; i < nr; i++) {
-			bool again;
-
-			push_one(fs, retry[i], &again);
-			node_forget(&fs->nodes, retry[i], 1);
-		}
-		pthread_mutex_lock(&p->lock);
-	}
-	for (i = 0; i < p->n; i++)
-		node_forget(&fs->nodes, p->q[i], 1);
-	p->n = 0;
-	pthread_mutex_unlock(&p->lock);
-	return NULL;
-}
-
-/* Queue a file the kernel just looked up; a full queue drops it. */
-static void push_add(struct fs *fs, struct node *n)
-{
-	struct pusher *p = &fs->push;
-
-	pthread_mutex_lock(&p->lock);
-	if (p->running && p->n < PUSH_QUEUE) {
-		node_hold(&fs->nodes, n);
-		p->q[p->n++] = n;
-		pthread_cond_signal(&p->wake);
-	}
-	pthread_mutex_unlock(&p->lock);
-}
 
 static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 {
@@ -644,9 +762,19 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 		return;
 	}
 	memset(&e, 0, sizeof(e));
+	if (!strcmp(name, REFRESH_NAME) && (parent->kind == NK_ROOT ||
+	    parent->kind == NK_LISTING || parent->kind == NK_TASK)) {
+		kind = NK_REFRESH;
+		res = refresh_folder(fs, parent);
+		goto found;
+	}
 	switch (parent->kind) {
 	case NK_ROOT:
 		res = root_entry(name, &kind, &group);
+		break;
+	case NK_META:
+		res = meta_entry(name);
+		kind = NK_METAFILE;
 		break;
 	case NK_GROUP:
 		res = group_value(parent, name, &value);
@@ -671,10 +799,12 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 		res = -ENOTDIR;
 		break;
 	}
+found:
 	e.attr_timeout = ttl_of(fs);
 	e.entry_timeout = ttl_of(fs);
 	if (res == -ENOENT) {
 		fuse_reply_entry(req, &e);	/* cached as absent for ttl */
+		neg_add(fs, parent, name);
 		goto out;
 	}
 	if (res) {
@@ -688,6 +818,9 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 	}
 	/* a lookup inside a task has the attributes already */
 	res = e.attr.st_mode ? 0 : node_stat(fs, n, &e.attr);
+	e.attr_timeout = attr_ttl(fs, n);
+	if (kind == NK_REFRESH)
+		e.entry_timeout = 0;
 	e.ino = node_ino(&fs->nodes, n);
 	e.attr.st_ino = e.ino;
 	if (res) {
@@ -695,7 +828,8 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 		fuse_reply_err(req, -res);
 	} else if (fuse_reply_entry(req, &e)) {
 		node_forget(&fs->nodes, n, 1);
-	} else if (S_ISREG(e.attr.st_mode) && e.attr.st_size > 0 &&
+	} else if ((kind == NK_FIELD || kind == NK_TASKJSON) &&
+		   S_ISREG(e.attr.st_mode) && e.attr.st_size > 0 &&
 		   e.attr.st_size <= PUSH_MAX) {
 		push_add(fs, n);
 	}
@@ -745,7 +879,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 	if (res)
 		fuse_reply_err(req, -res);
 	else
-		fuse_reply_attr(req, &st, ttl_of(fs));
+		fuse_reply_attr(req, &st, attr_ttl(fs, n));
 }
 
 /* ---- directories ---- */
@@ -795,23 +929,27 @@ static void dirsnap_unref(void *p)
 	free(d);
 }
 
-static int snap_root(struct fs *fs, struct dirsnap *d)
+/* A folder of fixed names: the root, or .mixpeekfs/. */
+static int snap_names(struct fs *fs, struct node *n, struct dirsnap *d)
 {
-	static const char *const names[] = {
-		"README", "by-status", "by-type", "tasks"
+	static const char *const root[] = {
+		"README", "by-status", "by-type", "tasks", META_NAME
 	};
-	size_t i;
+	const char *const *names = n->kind == NK_ROOT ? root : meta_names;
+	size_t i, count = n->kind == NK_ROOT ? 5 : 3;
 
-	d->ents = calloc(4, sizeof(*d->ents));
+	d->ents = calloc(count, sizeof(*d->ents));
 	if (!d->ents)
 		return -ENOMEM;
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < count; i++) {
 		struct dent *e = &d->ents[d->n++];
 
 		if (!(e->name = strdup(names[i])))
 			return -ENOMEM;
-		root_entry(names[i], &e->kind, &e->group);
-		if (e->kind != NK_README)
+		e->kind = NK_METAFILE;
+		if (n->kind == NK_ROOT)
+			root_entry(names[i], &e->kind, &e->group);
+		if (e->kind != NK_README && e->kind != NK_METAFILE)
 			fill_dir(fs, &e->st, fs->started);
 	}
 	return 0;
@@ -916,7 +1054,8 @@ static int snap_new(struct fs *fs, struct node *n, struct dirsnap **out)
 	d->refs = 1;
 	switch (n->kind) {
 	case NK_ROOT:
-		res = snap_root(fs, d);
+	case NK_META:
+		res = snap_names(fs, n, d);
 		break;
 	case NK_GROUP:
 		res = snap_group(fs, n, d);
@@ -964,16 +1103,22 @@ static size_t dirsnap_count(const struct dirsnap *d)
 	return d->listing ? d->listing->n : d->n;
 }
 
-/* Entry i's name, node fields and (when known) attributes. */
-static void dirsnap_entry(struct fs *fs, const struct dirsnap *d, size_t i,
-			  char *name, struct dent *out)
+/*
+ * Entry i of folder dir: its name, node fields and (when known)
+ * attributes. False for a task that has left dir since its listing was
+ * fetched (the store has seen its new status).
+ */
+static bool dirsnap_entry(struct fs *fs, struct node *dir,
+			  const struct dirsnap *d, size_t i, char *name,
+			  struct dent *out)
 {
 	struct task *t;
+	bool shown;
 
 	if (!d->listing) {
 		*out = d->ents[i];
 		snprintf(name, TREE_NAME_MAX + 1, "%s", out->name);
-		return;
+		return true;
 	}
 	memset(out, 0, sizeof(*out));
 	tree_name_escape(d->listing->ids[i], name);
@@ -981,7 +1126,9 @@ static void dirsnap_entry(struct fs *fs, const struct dirsnap *d, size_t i,
 	out->value = (char *)d->listing->ids[i];
 	t = store_task_peek(d->listing->ids[i]);
 	fill_dir(fs, &out->st, t ? t->changed : d->listing->fetched);
+	shown = !moved_out(dir, t);
 	task_unref(t);
+	return shown;
 }
 
 static mode_t kind_mode(enum nkind kind)
@@ -989,6 +1136,8 @@ static mode_t kind_mode(enum nkind kind)
 	switch (kind) {
 	case NK_README:
 	case NK_TASKJSON:
+	case NK_METAFILE:
+	case NK_REFRESH:
 		return S_IFREG;
 	case NK_FIELD:
 		return 0;	/* file or folder: unknown without the task */
@@ -1034,8 +1183,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			strcpy(name, i ? ".." : ".");
 			fill_dir(fs, &e.attr, fs->started);
 			e.attr.st_ino = i ? FUSE_ROOT_ID : ino;
+		} else if (!dirsnap_entry(fs, dir, d, i - 2, name, &de)) {
+			continue;
 		} else if (plus) {
-			dirsnap_entry(fs, d, i - 2, name, &de);
 			n = node_child(&fs->nodes, dir, name, de.kind,
 				       de.group, de.value);
 			if (!n)
@@ -1047,10 +1197,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			}
 			e.attr.st_ino = node_ino(&fs->nodes, n);
 			e.ino = node_ino(&fs->nodes, n);
-			e.attr_timeout = ttl_of(fs);
+			e.attr_timeout = attr_ttl(fs, n);
 			e.entry_timeout = ttl_of(fs);
 		} else {
-			dirsnap_entry(fs, d, i - 2, name, &de);
 			e.attr.st_mode = de.st.st_mode ? de.st.st_mode :
 					 kind_mode(de.kind);
 			/* any non-zero number: d_ino 0 reads as deleted */
@@ -1151,7 +1300,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	res = node_render(n, &b, &when);
+	/* reading .refresh returns once the kernel's caches are dropped */
+	if (n->kind == NK_REFRESH)
+		notifier_flush(fs);
+	res = node_render(fs, n, &b, &when);
 	if (res) {
 		fuse_reply_err(req, -res);
 		return;
@@ -1285,8 +1437,9 @@ int fs_new(int argc, char **argv, struct options *o, struct fs **out)
 	fs->uid = getuid();
 	fs->gid = getgid();
 	fs->started = time(NULL);
-	pthread_mutex_init(&fs->push.lock, NULL);
-	pthread_cond_init(&fs->push.wake, NULL);
+	pthread_mutex_init(&fs->note.lock, NULL);
+	pthread_cond_init(&fs->note.wake, NULL);
+	pthread_cond_init(&fs->note.idle, NULL);
 	*out = fs;
 	if (node_table_init(&fs->nodes, dirsnap_unref)) {
 		fprintf(stderr, "mixpeekfs: out of memory\n");
@@ -1330,18 +1483,28 @@ int fs_foreground(const struct fs *fs)
 
 int fs_mount(struct fs *fs)
 {
-	char *host = opts_url_host(fs->opts->url), *fsopts = NULL;
+	char *host = opts_url_host(fs->opts->url), *name = NULL, *fsopts = NULL;
+	int res;
 
-	if (!host ||
-	    asprintf(&fsopts, "-oro,default_permissions,fsname=mixpeekfs:%s,"
-		     "subtype=mixpeekfs", host) < 0 ||
-	    fuse_opt_add_arg(&fs->args, fsopts)) {
-		free(host);
+	/*
+	 * The fstab source names the mount, so mount -a knows it is mounted;
+	 * without one, mixpeekfs:HOST.
+	 */
+	res = !host ||
+	      (fs->opts->source ? asprintf(&name, "fsname=%s", fs->opts->source) :
+	       asprintf(&name, "fsname=mixpeekfs:%s", host)) < 0 ||
+	      fuse_opt_add_opt(&fsopts, "ro,default_permissions,"
+			       "subtype=mixpeekfs") ||
+	      fuse_opt_add_opt_escaped(&fsopts, name) ||
+	      fuse_opt_add_arg(&fs->args, "-o") ||
+	      fuse_opt_add_arg(&fs->args, fsopts);
+	free(name);
+	free(fsopts);
+	free(host);
+	if (res) {
 		fprintf(stderr, "mixpeekfs: out of memory\n");
 		return -1;
 	}
-	free(fsopts);
-	free(host);
 	fuse_set_log_func(fuse_log_to_ours);
 	fs->se = fuse_session_new(&fs->args, &fs_ops, sizeof(fs_ops), fs);
 	if (!fs->se)
@@ -1370,28 +1533,484 @@ static int loop_result(int res)
 	       0 : -1;
 }
 
-static void pusher_start(struct fs *fs)
-{
-	struct pusher *p = &fs->push;
+/* ---- forced refresh ---- */
 
-	pthread_mutex_lock(&p->lock);
-	p->running = !pthread_create(&p->thread, NULL, pusher_main, fs);
-	pthread_mutex_unlock(&p->lock);
+static void refreshed_now(struct fs *fs)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	__atomic_store_n(&fs->refreshed,
+			 (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec,
+			 __ATOMIC_RELAXED);
+	stats_add(STATS_REFRESHES, 1);
 }
 
-static void pusher_stop(struct fs *fs)
+/* What <folder>/.refresh reads: when the last refresh was done. */
+static int refresh_render(struct fs *fs, struct buf *out, struct timespec *ts)
 {
-	struct pusher *p = &fs->push;
-	bool running;
+	int64_t ns = __atomic_load_n(&fs->refreshed, __ATOMIC_RELAXED);
+	time_t sec = (time_t)(ns / 1000000000);
+	char when[32] = "never";
+	struct tm tm;
 
-	pthread_mutex_lock(&p->lock);
-	running = p->running;
-	p->running = false;
-	p->stop = true;
-	pthread_cond_signal(&p->wake);
-	pthread_mutex_unlock(&p->lock);
+	ts->tv_sec = sec;
+	ts->tv_nsec = (long)(ns % 1000000000);
+	if (ns && gmtime_r(&sec, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf_printf(out, "refreshed %s\n", when);
+}
+
+/*
+ * A lookup of <folder>/.refresh: fetch the folder's listing (or task) now
+ * and drop what the kernel kept of it; at the root, everything. Within a
+ * request only attributes and pages are dropped, never entries (that
+ * would lock the folder the lookup holds).
+ */
+static int refresh_folder(struct fs *fs, struct node *n)
+{
+	struct listing *l = NULL;
+	struct task *t = NULL;
+	struct lquery lq;
+	char *id;
+	int res;
+
+	if (n->kind == NK_ROOT) {
+		log_info("refreshing everything (.refresh)");
+		refresh_all(fs);
+		return 0;
+	}
+	if (n->kind == NK_TASK) {
+		res = store_task_refresh(node_value(n), &t);
+		task_unref(t);
+		if (res)
+			return res;
+		if (!(id = strdup(node_value(n))))
+			return -ENOMEM;
+		invalidate_changed(fs, &id, 1, false);
+	} else {
+		res = lquery_get(n, &lq);
+		if (res)
+			return res;
+		store_expire(&lq.b, lq.q.limit);
+		res = store_listing(&lq.b, lq.q.limit, &l);
+		lquery_release(&lq);
+		if (res)
+			return res;
+		/* the last good listing, served because the fetch failed */
+		res = __atomic_load_n(&l->expired, __ATOMIC_RELAXED) ? -EIO : 0;
+		listing_unref(l);
+		if (res)
+			return res;
+		fuse_lowlevel_notify_inval_inode(fs->se, node_ino(&fs->nodes, n),
+						 0, 0);
+	}
+	neg_due(fs, n);
+	refreshed_now(fs);
+	return 0;
+}
+
+/* ---- telling the kernel (see struct notifier) ---- */
+
+static void push_one(struct fs *fs, struct node *n, bool *again)
+{
+	struct buf b = BUF_INIT(PUSH_MAX);
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
+	time_t when;
+	int res;
+
+	res = node_render(fs, n, &b, &when);
+	if (!res && b.len) {
+		bv.buf[0].mem = b.data;
+		bv.buf[0].size = b.len;
+		res = fuse_lowlevel_notify_store(fs->se, node_ino(&fs->nodes, n),
+						 0, &bv, 0);
+	}
+	buf_release(&b);
+	*again = res == -ENOENT;
+}
+
+static void push_all(struct fs *fs, struct node **batch, size_t n)
+{
+	struct node *retry[PUSH_QUEUE];
+	size_t i, nr = 0;
+	bool again;
+
+	for (i = 0; i < n; i++) {
+		push_one(fs, batch[i], &again);
+		if (again)
+			retry[nr++] = batch[i];
+		else
+			node_forget(&fs->nodes, batch[i], 1);
+	}
+	/* the inode appears when the lookup's caller runs again */
+	if (nr)
+		usleep(1000);
+	for (i = 0; i < nr; i++) {
+		push_one(fs, retry[i], &again);
+		node_forget(&fs->nodes, retry[i], 1);
+	}
+}
+
+/* Remember that name was not found in parent (for a later refresh). */
+static void neg_add(struct fs *fs, struct node *parent, const char *name)
+{
+	struct notifier *nt = &fs->note;
+	struct neg *ng;
+	char *copy = strdup(name);
+
+	if (!copy)
+		return;
+	pthread_mutex_lock(&nt->lock);
+	ng = &nt->negs[nt->negpos];
+	if (!nt->running || ng->due) {
+		pthread_mutex_unlock(&nt->lock);
+		free(copy);
+		return;
+	}
+	nt->negpos = (nt->negpos + 1) % NEG_MAX;
+	if (ng->parent)
+		node_forget(&fs->nodes, ng->parent, 1);
+	free(ng->name);
+	node_hold(&fs->nodes, parent);
+	ng->parent = parent;
+	ng->name = copy;
+	pthread_mutex_unlock(&nt->lock);
+}
+
+/* Have the helper drop the names not found in parent (NULL: anywhere). */
+static void neg_due(struct fs *fs, const struct node *parent)
+{
+	struct notifier *nt = &fs->note;
+	size_t i;
+
+	pthread_mutex_lock(&nt->lock);
+	for (i = 0; i < NEG_MAX; i++) {
+		struct neg *ng = &nt->negs[i];
+
+		if (ng->parent && !ng->due && (!parent || ng->parent == parent)) {
+			ng->due = true;
+			nt->ndue++;
+		}
+	}
+	if (nt->ndue) {
+		nt->queued++;
+		pthread_cond_signal(&nt->wake);
+	}
+	pthread_mutex_unlock(&nt->lock);
+}
+
+/* Drop the kernel's entries for the names marked due. Lock held. */
+static void neg_drop_locked(struct fs *fs)
+{
+	struct notifier *nt = &fs->note;
+	size_t i;
+
+	for (i = 0; i < NEG_MAX && nt->ndue; i++) {
+		struct neg ng = nt->negs[i];
+
+		if (!ng.due)
+			continue;
+		memset(&nt->negs[i], 0, sizeof(nt->negs[i]));
+		nt->ndue--;
+		pthread_mutex_unlock(&nt->lock);
+		fuse_lowlevel_notify_inval_entry(fs->se,
+			node_ino(&fs->nodes, ng.parent), ng.name,
+			strlen(ng.name));
+		node_forget(&fs->nodes, ng.parent, 1);
+		free(ng.name);
+		pthread_mutex_lock(&nt->lock);
+	}
+}
+
+/*
+ * Wait until the helper has done the work queued so far (bounded: it
+ * may be stuck behind a folder a hanging request holds).
+ */
+static void notifier_flush(struct fs *fs)
+{
+	struct notifier *nt = &fs->note;
+	unsigned long target;
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&nt->lock);
+	target = nt->queued;
+	while (nt->running && nt->done < target &&
+	       pthread_cond_timedwait(&nt->idle, &nt->lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&nt->lock);
+}
+
+/* Queue a file the kernel just looked up; a full queue drops it. */
+static void push_add(struct fs *fs, struct node *n)
+{
+	struct notifier *nt = &fs->note;
+
+	pthread_mutex_lock(&nt->lock);
+	if (nt->running && nt->npush < PUSH_QUEUE) {
+		node_hold(&fs->nodes, n);
+		nt->push[nt->npush++] = n;
+		pthread_cond_signal(&nt->wake);
+	}
+	pthread_mutex_unlock(&nt->lock);
+}
+
+/* The store's hook (under its lock): note the id for the helper. */
+static void task_changed(const char *id, void *arg)
+{
+	struct notifier *nt = &((struct fs *)arg)->note;
+	char **v;
+
+	pthread_mutex_lock(&nt->lock);
+	if (!nt->running)
+		goto out;
+	if (nt->nchanged == nt->cap) {
+		size_t cap = nt->cap ? nt->cap * 2 : 64;
+
+		v = cap <= (1u << 20) ? realloc(nt->changed,
+						cap * sizeof(*v)) : NULL;
+		if (!v) {
+			nt->inval_all = true;
+			goto signal;
+		}
+		nt->changed = v;
+		nt->cap = cap;
+	}
+	if (!(nt->changed[nt->nchanged] = strdup(id)))
+		nt->inval_all = true;
+	else
+		nt->nchanged++;
+signal:
+	nt->queued++;
+	pthread_cond_signal(&nt->wake);
+out:
+	pthread_mutex_unlock(&nt->lock);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct idset {
+	char **ids;	/* sorted */
+	size_t n;
+};
+
+static bool in_idset(const struct node *n, void *arg)
+{
+	const struct idset *set = arg;
+	const struct node *t = node_task(n);
+	const char *id;
+
+	if (n->kind == NK_REFRESH)
+		return false;	/* its READ may be waiting for us */
+	if (n->kind == NK_LISTING && n->parent->kind == NK_GROUP &&
+	    n->group == STORE_STATUSES)
+		return true;	/* status folders: a task may have moved */
+	if (!t)
+		return false;
+	id = node_value(t);
+	return bsearch(&id, set->ids, set->n, sizeof(*set->ids), cmp_str);
+}
+
+static bool any_node(const struct node *n, void *arg)
+{
+	(void)arg;
+	return n->kind != NK_REFRESH;	/* its READ may be waiting for us */
+}
+
+/* A task folder in a by-status/ folder: its entry may have to go. */
+static bool in_status_folder(const struct node *n)
+{
+	const struct node *l = n->parent;
+
+	return n->kind == NK_TASK && l->kind == NK_LISTING &&
+	       l->parent->kind == NK_GROUP && l->group == STORE_STATUSES;
+}
+
+/*
+ * Drop the kernel's attributes and pages of the nodes that match (all
+ * with set NULL), and the entries of matching tasks in status folders.
+ * Not from a request handler: dropping an entry locks its folder.
+ */
+static void invalidate(struct fs *fs, struct idset *set, bool entries)
+{
+	struct node **v;
+	long n, i;
+
+	n = node_collect(&fs->nodes, set ? in_idset : any_node, set, &v);
+	if (n < 0) {
+		log_warn("cannot drop the kernel's caches: out of memory");
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (!fuse_lowlevel_notify_inval_inode(fs->se,
+				node_ino(&fs->nodes, v[i]), 0, 0))
+			stats_add(STATS_INVALIDATIONS, 1);
+	for (i = 0; entries && i < n; i++)
+		if (in_status_folder(v[i]) &&
+		    !fuse_lowlevel_notify_inval_entry(fs->se,
+				node_ino(&fs->nodes, v[i]->parent),
+				v[i]->name, strlen(v[i]->name)))
+			stats_add(STATS_INVALIDATIONS, 1);
+	for (i = 0; i < n; i++)
+		node_forget(&fs->nodes, v[i], 1);
+	free(v);
+}
+
+/* Drop the kernel's caches of tasks ids[0..n), and free the ids. */
+static void invalidate_changed(struct fs *fs, char **ids, size_t n,
+			       bool entries)
+{
+	struct idset set = { ids, n };
+	size_t i;
+
+	qsort(ids, n, sizeof(*ids), cmp_str);
+	invalidate(fs, &set, entries);
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+}
+
+/* Everything stale, in the store and in the kernel. */
+static void refresh_all(struct fs *fs)
+{
+	store_expire_all();
+	refreshed_now(fs);
+	invalidate(fs, NULL, false);
+	neg_due(fs, NULL);
+}
+
+static void *notifier_main(void *arg)
+{
+	struct fs *fs = arg;
+	struct notifier *nt = &fs->note;
+	struct node *batch[PUSH_QUEUE];
+	size_t npush, nchanged;
+	bool all, inval_all;
+	char **changed;
+
+	unsigned long target;
+
+	pthread_mutex_lock(&nt->lock);
+	while (!nt->stop) {
+		if (!nt->npush && !nt->nchanged && !nt->refresh_all &&
+		    !nt->inval_all && !nt->ndue) {
+			nt->done = nt->queued;
+			pthread_cond_broadcast(&nt->idle);
+			pthread_cond_wait(&nt->wake, &nt->lock);
+			continue;
+		}
+		target = nt->queued;
+		npush = nt->npush;
+		memcpy(batch, nt->push, npush * sizeof(*batch));
+		changed = nt->changed;
+		nchanged = nt->nchanged;
+		all = nt->refresh_all;
+		inval_all = nt->inval_all;
+		nt->npush = nt->nchanged = nt->cap = 0;
+		nt->changed = NULL;
+		nt->refresh_all = nt->inval_all = false;
+		pthread_mutex_unlock(&nt->lock);
+		if (all) {
+			log_info("SIGHUP: refreshing everything");
+			refresh_all(fs);
+		} else if (inval_all) {
+			invalidate(fs, NULL, false);
+		}
+		if (nchanged)
+			invalidate_changed(fs, changed, nchanged, true);
+		free(changed);
+		pthread_mutex_lock(&nt->lock);
+		neg_drop_locked(fs);
+		nt->done = target;
+		pthread_cond_broadcast(&nt->idle);
+		pthread_mutex_unlock(&nt->lock);
+		push_all(fs, batch, npush);
+		pthread_mutex_lock(&nt->lock);
+	}
+	for (size_t i = 0; i < NEG_MAX; i++) {
+		if (nt->negs[i].parent)
+			node_forget(&fs->nodes, nt->negs[i].parent, 1);
+		free(nt->negs[i].name);
+		memset(&nt->negs[i], 0, sizeof(nt->negs[i]));
+	}
+	nt->done = nt->queued;
+	pthread_cond_broadcast(&nt->idle);
+	while (nt->npush)
+		node_forget(&fs->nodes, nt->push[--nt->npush], 1);
+	while (nt->nchanged)
+		free(nt->changed[--nt->nchanged]);
+	free(nt->changed);
+	nt->changed = NULL;
+	pthread_mutex_unlock(&nt->lock);
+	return NULL;
+}
+
+static void *hup_main(void *arg)
+{
+	struct notifier *nt = &((struct fs *)arg)->note;
+	sigset_t set;
+	bool stop;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	do {
+		if (sigwait(&set, &sig))
+			break;
+		pthread_mutex_lock(&nt->lock);
+		stop = nt->stop;
+		nt->refresh_all = !stop;
+		nt->queued++;
+		pthread_cond_signal(&nt->wake);
+		pthread_mutex_unlock(&nt->lock);
+	} while (!stop);
+	return NULL;
+}
+
+/*
+ * SIGHUP is blocked in every thread but waited for by one; the loop's
+ * threads inherit the mask from here.
+ */
+static void notifier_start(struct fs *fs)
+{
+	struct notifier *nt = &fs->note;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pthread_mutex_lock(&nt->lock);
+	nt->running = !pthread_create(&nt->thread, NULL, notifier_main, fs);
+	nt->hup_running = !pthread_create(&nt->hup, NULL, hup_main, fs);
+	pthread_mutex_unlock(&nt->lock);
+	if (!nt->running || !nt->hup_running)
+		log_warn("no helper thread: caches are dropped only by ttl");
+	store_on_change(task_changed, fs);
+}
+
+static void notifier_stop(struct fs *fs)
+{
+	struct notifier *nt = &fs->note;
+	bool running, hup;
+
+	store_on_change(NULL, NULL);
+	pthread_mutex_lock(&nt->lock);
+	running = nt->running;
+	hup = nt->hup_running;
+	nt->running = nt->hup_running = false;
+	nt->stop = true;
+	pthread_cond_signal(&nt->wake);
+	pthread_mutex_unlock(&nt->lock);
+	if (hup) {
+		pthread_kill(nt->hup, SIGHUP);
+		pthread_join(nt->hup, NULL);
+	}
 	if (running)
-		pthread_join(p->thread, NULL);
+		pthread_join(nt->thread, NULL);
 }
 
 static int run_loop(struct fs *fs)
@@ -1419,9 +2038,9 @@ int fs_run(struct fs *fs)
 {
 	int res;
 
-	pusher_start(fs);
+	notifier_start(fs);
 	res = run_loop(fs);
-	pusher_stop(fs);
+	notifier_stop(fs);
 	return loop_result(res);
 }
 
@@ -1436,8 +2055,9 @@ void fs_free(struct fs *fs)
 		fuse_session_destroy(fs->se);
 	}
 	node_table_release(&fs->nodes);
-	pthread_cond_destroy(&fs->push.wake);
-	pthread_mutex_destroy(&fs->push.lock);
+	pthread_cond_destroy(&fs->note.wake);
+	pthread_cond_destroy(&fs->note.idle);
+	pthread_mutex_destroy(&fs->note.lock);
 	free(fs->cmd.mountpoint);
 	fuse_opt_free_args(&fs->args);
 	free(fs);

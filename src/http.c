@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 
 #include "http.h"
+#include "stats.h"
 #include "log.h"
 
 #define POOL_MAX 32
@@ -308,9 +309,20 @@ static CURLcode perform(CURL *c, const char *method, const char *url,
 	return curl_easy_perform(c);
 }
 
+/* Which counter of .mixpeekfs/stats a request goes to. */
+static enum stats_endpoint endpoint_of(const char *method, const char *path)
+{
+	if (!strncmp(path, "/v1/tasks/list", 14))
+		return STATS_LIST;
+	if (!strcmp(method, "GET") && !strncmp(path, "/v1/tasks/", 10))
+		return STATS_GET;
+	return STATS_OTHER;
+}
+
 int http_request(const char *method, const char *path, const char *body,
 		 struct http_response *resp)
 {
+	enum stats_endpoint ep = endpoint_of(method, path);
 	long deadline = now_ms() + http.cfg.timeout_ms, left, wait;
 	struct buf url = BUF_INIT(65536);
 	unsigned attempt;
@@ -342,9 +354,12 @@ int http_request(const char *method, const char *path, const char *body,
 		resp->status = 0;
 		resp->attempts = attempt + 1;
 		rc = perform(c, method, buf_str(&url), body, left, &x);
-		if (rc == CURLE_OK) {
+		if (rc == CURLE_OK)
 			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE,
 					  &resp->status);
+		stats_request(ep, resp->status);
+		stats_add(STATS_BYTES, resp->body.len);
+		if (rc == CURLE_OK) {
 			res = http_status_errno(resp->status);
 			snprintf(resp->error, sizeof(resp->error), "HTTP %ld",
 				 resp->status);
@@ -365,11 +380,17 @@ int http_request(const char *method, const char *path, const char *body,
 			break;
 		log_debug("%s %s: %s, retry %u in %ld ms", method, path,
 			  resp->error, attempt + 1, wait);
+		stats_add(STATS_RETRIES, 1);
 		sleep_ms(wait);
 	}
 	handle_put(c);
 	buf_release(&url);
 	return res;
+}
+
+const char *http_version(void)
+{
+	return curl_version_info(CURLVERSION_NOW)->version;
 }
 
 void http_response_release(struct http_response *resp)

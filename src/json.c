@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -158,6 +159,52 @@ static const char *member_start(const char *p, const char *end,
 }
 
 /*
+ * An ISO-8601 time as the API writes it (2026-11-29T18:31:43.123Z, or an
+ * offset such as +02:00 instead of Z); 0 if s is not one.
+ */
+static time_t iso_time(const char *s)
+{
+	struct tm tm;
+	const char *p;
+	int off = 0, n = 0, oh, om;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year,
+			 &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+			 &tm.tm_sec, &n) != 6 || n == 0)
+		return 0;
+	p = s + n;
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			;
+	if ((*p == '+' || *p == '-') &&
+	    sscanf(p + 1, "%2d:%2d", &oh, &om) == 2)
+		off = (*p == '-' ? -1 : 1) * (oh * 3600 + om * 60);
+	else if (*p && strcmp(p, "Z"))
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	t = timegm(&tm);
+	return t > off ? t - off : 0;
+}
+
+/* The record's time from the task's updated_at or created_at. */
+static void task_stamp(const cJSON *item, struct task *t)
+{
+	time_t when = iso_time(str_member(item, "updated_at"));
+
+	if (when > 0 && when <= UINT32_MAX) {
+		t->changed = (uint32_t)when;
+		t->flags |= TASK_UPDATED_AT;
+		return;
+	}
+	when = iso_time(str_member(item, "created_at"));
+	if (when > 0 && when <= UINT32_MAX)
+		t->changed = (uint32_t)when;
+}
+
+/*
  * A record for one result object, from its own bytes [raw, raw + rawlen)
  * when known; -EINVAL when it has no usable id.
  */
@@ -189,6 +236,7 @@ static int task_from_item(const cJSON *item, const char *raw, size_t rawlen,
 	free(printed);
 	if (!t)
 		return -ENOMEM;
+	task_stamp(item, t);
 	*out = t;
 	return 0;
 }
@@ -488,6 +536,11 @@ int json_pretty(const char *json, size_t len, struct buf *out)
 	res = buf_addstr(out, s);
 	free(s);
 	return res ? res : buf_addch(out, '\n');
+}
+
+const char *json_version(void)
+{
+	return cJSON_Version();
 }
 
 bool json_is_literal(const char *text)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* log: stderr or syslog, with a level prefix; thread-safe (one write). */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +9,9 @@
 
 static bool debug_on;
 static bool to_syslog;
+static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
+static char last_line[1024];	/* protected by last_lock */
+static time_t last_time;	/* protected by last_lock */
 
 void log_set_debug(bool on)
 {
@@ -47,10 +51,27 @@ void log_msg(int prio, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	if (prio <= LOG_WARNING) {
+		pthread_mutex_lock(&last_lock);
+		memcpy(last_line, line, sizeof(line));
+		last_time = time(NULL);
+		pthread_mutex_unlock(&last_lock);
+	}
 	if (to_syslog) {
 		syslog(prio, "%s", line);
 		return;
 	}
 	n = (int)strlen(line);
 	fprintf(stderr, "mixpeekfs: %s: %.*s\n", prio_name(prio), n, line);
+}
+
+time_t log_last_problem(char *line, size_t size)
+{
+	time_t when;
+
+	pthread_mutex_lock(&last_lock);
+	snprintf(line, size, "%s", last_line);
+	when = last_time;
+	pthread_mutex_unlock(&last_lock);
+	return when;
 }

@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	api_init(o.page_size, o.max_connections);
-	if (store_init(o.ttl, o.cache_size)) {
+	if (store_init(o.ttl, o.ttl_terminal, o.cache_size)) {
 		ret = fail("out of memory");
 		goto out_http;
 	}

@@ -113,11 +113,46 @@ out:
 	return n;
 }
 
+size_t node_count(struct node_table *t)
+{
+	size_t n;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->count;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
 void node_hold(struct node_table *t, struct node *n)
 {
 	pthread_mutex_lock(&t->lock);
 	n->nlookup++;
 	pthread_mutex_unlock(&t->lock);
+}
+
+long node_collect(struct node_table *t,
+		  bool (*match)(const struct node *n, void *arg), void *arg,
+		  struct node ***out)
+{
+	struct node *n, *tmp, **v;
+	long count = 0;
+
+	pthread_mutex_lock(&t->lock);
+	v = malloc((t->count + 1) * sizeof(*v));
+	if (!v) {
+		pthread_mutex_unlock(&t->lock);
+		return -ENOMEM;
+	}
+	if (match(t->root, arg))
+		v[count++] = t->root;
+	HASH_ITER(hh, t->nodes, n, tmp)
+		if (match(n, arg))
+			v[count++] = n;
+	for (long i = 0; i < count; i++)
+		v[i]->nlookup++;
+	pthread_mutex_unlock(&t->lock);
+	*out = v;
+	return count;
 }
 
 void node_forget(struct node_table *t, struct node *n, uint64_t count)

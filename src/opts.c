@@ -24,6 +24,7 @@ static const struct fuse_opt opt_table[] = {
 	OPT("namespace=%s", namespace, 0),
 	OPT("page_size=%u", page_size, 0),
 	OPT("ttl=%u", ttl, 0),
+	OPT("ttl_terminal=%u", ttl_terminal, 0),
 	OPT("max_connections=%u", max_connections, 0),
 	OPT("timeout=%u", timeout, 0),
 	OPT("connect_timeout=%u", connect_timeout, 0),
@@ -50,6 +51,7 @@ int opts_init(struct options *o)
 	o->cache_size_str = strdup("256M");
 	o->page_size = 1000;
 	o->ttl = 30;
+	o->ttl_terminal = 600;
 	o->max_connections = 8;
 	o->timeout = 30;
 	o->connect_timeout = 10;
@@ -58,10 +60,20 @@ int opts_init(struct options *o)
 	       0 : -ENOMEM;
 }
 
+/*
+ * mount.fuse3 (mount -t fuse.mixpeekfs, fstab) runs "mixpeekfs SOURCE DIR":
+ * a SOURCE with :// is the API URL, any other is only a label.
+ */
 static int opt_proc(void *data, const char *arg, int key,
 		    struct fuse_args *outargs)
 {
-	(void)data; (void)outargs;
+	struct options *o = data;
+
+	(void)outargs;
+	if (key == FUSE_OPT_KEY_NONOPT && o->nonopts < 2) {
+		o->nonopt[o->nonopts++] = arg;
+		return 0;
+	}
 	if (key == FUSE_OPT_KEY_OPT && !strncmp(arg, "key=", 4)) {
 		fprintf(stderr, "mixpeekfs: the key is never taken on the "
 			"command line; use MIXPEEK_API_KEY or -o key_file=\n");
@@ -74,7 +86,23 @@ static int opt_proc(void *data, const char *arg, int key,
 
 int opts_parse(struct fuse_args *args, struct options *o)
 {
-	return fuse_opt_parse(args, o, opt_table, opt_proc) ? -1 : 0;
+	const char *dir;
+
+	if (fuse_opt_parse(args, o, opt_table, opt_proc))
+		return -1;
+	if (!o->nonopts)
+		return 0;
+	/* give the mountpoint back to FUSE; the source is ours */
+	dir = o->nonopt[o->nonopts - 1];
+	if (o->nonopts == 2) {
+		o->source = o->nonopt[0];
+		if (strstr(o->source, "://")) {
+			free(o->source_url);
+			if (!(o->source_url = strdup(o->source)))
+				return -1;
+		}
+	}
+	return fuse_opt_add_arg(args, dir) ? -1 : 0;
 }
 
 static int parse_size(const char *s, size_t *out)
@@ -121,6 +149,14 @@ int opts_validate(struct options *o, char *err, size_t size)
 {
 	char *host;
 	size_t len;
+
+	if (o->source_url) {
+		free(o->url);
+		o->url = o->source_url;
+		o->source_url = NULL;
+	}
+	if (o->ttl_terminal < o->ttl)
+		o->ttl_terminal = o->ttl;	/* never less than ttl */
 
 	if (o->page_size < 1 || o->page_size > 1000) {
 		snprintf(err, size, "page_size must be 1 to 1000, not %u",
@@ -259,6 +295,7 @@ void opts_release(struct options *o)
 		explicit_bzero(o->key, strlen(o->key));
 	free(o->key);
 	free(o->url);
+	free(o->source_url);
 	free(o->key_file);
 	free(o->namespace);
 	free(o->max_response_str);
@@ -269,7 +306,7 @@ void opts_release(struct options *o)
 void opts_print_help(void)
 {
 	printf(
-"usage: mixpeekfs [options] MOUNTPOINT\n"
+"usage: mixpeekfs [options] [URL] MOUNTPOINT\n"
 "\n"
 "The API key comes from the environment variable MIXPEEK_API_KEY or from\n"
 "-o key_file=PATH (the file must be readable by its owner only).\n"
@@ -279,7 +316,11 @@ void opts_print_help(void)
 "    -o key_file=PATH       file holding the API key\n"
 "    -o namespace=NS        send X-Namespace: NS\n"
 "    -o page_size=N         tasks per list request, 1-1000 (default 1000)\n"
-"    -o ttl=SECONDS         how long a listing is trusted (default 30)\n"
+"    -o ttl=SECONDS         how long listings and active tasks are\n"
+"                           trusted (default 30)\n"
+"    -o ttl_terminal=SECONDS  how long a task in a terminal status\n"
+"                           (COMPLETED, FAILED, ...) is trusted\n"
+"                           (default 600, never less than ttl)\n"
 "    -o max_connections=N   concurrent requests per listing, 1-8 "
 "(default 8)\n"
 "    -o timeout=SECONDS     bound on one request, retries included "

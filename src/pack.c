@@ -105,6 +105,11 @@ size_t pack_bound(size_t len)
 	return ZSTD_compressBound(len);
 }
 
+const char *pack_version(void)
+{
+	return ZSTD_versionString();
+}
+
 int pack(const char *src, size_t len, unsigned char *dst, size_t *dstlen)
 {
 	struct contexts *x = contexts_get();

@@ -15,6 +15,7 @@
 #include "api.h"
 #include "log.h"
 #include "pack.h"
+#include "stats.h"
 #include "store.h"
 
 const char *const store_statuses[] = {
@@ -105,6 +106,7 @@ struct task *task_new(const char *id, const char *status, const char *type,
 	t->json_len = (uint32_t)json_len;
 	t->fetched = t->changed = (uint32_t)time(NULL);
 	t->refs = 1;
+	t->flags = 0;
 	if (!t->status || !t->type) {
 		free(t);
 		t = NULL;
@@ -158,6 +160,9 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t loaded;
 	unsigned ttl;
+	unsigned ttl_terminal;
+	void (*on_change)(const char *id, void *arg);
+	void *on_change_arg;
 	struct task *tasks;		/* protected by lock: by id */
 	struct task *lru;		/* protected by lock */
 	size_t bytes;			/* protected by lock: of all tasks */
@@ -185,11 +190,12 @@ static int values_add(enum store_values which, const char *name)
 	return 0;
 }
 
-int store_init(unsigned ttl, size_t cache_size)
+int store_init(unsigned ttl, unsigned ttl_terminal, size_t cache_size)
 {
 	int i, res = 0;
 
 	st.ttl = ttl;
+	st.ttl_terminal = ttl_terminal;
 	st.cap = cache_size;
 	for (i = 0; store_statuses[i] && !res; i++)
 		res = values_add(STORE_STATUSES, store_statuses[i]);
@@ -239,12 +245,44 @@ static void note_failure(int err)
 				 __ATOMIC_RELAXED);
 }
 
-bool store_fresh(time_t fetched)
+static bool backing_off(time_t now)
+{
+	return now < __atomic_load_n(&backoff_until, __ATOMIC_RELAXED);
+}
+
+static bool fresh_for(time_t fetched, unsigned ttl)
 {
 	time_t now = time(NULL);
 
-	return now - fetched < (time_t)st.ttl ||
-	       now < __atomic_load_n(&backoff_until, __ATOMIC_RELAXED);
+	return now - fetched < (time_t)ttl || backing_off(now);
+}
+
+bool listing_fresh(const struct listing *l)
+{
+	if (__atomic_load_n(&l->expired, __ATOMIC_RELAXED))
+		return backing_off(time(NULL));
+	return fresh_for(l->fetched, st.ttl);
+}
+
+/* A task in a terminal status does not change: it is trusted longer. */
+static bool task_fresh_locked(const struct task *t)
+{
+	return fresh_for(t->fetched, task_status_terminal(t->status) ?
+			 st.ttl_terminal : st.ttl);
+}
+
+void store_on_change(void (*fn)(const char *id, void *arg), void *arg)
+{
+	pthread_mutex_lock(&st.lock);
+	st.on_change = fn;
+	st.on_change_arg = arg;
+	pthread_mutex_unlock(&st.lock);
+}
+
+static void changed_locked(const char *id)
+{
+	if (st.on_change)
+		st.on_change(id, st.on_change_arg);
 }
 
 static size_t task_bytes(const struct task *t)
@@ -287,8 +325,13 @@ static int ingest_locked(struct task *t)
 	}
 	if (old) {
 		if (old->packed_len == t->packed_len &&
-		    !memcmp(TASK_PACKED(old), TASK_PACKED(t), t->packed_len))
+		    !memcmp(TASK_PACKED(old), TASK_PACKED(t), t->packed_len)) {
 			t->changed = old->changed;
+		} else {
+			if (!(t->flags & TASK_UPDATED_AT))
+				t->changed = t->fetched;
+			changed_locked(t->id);
+		}
 		drop_locked(old);
 	}
 	task_ref(t);
@@ -434,6 +477,28 @@ static bool listing_same(const struct listing *a, const struct listing *b)
 	return true;
 }
 
+/*
+ * A task that was in old and is not in new has changed (a status folder
+ * lost it) or gone: its record, even a terminal one, is fetched again on
+ * its next use, and the kernel's caches of it go.
+ */
+static void recheck_leavers_locked(const struct listing *old,
+				   const struct listing *new)
+{
+	struct task *t;
+	size_t i;
+
+	for (i = 0; i < old->n; i++) {
+		if (listing_has(new, old->ids[i]))
+			continue;
+		HASH_FIND_STR(st.tasks, old->ids[i], t);
+		if (t) {
+			t->fetched = 0;
+			changed_locked(t->id);
+		}
+	}
+}
+
 static int listing_key(const struct list_body *q, long limit,
 		       struct buf *key)
 {
@@ -489,8 +554,9 @@ static int listing_get(const struct list_body *q, long limit,
 		HASH_ADD_KEYPTR(hh, st.listings, le->key, strlen(le->key), le);
 	}
 	for (;;) {
-		if (le->cur && store_fresh(le->cur->fetched)) {
+		if (le->cur && listing_fresh(le->cur)) {
 			*out = listing_ref(le->cur);
+			stats_add(STATS_LISTING_HITS, fetch);
 			res = 0;
 			goto out;
 		}
@@ -517,6 +583,7 @@ static int listing_get(const struct list_body *q, long limit,
 	}
 	le->loading = true;
 	pthread_mutex_unlock(&st.lock);
+	stats_add(STATS_LISTING_MISSES, 1);
 	res = fetch_listing(q, limit, &l);
 	pthread_mutex_lock(&st.lock);
 	le->loading = false;
@@ -531,6 +598,7 @@ static int listing_get(const struct list_body *q, long limit,
 				l->version = le->cur->version;
 			} else {
 				l->version = le->cur->version + 1;
+				recheck_leavers_locked(le->cur, l);
 			}
 			listing_unref(le->cur);
 		}
@@ -564,22 +632,24 @@ int store_listing_peek(const struct list_body *q, long limit,
 
 /* ---- single tasks ---- */
 
-int store_task(const char *id, struct task **out)
+static int task_get(const char *id, bool force, struct task **out)
 {
 	struct task *stale = NULL, *t;
 	int res;
 
 	pthread_mutex_lock(&st.lock);
 	HASH_FIND_STR(st.tasks, id, t);
-	if (t && store_fresh(t->fetched)) {
+	if (t && !force && task_fresh_locked(t)) {
 		touch_locked(t);
 		*out = task_ref(t);
 		pthread_mutex_unlock(&st.lock);
+		stats_add(STATS_TASK_HITS, 1);
 		return 0;
 	}
 	if (t)
 		stale = task_ref(t);
 	pthread_mutex_unlock(&st.lock);
+	stats_add(STATS_TASK_MISSES, 1);
 
 	res = api_get_task(id, &t);
 	if (!res) {
@@ -593,8 +663,10 @@ int store_task(const char *id, struct task **out)
 	} else if (res == -ENOENT && stale) {
 		pthread_mutex_lock(&st.lock);
 		HASH_FIND_STR(st.tasks, id, t);
-		if (t)
+		if (t) {
 			drop_locked(t);
+			changed_locked(id);
+		}
 		pthread_mutex_unlock(&st.lock);
 	} else if (stale) {
 		note_failure(res);
@@ -603,6 +675,64 @@ int store_task(const char *id, struct task **out)
 	}
 	task_unref(stale);
 	return res;
+}
+
+int store_task(const char *id, struct task **out)
+{
+	return task_get(id, false, out);
+}
+
+int store_task_refresh(const char *id, struct task **out)
+{
+	return task_get(id, true, out);
+}
+
+void store_expire(const struct list_body *q, long limit)
+{
+	struct buf key = BUF_INIT(1 << 20);
+	struct lentry *le;
+
+	if (listing_key(q, limit, &key))
+		return;
+	pthread_mutex_lock(&st.lock);
+	HASH_FIND_STR(st.listings, buf_str(&key), le);
+	if (le && le->cur)
+		__atomic_store_n(&le->cur->expired, true, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&st.lock);
+	buf_release(&key);
+}
+
+void store_expire_all(void)
+{
+	struct lentry *le, *ltmp;
+	struct task *t, *ttmp;
+
+	pthread_mutex_lock(&st.lock);
+	HASH_ITER(hh, st.listings, le, ltmp)
+		if (le->cur)
+			__atomic_store_n(&le->cur->expired, true,
+					 __ATOMIC_RELAXED);
+	HASH_ITER(hh, st.tasks, t, ttmp)
+		t->fetched = 0;
+	__atomic_store_n(&backoff_until, 0, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&st.lock);
+}
+
+void store_usage(struct store_usage *u)
+{
+	struct lentry *le, *ltmp;
+
+	memset(u, 0, sizeof(*u));
+	pthread_mutex_lock(&st.lock);
+	u->tasks = HASH_COUNT(st.tasks);
+	u->task_bytes = st.bytes;
+	u->task_cap = st.cap;
+	HASH_ITER(hh, st.listings, le, ltmp)
+		if (le->cur) {
+			u->listings++;
+			u->listed += le->cur->n;
+		}
+	pthread_mutex_unlock(&st.lock);
 }
 
 struct task *store_task_peek(const char *id)

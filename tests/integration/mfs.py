@@ -5,6 +5,7 @@ computed from the test server's data (``dataset.generate()`` or
 ``GET /_test/dataset``), never from what the filesystem shows.
 """
 
+import errno
 import json
 import math
 import os
@@ -685,3 +686,26 @@ def get_entries(log):
     """Every GET under /v1 (a bad id may have been sent elsewhere)."""
     return [e for e in log if e.get("method") == "GET"
             and path_of(e).startswith("/v1/")]
+
+
+# ---------------------------------------------------------------------------
+# Small helpers shared by the tests
+
+def ids_where(tasks, **match):
+    """The ids of the tasks whose fields equal match."""
+    return [t["task_id"] for t in tasks
+            if all(t.get(k) == v for k, v in match.items())]
+
+
+def names(ids):
+    """Sorted directory entry names of task ids."""
+    return sorted(escape_name(i) for i in ids)
+
+
+def read(m, *parts):
+    with open(m.p(*parts), "rb") as f:
+        return f.read()
+
+
+def errname(e):
+    return errno.errorcode.get(e, e) if e is not None else "no error"

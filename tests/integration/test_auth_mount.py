@@ -8,11 +8,7 @@ import time
 import pytest
 
 import mfs
-
-
-def ids_where(tasks, **match):
-    return [t["task_id"] for t in tasks
-            if all(t.get(k) == v for k, v in match.items())]
+from mfs import ids_where
 
 
 def opts(url, *more):

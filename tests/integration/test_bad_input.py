@@ -14,6 +14,7 @@ import time
 import pytest
 
 import mfs
+from mfs import errname, ids_where
 
 PAGE = 50
 FOLDER = ("by-status", "FAILED")      # 132 tasks: pages of 50, 50, 32
@@ -44,15 +45,6 @@ def hostile():
     mfs.import_dataset()
     import mixpeek_server  # noqa: E402  (tests/server/mixpeek_server.py)
     return mixpeek_server.hostile_task
-
-
-def ids_where(tasks, **match):
-    return [t["task_id"] for t in tasks
-            if all(t.get(k) == v for k, v in match.items())]
-
-
-def errname(e):
-    return errno.errorcode.get(e, e) if e is not None else "no error"
 
 
 def timed_listdir(path):

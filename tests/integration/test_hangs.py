@@ -11,28 +11,16 @@ import time
 import pytest
 
 import mfs
+from mfs import errname, ids_where, names
 
 CRASH_WORDS = ("AddressSanitizer", "runtime error", "LeakSanitizer",
                "Segmentation", "Aborted", "core dumped")
-
-
-def ids_where(tasks, **match):
-    return [t["task_id"] for t in tasks
-            if all(t.get(k) == v for k, v in match.items())]
-
-
-def names(ids):
-    return sorted(mfs.escape_name(i) for i in ids)
 
 
 def timed_errno(fn, *args):
     t0 = time.monotonic()
     e = mfs.errno_of(fn, *args)
     return e, time.monotonic() - t0
-
-
-def errname(e):
-    return errno.errorcode.get(e, e) if e is not None else "no error"
 
 
 def held(server):

@@ -5,6 +5,7 @@ import os
 import stat
 
 import mfs
+from mfs import ids_where
 
 dataset = None
 
@@ -13,11 +14,6 @@ def setup_module(module):
     global dataset
     if os.path.exists(mfs.SERVER_SCRIPT):
         dataset = mfs.import_dataset()
-
-
-def ids_where(tasks, **match):
-    return [t["task_id"] for t in tasks
-            if all(t.get(k) == v for k, v in match.items())]
 
 
 def names(ids):
@@ -40,8 +36,9 @@ def test_server_dataset_matches_generator(main_server, main_tasks):
 def test_root_entries(mnt):
     r = mfs.sh("ls", mnt.path)
     assert mfs.lines(r.out) == ["README", "by-status", "by-type", "tasks"]
+    # .mixpeekfs/ is there, hidden from ls by its dot
     assert sorted(os.listdir(mnt.path)) == \
-        ["README", "by-status", "by-type", "tasks"]
+        [".mixpeekfs", "README", "by-status", "by-type", "tasks"]
     st = os.stat(mnt.p("README"))
     assert stat.S_ISREG(st.st_mode)
     with open(mnt.p("README"), "rb") as f:

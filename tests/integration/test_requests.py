@@ -7,11 +7,7 @@ import time
 import pytest
 
 import mfs
-
-
-def ids_where(tasks, **match):
-    return [t["task_id"] for t in tasks
-            if all(t.get(k) == v for k, v in match.items())]
+from mfs import ids_where
 
 
 def check_list_pages(entries, n, page_size, body_check):

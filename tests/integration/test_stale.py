@@ -9,26 +9,9 @@ import time
 import pytest
 
 import mfs
+from mfs import errname, ids_where, names, read
 
 TTL = 1
-
-
-def ids_where(tasks, **match):
-    return [t["task_id"] for t in tasks
-            if all(t.get(k) == v for k, v in match.items())]
-
-
-def names(ids):
-    return sorted(mfs.escape_name(i) for i in ids)
-
-
-def read(m, *parts):
-    with open(m.p(*parts), "rb") as f:
-        return f.read()
-
-
-def errname(e):
-    return errno.errorcode.get(e, e) if e is not None else "no error"
 
 
 def wait_out_ttl():

@@ -2,6 +2,7 @@
 /* Page and task parsing, request bodies, error messages. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "json.h"
@@ -119,6 +120,44 @@ static void test_task(void)
 	CHECK(json_parse_task("[]", 2, &t) == -EIO);
 }
 
+/* A record's time: updated_at, else created_at, else when it was seen. */
+static void stamp(const char *fields, uint32_t *changed, uint32_t *flags)
+{
+	char doc[256];
+	struct task *t = NULL;
+
+	snprintf(doc, sizeof(doc), "{\"task_id\":\"t\"%s}", fields);
+	*changed = *flags = 0;
+	if (json_parse_task(doc, strlen(doc), &t) == 0) {
+		*changed = t->changed;
+		*flags = t->flags;
+		task_unref(t);
+	}
+}
+
+static void test_times(void)
+{
+	uint32_t c, f, now = (uint32_t)time(NULL);
+
+	stamp(",\"updated_at\":\"2026-11-29T18:31:43Z\","
+	      "\"created_at\":\"2026-11-01T00:00:00Z\"", &c, &f);
+	CHECK(c == 1795977103u && (f & TASK_UPDATED_AT));
+	stamp(",\"created_at\":\"2026-11-01T00:00:00Z\"", &c, &f);
+	CHECK(c == 1793491200u && !(f & TASK_UPDATED_AT));
+	/* fractions and offsets */
+	stamp(",\"updated_at\":\"2026-11-29T20:31:43.250+02:00\"", &c, &f);
+	CHECK(c == 1795977103u);
+	stamp(",\"updated_at\":\"2026-11-29T13:31:43.5-05:00\"", &c, &f);
+	CHECK(c == 1795977103u);
+	/* not a time: the moment it was seen */
+	stamp(",\"updated_at\":\"yesterday\"", &c, &f);
+	CHECK(c >= now && !(f & TASK_UPDATED_AT));
+	stamp(",\"updated_at\":1795977103", &c, &f);
+	CHECK(c >= now);
+	stamp(",\"updated_at\":\"2026-11-29T18:31:43Zjunk\"", &c, &f);
+	CHECK(c >= now);
+}
+
 static void test_body(void)
 {
 	struct json_cond conds[] = {
@@ -183,6 +222,7 @@ int main(void)
 	test_raw_slices();
 	test_too_deep();
 	test_task();
+	test_times();
 	test_body();
 	test_errors();
 	return check_done();
