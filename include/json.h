@@ -76,6 +76,9 @@ void json_error_message(const char *body, size_t len, char *msg,
 /* true when text is a JSON scalar (number, true, false, null). */
 bool json_is_literal(const char *text);
 
+/* Once, before any thread starts: cJSON's allocator (see json.c). */
+void json_init(void);
+
 /* cJSON's version, for .mixpeekfs/version. */
 const char *json_version(void);
 

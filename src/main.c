@@ -12,6 +12,7 @@
 #include "api.h"
 #include "fs.h"
 #include "http.h"
+#include "json.h"
 #include "log.h"
 #include "opts.h"
 #include "pack.h"
@@ -38,6 +39,7 @@ int main(int argc, char **argv)
 	 */
 	mallopt(M_ARENA_MAX, 2);
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	json_init();
 	if (opts_init(&o))
 		return fail("out of memory");
 	res = fs_new(argc, argv, &o, &fs);
