@@ -68,7 +68,8 @@ bool listing_has(const struct listing *l, const char *id);
  * any reason but -ENOENT).
  */
 int store_task(const char *id, struct task **out);
-/* store_task, fetching even a fresh record. */
+/* store_task, fetching even a fresh record; a failed fetch is an error
+ * (the stored record stays). */
 int store_task_refresh(const char *id, struct task **out);
 /*
  * fn(id, arg) runs, under the store's lock, whenever a task's JSON

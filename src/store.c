@@ -668,11 +668,12 @@ static int task_get(const char *id, bool force, struct task **out)
 			changed_locked(id);
 		}
 		pthread_mutex_unlock(&st.lock);
-	} else if (stale) {
+	} else if (stale && !force) {
 		note_failure(res);
 		*out = task_ref(stale);
 		res = 0;
 	}
+	/* a forced refresh that failed says so; the record stays */
 	task_unref(stale);
 	return res;
 }

@@ -343,6 +343,36 @@ def force_refresh(m, how, folders):
 
 
 @pytest.mark.timeout(120)
+def test_failed_refresh_says_eio_and_keeps_data(server, mounter, main_tasks):
+    m = mounter(server, page_size=100, ttl=600,
+                extra_opts=["retries=0", "timeout=5"])
+    by_id = {t["task_id"]: t for t in main_tasks}
+    failed = ids_where(main_tasks, status="FAILED")
+    tid = failed[3]
+    name = mfs.escape_name(tid)
+    assert sorted(os.listdir(m.p("by-status", "FAILED"))) == names(failed)
+    assert read(m, "tasks", name, "description") == \
+        line(by_id[tid]["description"])
+
+    server.reset()
+    server.faults(error_rate=1.0, error_status=503)
+    try:
+        for folder in ("by-status/FAILED", "tasks/" + name):
+            e = mfs.errno_of(os.stat, m.p(folder, ".refresh"))
+            assert e == errno.EIO, "%s/.refresh: %s" % (folder, errname(e))
+        codes = [e["status"] for e in server.log()]
+        assert codes and set(codes) == {503}, codes
+        # the last good data is still there
+        assert sorted(os.listdir(m.p("by-status", "FAILED"))) == \
+            names(failed)
+        assert read(m, "tasks", name, "description") == \
+            line(by_id[tid]["description"])
+    finally:
+        server.faults()
+    refreshed(m, "tasks/" + name)
+
+
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("how", ["folder", "root", "sighup"])
 def test_refresh_finds_a_task_looked_up_too_early(server, mounter,
                                                   main_tasks, how):
