@@ -82,6 +82,8 @@ struct store_usage {
 };
 void store_usage(struct store_usage *u);
 
+/* Whether a record for id is stored and within its ttl. */
+bool store_task_fresh(const char *id);
 /* The stored record for id, fresh or not, without fetching; or NULL. */
 struct task *store_task_peek(const char *id);
 

@@ -64,6 +64,7 @@ struct notifier {
 	bool refresh_all;		/* SIGHUP */
 	bool inval_all;			/* too many changes to list */
 	bool stop, running, hup_running;
+	bool helper_done;		/* the helper has left its loop */
 	pthread_t thread, hup;
 	/*
 	 * The last NEG_MAX names answered "no such entry": the kernel keeps
@@ -96,6 +97,7 @@ struct fs {
 	gid_t gid;
 	time_t started;
 	int64_t refreshed;	/* atomic: the last forced refresh, in ns */
+	pthread_t main_thread;	/* runs the loop */
 	struct notifier note;
 };
 
@@ -389,6 +391,9 @@ static int meta_stats(struct fs *fs, struct buf *out)
 
 	if (t && gmtime_r(&t, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';	/* one line, whatever a server said */
 	store_usage(&u);
 	res = stats_render(out);
 	if (!res)
@@ -803,8 +808,9 @@ found:
 	e.attr_timeout = ttl_of(fs);
 	e.entry_timeout = ttl_of(fs);
 	if (res == -ENOENT) {
-		fuse_reply_entry(req, &e);	/* cached as absent for ttl */
+		/* before the reply: after it the parent may be forgotten */
 		neg_add(fs, parent, name);
+		fuse_reply_entry(req, &e);	/* cached as absent for ttl */
 		goto out;
 	}
 	if (res) {
@@ -826,12 +832,19 @@ found:
 	if (res) {
 		node_forget(&fs->nodes, n, 1);
 		fuse_reply_err(req, -res);
-	} else if (fuse_reply_entry(req, &e)) {
-		node_forget(&fs->nodes, n, 1);
-	} else if ((kind == NK_FIELD || kind == NK_TASKJSON) &&
-		   S_ISREG(e.attr.st_mode) && e.attr.st_size > 0 &&
-		   e.attr.st_size <= PUSH_MAX) {
-		push_add(fs, n);
+	} else {
+		/* held before the reply: after it the kernel may forget n */
+		bool push = (kind == NK_FIELD || kind == NK_TASKJSON) &&
+			    S_ISREG(e.attr.st_mode) && e.attr.st_size > 0 &&
+			    e.attr.st_size <= PUSH_MAX;
+
+		if (push)
+			node_hold(&fs->nodes, n);
+		if (fuse_reply_entry(req, &e)) {
+			node_forget(&fs->nodes, n, push ? 2 : 1);
+		} else if (push) {
+			push_add(fs, n);
+		}
 	}
 out:
 	free(value);
@@ -1617,9 +1630,12 @@ static void push_one(struct fs *fs, struct node *n, bool *again)
 	struct buf b = BUF_INIT(PUSH_MAX);
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
 	time_t when;
-	int res;
+	int res = -ESTALE;
 
-	res = node_render(fs, n, &b, &when);
+	*again = false;
+	/* never a fetch from here: that would hold up invalidations */
+	if (store_task_fresh(node_value(node_task(n))))
+		res = node_render(fs, n, &b, &when);
 	if (!res && b.len) {
 		bv.buf[0].mem = b.data;
 		bv.buf[0].size = b.len;
@@ -1663,7 +1679,7 @@ static void neg_add(struct fs *fs, struct node *parent, const char *name)
 		return;
 	pthread_mutex_lock(&nt->lock);
 	ng = &nt->negs[nt->negpos];
-	if (!nt->running || ng->due) {
+	if (!nt->running || nt->stop || ng->due) {
 		pthread_mutex_unlock(&nt->lock);
 		free(copy);
 		return;
@@ -1737,24 +1753,30 @@ static void notifier_flush(struct fs *fs)
 	until.tv_sec += 10;
 	pthread_mutex_lock(&nt->lock);
 	target = nt->queued;
-	while (nt->running && nt->done < target &&
+	while (nt->running && !nt->helper_done && nt->done < target &&
 	       pthread_cond_timedwait(&nt->idle, &nt->lock, &until) == 0)
 		;
 	pthread_mutex_unlock(&nt->lock);
 }
 
-/* Queue a file the kernel just looked up; a full queue drops it. */
+/*
+ * Queue a file the kernel just looked up, with the reference the caller
+ * took for it; a full queue drops it.
+ */
 static void push_add(struct fs *fs, struct node *n)
 {
 	struct notifier *nt = &fs->note;
+	bool queued = false;
 
 	pthread_mutex_lock(&nt->lock);
-	if (nt->running && nt->npush < PUSH_QUEUE) {
-		node_hold(&fs->nodes, n);
+	if (nt->running && !nt->stop && nt->npush < PUSH_QUEUE) {
 		nt->push[nt->npush++] = n;
 		pthread_cond_signal(&nt->wake);
+		queued = true;
 	}
 	pthread_mutex_unlock(&nt->lock);
+	if (!queued)
+		node_forget(&fs->nodes, n, 1);
 }
 
 /* The store's hook (under its lock): note the id for the helper. */
@@ -1764,7 +1786,7 @@ static void task_changed(const char *id, void *arg)
 	char **v;
 
 	pthread_mutex_lock(&nt->lock);
-	if (!nt->running)
+	if (!nt->running || nt->stop)
 		goto out;
 	if (nt->nchanged == nt->cap) {
 		size_t cap = nt->cap ? nt->cap * 2 : 64;
@@ -1938,6 +1960,7 @@ static void *notifier_main(void *arg)
 		memset(&nt->negs[i], 0, sizeof(nt->negs[i]));
 	}
 	nt->done = nt->queued;
+	nt->helper_done = true;
 	pthread_cond_broadcast(&nt->idle);
 	while (nt->npush)
 		node_forget(&fs->nodes, nt->push[--nt->npush], 1);
@@ -1949,44 +1972,76 @@ static void *notifier_main(void *arg)
 	return NULL;
 }
 
-static void *hup_main(void *arg)
+/* The signals the sigwait thread takes; blocked in every thread. */
+static void signal_set(sigset_t *set)
 {
-	struct notifier *nt = &((struct fs *)arg)->note;
+	sigemptyset(set);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+}
+
+static void wake_only(int sig)
+{
+	(void)sig;	/* SIGUSR1: interrupts the loop's wait, nothing else */
+}
+
+/*
+ * SIGHUP refreshes everything. SIGTERM and SIGINT stop the helper first,
+ * while the loop still answers the requests it may be waiting behind,
+ * and only then end the loop (its main thread waits interruptibly; a
+ * SIGUSR1 wakes it to see the session has exited).
+ */
+static void *signal_main(void *arg)
+{
+	struct fs *fs = arg;
+	struct notifier *nt = &fs->note;
 	sigset_t set;
 	bool stop;
 	int sig;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	do {
+	signal_set(&set);
+	for (;;) {
 		if (sigwait(&set, &sig))
-			break;
+			continue;
 		pthread_mutex_lock(&nt->lock);
 		stop = nt->stop;
-		nt->refresh_all = !stop;
-		nt->queued++;
-		pthread_cond_signal(&nt->wake);
+		if (!stop && sig == SIGHUP) {
+			nt->refresh_all = true;
+			nt->queued++;
+			pthread_cond_signal(&nt->wake);
+		} else if (!stop) {
+			nt->stop = stop = true;
+			pthread_cond_signal(&nt->wake);
+			while (nt->running && !nt->helper_done)
+				pthread_cond_wait(&nt->idle, &nt->lock);
+			fuse_session_exit(fs->se);
+			pthread_kill(fs->main_thread, SIGUSR1);
+		}
 		pthread_mutex_unlock(&nt->lock);
-	} while (!stop);
-	return NULL;
+		if (stop)
+			return NULL;
+	}
 }
 
-/*
- * SIGHUP is blocked in every thread but waited for by one; the loop's
- * threads inherit the mask from here.
- */
 static void notifier_start(struct fs *fs)
 {
 	struct notifier *nt = &fs->note;
+	struct sigaction sa;
 	sigset_t set;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = wake_only;	/* no SA_RESTART */
+	sigaction(SIGUSR1, &sa, NULL);
+	fs->main_thread = pthread_self();
+	signal_set(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	pthread_mutex_lock(&nt->lock);
 	nt->running = !pthread_create(&nt->thread, NULL, notifier_main, fs);
-	nt->hup_running = !pthread_create(&nt->hup, NULL, hup_main, fs);
+	nt->hup_running = !pthread_create(&nt->hup, NULL, signal_main, fs);
 	pthread_mutex_unlock(&nt->lock);
+	if (!nt->hup_running)	/* libfuse's own handlers, then */
+		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	if (!nt->running || !nt->hup_running)
 		log_warn("no helper thread: caches are dropped only by ttl");
 	store_on_change(task_changed, fs);
@@ -2001,16 +2056,19 @@ static void notifier_stop(struct fs *fs)
 	pthread_mutex_lock(&nt->lock);
 	running = nt->running;
 	hup = nt->hup_running;
-	nt->running = nt->hup_running = false;
+	nt->hup_running = false;
 	nt->stop = true;
 	pthread_cond_signal(&nt->wake);
 	pthread_mutex_unlock(&nt->lock);
 	if (hup) {
-		pthread_kill(nt->hup, SIGHUP);
+		pthread_kill(nt->hup, SIGHUP);	/* gone already: harmless */
 		pthread_join(nt->hup, NULL);
 	}
 	if (running)
 		pthread_join(nt->thread, NULL);
+	pthread_mutex_lock(&nt->lock);
+	nt->running = false;
+	pthread_mutex_unlock(&nt->lock);
 }
 
 static int run_loop(struct fs *fs)

@@ -312,7 +312,7 @@ static CURLcode perform(CURL *c, const char *method, const char *url,
 /* Which counter of .mixpeekfs/stats a request goes to. */
 static enum stats_endpoint endpoint_of(const char *method, const char *path)
 {
-	if (!strncmp(path, "/v1/tasks/list", 14))
+	if (!strcmp(method, "POST") && !strncmp(path, "/v1/tasks/list", 14))
 		return STATS_LIST;
 	if (!strcmp(method, "GET") && !strncmp(path, "/v1/tasks/", 10))
 		return STATS_GET;

@@ -294,14 +294,19 @@ static int task_from_item(const cJSON *item, const char *raw, size_t rawlen,
 		rawlen = minify(raw, rawlen, stack);
 		raw = stack;
 	} else {
+		/* from malloc: the arena would keep every buffer it grows */
+		bool was = arena_on;
+
+		arena_on = false;
 		printed = cJSON_PrintUnformatted(item);
+		arena_on = was;
 		if (!printed)
 			return -ENOMEM;
 		raw = printed;
 		rawlen = strlen(printed);
 	}
 	t = task_new(id, status ? status : "", type ? type : "", raw, rawlen);
-	cJSON_free(printed);
+	free(printed);	/* malloc'd, arena or not */
 	if (!t)
 		return -ENOMEM;
 	task_stamp(item, t);

@@ -308,8 +308,12 @@ static void touch_locked(struct task *t)
 /* Drop the least recently used tasks beyond the cap, keeping keep. */
 static void evict_locked(const struct task *keep)
 {
-	while (st.bytes > st.cap && st.lru && st.lru != keep)
+	while (st.bytes > st.cap && st.lru && st.lru != keep) {
+		/* refetched later, it could not be compared: drop the
+		 * kernel's copies now */
+		changed_locked(st.lru->id);
 		drop_locked(st.lru);
+	}
 }
 
 /* Put t in the store, replacing an older record. Lock held. */
@@ -699,6 +703,8 @@ void store_expire(const struct list_body *q, long limit)
 	HASH_FIND_STR(st.listings, buf_str(&key), le);
 	if (le && le->cur)
 		__atomic_store_n(&le->cur->expired, true, __ATOMIC_RELAXED);
+	/* asked for by hand: try now, outage or not */
+	__atomic_store_n(&backoff_until, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&st.lock);
 	buf_release(&key);
 }
@@ -734,6 +740,18 @@ void store_usage(struct store_usage *u)
 			u->listed += le->cur->n;
 		}
 	pthread_mutex_unlock(&st.lock);
+}
+
+bool store_task_fresh(const char *id)
+{
+	struct task *t;
+	bool fresh;
+
+	pthread_mutex_lock(&st.lock);
+	HASH_FIND_STR(st.tasks, id, t);
+	fresh = t && task_fresh_locked(t);
+	pthread_mutex_unlock(&st.lock);
+	return fresh;
 }
 
 struct task *store_task_peek(const char *id)
