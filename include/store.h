@@ -82,6 +82,12 @@ struct store_usage {
 };
 void store_usage(struct store_usage *u);
 
+/*
+ * How many more seconds t (or l) is within its ttl: what the kernel may
+ * keep it for, so nothing it shows is older than the ttl.
+ */
+double store_task_left(const struct task *t);
+double store_listing_left(const struct listing *l);
 /* Whether a record for id is stored and within its ttl. */
 bool store_task_fresh(const char *id);
 /* The stored record for id, fresh or not, without fetching; or NULL. */

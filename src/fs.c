@@ -604,15 +604,29 @@ static int meta_entry(const char *name)
 }
 
 /*
- * How long the kernel may keep a node's attributes: stats change all the
- * time, and a .refresh must be looked up (and so done) every time.
+ * How long the kernel may keep a node's entry and attributes: what is
+ * left of the ttl of the data behind it, so nothing it shows is older
+ * than the ttl. Stats change all the time, and a .refresh must be looked
+ * up (and so done) every time.
  */
-static double attr_ttl(struct fs *fs, const struct node *n)
+static double keep_for(struct fs *fs, const struct node *n)
 {
+	const struct node *tn = node_task(n);
+	struct listing *l = NULL;
+	struct task *t;
+	double left = ttl_of(fs), data = left;
+
 	if (n->kind == NK_REFRESH ||
 	    (n->kind == NK_METAFILE && !strcmp(n->name, "stats")))
 		return 0;
-	return ttl_of(fs);
+	if (n->kind == NK_LISTING && !node_listing(n, false, &l)) {
+		data = store_listing_left(l);
+		listing_unref(l);
+	} else if (tn && (t = store_task_peek(node_value(tn)))) {
+		data = store_task_left(t);
+		task_unref(t);
+	}
+	return data < left ? data : left;
 }
 
 /* The raw value behind an escaped group entry name, malloc'd. */
@@ -805,8 +819,8 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 		break;
 	}
 found:
-	e.attr_timeout = ttl_of(fs);
-	e.entry_timeout = ttl_of(fs);
+	/* absent for as long as what says so is fresh */
+	e.attr_timeout = e.entry_timeout = keep_for(fs, parent);
 	if (res == -ENOENT) {
 		/* before the reply: after it the parent may be forgotten */
 		neg_add(fs, parent, name);
@@ -824,9 +838,7 @@ found:
 	}
 	/* a lookup inside a task has the attributes already */
 	res = e.attr.st_mode ? 0 : node_stat(fs, n, &e.attr);
-	e.attr_timeout = attr_ttl(fs, n);
-	if (kind == NK_REFRESH)
-		e.entry_timeout = 0;
+	e.attr_timeout = e.entry_timeout = keep_for(fs, n);
 	e.ino = node_ino(&fs->nodes, n);
 	e.attr.st_ino = e.ino;
 	if (res) {
@@ -892,7 +904,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 	if (res)
 		fuse_reply_err(req, -res);
 	else
-		fuse_reply_attr(req, &st, attr_ttl(fs, n));
+		fuse_reply_attr(req, &st, keep_for(fs, n));
 }
 
 /* ---- directories ---- */
@@ -1210,8 +1222,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			}
 			e.attr.st_ino = node_ino(&fs->nodes, n);
 			e.ino = node_ino(&fs->nodes, n);
-			e.attr_timeout = attr_ttl(fs, n);
-			e.entry_timeout = ttl_of(fs);
+			e.attr_timeout = e.entry_timeout = keep_for(fs, n);
 		} else {
 			e.attr.st_mode = de.st.st_mode ? de.st.st_mode :
 					 kind_mode(de.kind);

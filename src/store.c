@@ -271,6 +271,27 @@ static bool task_fresh_locked(const struct task *t)
 			 st.ttl_terminal : st.ttl);
 }
 
+static double left_of(time_t fetched, unsigned ttl)
+{
+	time_t left = fetched + (time_t)ttl - time(NULL);
+
+	return left > 0 ? (double)left : 0;
+}
+
+double store_task_left(const struct task *t)
+{
+	return left_of(__atomic_load_n(&t->fetched, __ATOMIC_RELAXED),
+		       task_status_terminal(t->status) ? st.ttl_terminal :
+		       st.ttl);
+}
+
+double store_listing_left(const struct listing *l)
+{
+	if (__atomic_load_n(&l->expired, __ATOMIC_RELAXED))
+		return 0;
+	return left_of(l->fetched, st.ttl);
+}
+
 void store_on_change(void (*fn)(const char *id, void *arg), void *arg)
 {
 	pthread_mutex_lock(&st.lock);
@@ -497,7 +518,7 @@ static void recheck_leavers_locked(const struct listing *old,
 			continue;
 		HASH_FIND_STR(st.tasks, old->ids[i], t);
 		if (t) {
-			t->fetched = 0;
+			__atomic_store_n(&t->fetched, 0, __ATOMIC_RELAXED);
 			changed_locked(t->id);
 		}
 	}
@@ -720,7 +741,7 @@ void store_expire_all(void)
 			__atomic_store_n(&le->cur->expired, true,
 					 __ATOMIC_RELAXED);
 	HASH_ITER(hh, st.tasks, t, ttmp)
-		t->fetched = 0;
+		__atomic_store_n(&t->fetched, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&backoff_until, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&st.lock);
 }

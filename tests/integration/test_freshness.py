@@ -343,6 +343,29 @@ def force_refresh(m, how, folders):
 
 
 @pytest.mark.timeout(120)
+def test_kernel_keeps_nothing_past_the_ttl_of_the_data(server, mounter,
+                                                      main_tasks):
+    """A file first looked at late in its data's ttl is not kept by the
+    kernel for a whole new ttl: what cat shows is never older than ttl."""
+    ttl = 4
+    m = mounter(server, page_size=100, ttl=ttl,
+                extra_opts=["ttl_terminal=600"])
+    by_id = {t["task_id"]: t for t in main_tasks}
+    tid = ids_where(main_tasks, status="IN_PROGRESS")[1]
+    name = mfs.escape_name(tid)
+    path = ("tasks", name, "description")   # tasks/ itself is never listed
+    new = by_id[tid]["description"] + " (now with a longer text)"
+    t0 = time.monotonic()
+    assert name in os.listdir(m.p("by-status", "IN_PROGRESS"))  # fetched
+    time.sleep(ttl - 1.2)           # time itself is under test here
+    assert read(m, *path) == line(by_id[tid]["description"])  # first look
+    server.update_task(tid, {"description": new})
+    time.sleep(max(0, t0 + ttl + 0.8 - time.monotonic()))
+    # the data behind the kernel's copy is older than ttl now
+    assert read(m, *path) == line(new)
+
+
+@pytest.mark.timeout(120)
 def test_failed_refresh_says_eio_and_keeps_data(server, mounter, main_tasks):
     m = mounter(server, page_size=100, ttl=600,
                 extra_opts=["retries=0", "timeout=5"])
