@@ -90,6 +90,11 @@ void tree_name_escape(const char *raw, char *out);
  * is a hashed long name, which cannot be reversed without the original.
  */
 int tree_name_unescape(const char *name, char **raw);
+/*
+ * Percent-decode [s, s + len) into a malloc'd *out: -EINVAL for a bad or
+ * cut escape and for %00 (no NUL inside a name or value), -ENOMEM.
+ */
+int tree_percent_decode(const char *s, size_t len, char **out);
 
 /* The value of hex digit c, or -1. */
 int tree_hexval(char c);

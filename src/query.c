@@ -34,32 +34,12 @@ static const char *find_op(const char *op, size_t len)
 static int decode(const char *s, size_t len, char **out, char *err,
 		  size_t size)
 {
-	char *r = malloc(len + 1);
-	size_t i, o = 0;
+	int res = tree_percent_decode(s, len, out);
 
-	if (!r)
-		return -ENOMEM;
-	for (i = 0; i < len; i++) {
-		int hi, lo;
-
-		if (s[i] != '%') {
-			r[o++] = s[i];
-			continue;
-		}
-		hi = i + 2 < len ? tree_hexval(s[i + 1]) : -1;
-		lo = hi >= 0 ? tree_hexval(s[i + 2]) : -1;
-		if (lo < 0 || (hi == 0 && lo == 0)) {
-			snprintf(err, size, "bad percent-escape in '%.*s'",
-				 (int)len, s);
-			free(r);
-			return -EINVAL;
-		}
-		r[o++] = (char)(hi * 16 + lo);
-		i += 2;
-	}
-	r[o] = '\0';
-	*out = r;
-	return 0;
+	if (res == -EINVAL)
+		snprintf(err, size, "bad percent-escape in '%.*s'", (int)len,
+			 s);
+	return res;
 }
 
 static bool is_number(const char *s)

@@ -142,33 +142,22 @@ int tree_hexval(char c)
 	return -1;
 }
 
-int tree_name_unescape(const char *name, char **raw)
+int tree_percent_decode(const char *s, size_t len, char **out)
 {
-	size_t len = strlen(name), o = 0, i;
-	char *r;
+	char *r = malloc(len + 1);
+	size_t i, o = 0;
 
-	if (strstr(name, "%~"))
-		return -EINVAL;
-	if (!strcmp(name, "%00")) {
-		*raw = strdup("");
-		return *raw ? 0 : -ENOMEM;
-	}
-	r = malloc(len + 1);
 	if (!r)
 		return -ENOMEM;
 	for (i = 0; i < len; i++) {
 		int hi, lo;
 
-		if (name[i] != '%') {
-			r[o++] = name[i];
+		if (s[i] != '%') {
+			r[o++] = s[i];
 			continue;
 		}
-		if (i + 2 >= len) {
-			free(r);
-			return -EINVAL;
-		}
-		hi = tree_hexval(name[i + 1]);
-		lo = hi < 0 ? -1 : tree_hexval(name[i + 2]);
+		hi = i + 2 < len ? tree_hexval(s[i + 1]) : -1;
+		lo = hi >= 0 ? tree_hexval(s[i + 2]) : -1;
 		if (lo < 0 || (hi == 0 && lo == 0)) {
 			free(r);
 			return -EINVAL;
@@ -177,8 +166,19 @@ int tree_name_unescape(const char *name, char **raw)
 		i += 2;
 	}
 	r[o] = '\0';
-	*raw = r;
+	*out = r;
 	return 0;
+}
+
+int tree_name_unescape(const char *name, char **raw)
+{
+	if (strstr(name, "%~"))
+		return -EINVAL;
+	if (!strcmp(name, "%00")) {
+		*raw = strdup("");
+		return *raw ? 0 : -ENOMEM;
+	}
+	return tree_percent_decode(name, strlen(name), raw);
 }
 
 void tnode_name(const struct tnode *n, char *name)

@@ -138,17 +138,6 @@ static void check_unescape(const struct path_input *in)
 
 /* ---- list request paths ---- */
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 static bool url_safe(char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
@@ -167,9 +156,9 @@ static void check_encoded(const char *s, const char *e, const char *cursor)
 		FUZZ_CHECK(url_safe(c));
 		if (c == '%') {
 			FUZZ_CHECK(e - s >= 3);
-			FUZZ_CHECK(hex_digit(s[1]) >= 0 &&
-				   hex_digit(s[2]) >= 0);
-			c = (char)(hex_digit(s[1]) << 4 | hex_digit(s[2]));
+			FUZZ_CHECK(tree_hexval(s[1]) >= 0 &&
+				   tree_hexval(s[2]) >= 0);
+			c = (char)(tree_hexval(s[1]) << 4 | tree_hexval(s[2]));
 			s += 2;
 		}
 		FUZZ_CHECK(o < clen && cursor[o] == c);
