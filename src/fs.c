@@ -920,6 +920,7 @@ struct dent {
 	int group;
 	char *value;
 	struct stat st;		/* st_mode 0: ask node_stat */
+	double keep;		/* < 0: ask keep_for */
 };
 
 struct dirsnap {
@@ -1142,6 +1143,7 @@ static bool dirsnap_entry(struct fs *fs, struct node *dir,
 
 	if (!d->listing) {
 		*out = d->ents[i];
+		out->keep = -1;
 		snprintf(name, TREE_NAME_MAX + 1, "%s", out->name);
 		return true;
 	}
@@ -1151,6 +1153,10 @@ static bool dirsnap_entry(struct fs *fs, struct node *dir,
 	out->value = (char *)d->listing->ids[i];
 	t = store_task_peek(d->listing->ids[i]);
 	fill_dir(fs, &out->st, t ? t->changed : d->listing->fetched);
+	/* keep_for would look the task up again */
+	out->keep = t ? store_task_left(t) : -1;
+	if (out->keep > ttl_of(fs))
+		out->keep = ttl_of(fs);
 	shown = !moved_out(dir, t);
 	task_unref(t);
 	return shown;
@@ -1222,7 +1228,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			}
 			e.attr.st_ino = node_ino(&fs->nodes, n);
 			e.ino = node_ino(&fs->nodes, n);
-			e.attr_timeout = e.entry_timeout = keep_for(fs, n);
+			e.attr_timeout = e.entry_timeout =
+				de.keep >= 0 ? de.keep : keep_for(fs, n);
 		} else {
 			e.attr.st_mode = de.st.st_mode ? de.st.st_mode :
 					 kind_mode(de.kind);
