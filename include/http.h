@@ -13,12 +13,18 @@
 
 #include "buf.h"
 
+/* The longest header line sent (the key's, the namespace's). */
+#define HTTP_HEADER_MAX 8192
+
 struct http_config {
-	const char *base_url;	/* no trailing slash */
+	const char *base_url;	/* from http_parse_base(); no trailing / */
 	const char *api_key;	/* goes only into the Authorization header */
 	const char *namespace;	/* X-Namespace, or NULL */
+	const char *ca_file;	/* CA bundle to trust, or NULL: the system's */
+	const char *ca_dir;	/* CA directory to trust, or NULL */
 	long connect_timeout_ms;
-	long timeout_ms;	/* per attempt */
+	long timeout_ms;	/* one request, every attempt included */
+	long key_retry_ms;	/* after a 401/403, ask again this seldom */
 	unsigned retries;	/* extra attempts after the first */
 	size_t max_body;
 };
@@ -27,13 +33,43 @@ struct http_response {
 	long status;		/* 0 when no response arrived */
 	struct buf body;
 	unsigned attempts;
+	int key_change;		/* 1: the first to refuse the key; -1: the
+				 * first to accept it after that; else 0 */
 	char error[256];	/* what went wrong, for the log; never secret */
 };
 
-/* Once, before any thread starts. Copies cfg. 0 or -errno. */
+/* A base URL as libcurl parses it. */
+struct http_base {
+	char *url;		/* malloc'd: scheme://host[:port][/path] */
+	char *host;		/* malloc'd: as libcurl sees it ([::1]) */
+	bool https;
+	bool loopback;		/* 127.0.0.0/8, [::1] or localhost */
+};
+
+/*
+ * Parse url with libcurl's URL API: http or https, a host, no user name
+ * or password, no query, no fragment. On failure err says why without
+ * repeating the URL (it may hold a password). 0, -EINVAL or -ENOMEM.
+ * Call it after http_global_init() or curl_global_init(): it uses curl.
+ */
+int http_parse_base(const char *url, struct http_base *out, char *err,
+		    size_t size);
+void http_base_release(struct http_base *b);
+
+/*
+ * Once, before any thread starts. Copies cfg; the key is kept only in
+ * the Authorization header line. -EINVAL if the key or the namespace
+ * holds a control byte. 0 or -errno.
+ */
 int http_global_init(const struct http_config *cfg);
-/* Drop pooled handles and curl's global state. */
+/* Drop pooled handles and curl's global state; wipe the key. */
 void http_global_cleanup(void);
+/*
+ * End every transfer in flight (within about a second) and every retry
+ * wait, and fail requests from now on with -EIO: for shutdown. Safe from
+ * any thread; never blocks.
+ */
+void http_abort_all(void);
 /* Close idle pooled connections (before fork). */
 void http_drop_idle(void);
 
@@ -42,10 +78,16 @@ void http_drop_idle(void);
  * the query). body may be NULL for GET. Returns 0 for a 2xx response,
  * else -errno from http_status_errno() or a transport error; resp is
  * filled either way and must be released with http_response_release().
+ * Blocks for up to timeout_ms. After the API refused the key, fails with
+ * -EACCES without sending, but for one request per key_retry_ms.
+ * Thread-safe.
  */
 int http_request(const char *method, const char *path, const char *body,
 		 struct http_response *resp);
 void http_response_release(struct http_response *resp);
+/* After a rejected key, let the next request through at once (a refresh
+ * asked for by hand). Never blocks. */
+void http_retry_key(void);
 
 /* libcurl's version, for .mixpeekfs/version. */
 const char *http_version(void);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * log: one sink for every message. stderr in the foreground, syslog once
- * the daemon is in the background. Messages never carry the API key.
+ * the daemon is in the background. Messages never carry the API key, and
+ * each is one line: control bytes in it are escaped (text.h).
+ * Thread-safe; never blocks but on the write itself.
  */
 #ifndef MIXPEEKFS_LOG_H
 #define MIXPEEKFS_LOG_H
@@ -10,6 +12,9 @@
 #include <stddef.h>
 #include <syslog.h>
 #include <time.h>
+
+/* The longest line logged, escapes included; longer ones are cut. */
+#define LOG_LINE_MAX 1024
 
 void log_set_debug(bool on);
 bool log_debugging(void);

@@ -12,9 +12,12 @@
 struct fuse_args;
 
 struct options {
-	char *url;		/* malloc'd */
+	char *url;		/* malloc'd; as libcurl parsed it, once valid */
+	char *host;		/* malloc'd by opts_validate: url's host */
 	char *key_file;
 	char *namespace;
+	char *ca_file;		/* -o ca_file, CURL_CA_BUNDLE or SSL_CERT_FILE */
+	char *ca_dir;		/* SSL_CERT_DIR */
 	char *max_response_str;
 	char *cache_size_str;
 	unsigned page_size;
@@ -43,17 +46,21 @@ int opts_init(struct options *o);
 /* Parse our -o options out of args, leaving FUSE's own. 0 or -1. */
 int opts_parse(struct fuse_args *args, struct options *o);
 
-/* Check ranges and the URL. On failure err says why. 0 or -EINVAL. */
+/*
+ * Check ranges, control bytes in text options, the URL (plain http only
+ * to loopback) and the CA file. On failure err says why. 0 or -errno.
+ */
 int opts_validate(struct options *o, char *err, size_t size);
 
 /*
- * Load the key from key_file (refused if group or others may read it) or
- * from MIXPEEK_API_KEY, which is then wiped from the environment.
+ * Load the key from key_file (a regular file, links followed, owned by
+ * the user or root, readable by its owner only) or from MIXPEEK_API_KEY,
+ * which is then wiped from the environment. The key must be printable
+ * ASCII without spaces. Never blocks (a FIFO is refused). 0 or -errno.
  */
 int opts_load_key(struct options *o, char *err, size_t size);
-
-/* The host part of the URL (for fsname); malloc'd. */
-char *opts_url_host(const char *url);
+/* Wipe and free the key (once http holds its only copy). */
+void opts_forget_key(struct options *o);
 
 void opts_release(struct options *o);
 

@@ -80,11 +80,17 @@ static int request(const char *method, const char *path, const char *body,
 		  path, resp->status, resp->body.len,
 		  (t1.tv_sec - t0.tv_sec) * 1000 +
 		  (t1.tv_nsec - t0.tv_nsec) / 1000000, resp->attempts);
+	if (resp->key_change < 0)
+		log_info("the API accepts the key again");
 	if (!res)
 		return 0;
 	json_error_message(buf_str(&resp->body), resp->body.len, msg,
 			   sizeof(msg));
-	if (res == -ENOENT)
+	if (resp->key_change > 0)	/* once, not once per request */
+		log_err("the API rejected the key (%s%s%s): every fetch fails "
+			"with EACCES, and the key is tried again at most once "
+			"per ttl", resp->error, msg[0] ? ": " : "", msg);
+	if (res == -ENOENT || res == -EACCES)
 		log_debug("%s %s: %s", method, path, resp->error);
 	else
 		log_err("%s %s: %s%s%s", method, path, resp->error,

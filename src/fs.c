@@ -29,6 +29,7 @@
 #include "http.h"
 #include "json.h"
 #include "log.h"
+#include "text.h"
 #include "node.h"
 #include "pack.h"
 #include "query.h"
@@ -357,12 +358,14 @@ static int meta_config(struct fs *fs, struct buf *out)
 
 	return buf_printf(out,
 		"url %s\nnamespace %s\nkey <redacted>\nkey_file %s\n"
+		"ca_file %s\n"
 		"mountpoint %s\npage_size %u\nttl %u\nttl_terminal %u\n"
 		"max_connections %u\ntimeout %u\nconnect_timeout %u\n"
 		"retries %u\nmax_response %zu\ncache_size %zu\n"
 		"allow_http %d\ndebug %d\n",
 		o->url, o->namespace ? o->namespace : "-",
-		o->key_file ? o->key_file : "-", fs->cmd.mountpoint,
+		o->key_file ? o->key_file : "-",
+		o->ca_file ? o->ca_file : "-", fs->cmd.mountpoint,
 		o->page_size, o->ttl, o->ttl_terminal, o->max_connections,
 		o->timeout, o->connect_timeout, o->retries, o->max_response,
 		o->cache_size, o->allow_http, o->debug);
@@ -391,9 +394,6 @@ static int meta_stats(struct fs *fs, struct buf *out)
 
 	if (t && gmtime_r(&t, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	for (char *p = line; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';	/* one line, whatever a server said */
 	store_usage(&u);
 	res = stats_render(out);
 	if (!res)
@@ -1497,6 +1497,12 @@ int fs_new(int argc, char **argv, struct options *o, struct fs **out)
 			"(see mixpeekfs --help)\n");
 		return -1;
 	}
+	if (text_control_str(fs->cmd.mountpoint) >= 0) {
+		/* it is logged and shown in .mixpeekfs/config */
+		fprintf(stderr, "mixpeekfs: the mountpoint must not contain "
+			"control characters\n");
+		return -1;
+	}
 	if (fs->cmd.debug)
 		o->debug = 1;
 	return 0;
@@ -1514,7 +1520,8 @@ int fs_foreground(const struct fs *fs)
 
 int fs_mount(struct fs *fs)
 {
-	char *host = opts_url_host(fs->opts->url), *name = NULL, *fsopts = NULL;
+	const char *host = fs->opts->host;
+	char *name = NULL, *fsopts = NULL;
 	int res;
 
 	/*
@@ -1531,7 +1538,6 @@ int fs_mount(struct fs *fs)
 	      fuse_opt_add_arg(&fs->args, fsopts);
 	free(name);
 	free(fsopts);
-	free(host);
 	if (res) {
 		fprintf(stderr, "mixpeekfs: out of memory\n");
 		return -1;
@@ -2029,6 +2035,8 @@ static void *signal_main(void *arg)
 			nt->queued++;
 			pthread_cond_signal(&nt->wake);
 		} else if (!stop) {
+			/* requests waiting on the API give up now */
+			http_abort_all();
 			nt->stop = stop = true;
 			pthread_cond_signal(&nt->wake);
 			while (nt->running && !nt->helper_done)

@@ -14,11 +14,14 @@
 #include <strings.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+
 #include <curl/curl.h>
 
 #include "http.h"
 #include "stats.h"
 #include "log.h"
+#include "text.h"
 
 #define POOL_MAX 32
 #define BACKOFF_BASE_MS 200
@@ -33,8 +36,16 @@ static struct {
 	pthread_mutex_t pool_lock;
 	CURL *pool[POOL_MAX];		/* protected by pool_lock */
 	int npool;			/* protected by pool_lock */
+	bool plain;			/* http://: never through a proxy */
 	bool ready;
-} http;
+	long rejected_at;	/* atomic: when the key was last refused, 0 */
+	bool aborting;		/* atomic: http_abort_all() was called */
+	pthread_mutex_t abort_lock;
+	pthread_cond_t abort_cond;	/* signalled by http_abort_all() */
+} http = {
+	.abort_lock = PTHREAD_MUTEX_INITIALIZER,
+	.abort_cond = PTHREAD_COND_INITIALIZER,
+};
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access a,
 		       void *u)
@@ -54,43 +65,164 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/* ---- the base URL, parsed the way libcurl will use it ---- */
+
+static bool host_loopback(const char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	char inner[INET6_ADDRSTRLEN + 2];
+	size_t len = strlen(host);
+
+	if (!strcasecmp(host, "localhost"))
+		return true;	/* libcurl answers it itself, no DNS */
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (len > 2 && len < sizeof(inner) && host[0] == '[' &&
+	    host[len - 1] == ']') {
+		memcpy(inner, host + 1, len - 2);
+		inner[len - 2] = '\0';
+		return inet_pton(AF_INET6, inner, &a6) == 1 &&
+		       IN6_IS_ADDR_LOOPBACK(&a6);
+	}
+	return false;
+}
+
+/* Whether part of u is there (and not empty). */
+static bool has_part(CURLU *u, CURLUPart part)
+{
+	char *v = NULL;
+	bool has = !curl_url_get(u, part, &v, 0) && v && *v;
+
+	curl_free(v);
+	return has;
+}
+
+int http_parse_base(const char *url, struct http_base *out, char *err,
+		    size_t size)
+{
+	char *scheme = NULL, *host = NULL, *full = NULL;
+	CURLU *u = curl_url();
+	CURLUcode uc;
+	size_t len;
+	int res = -EINVAL;
+
+	memset(out, 0, sizeof(*out));
+	if (!u)
+		return -ENOMEM;
+	uc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+	if (uc) {
+		/* never echo the text: it may hold a password */
+		snprintf(err, size, "url is not a valid URL (%s)",
+			 curl_url_strerror(uc));
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
+	    (strcmp(scheme, "https") && strcmp(scheme, "http"))) {
+		snprintf(err, size, "url must start with https:// or http://");
+		goto out;
+	}
+	if (has_part(u, CURLUPART_USER) || has_part(u, CURLUPART_PASSWORD) ||
+	    has_part(u, CURLUPART_OPTIONS)) {
+		snprintf(err, size, "url must not hold a user name or password"
+			 " (the key comes from MIXPEEK_API_KEY or key_file)");
+		goto out;
+	}
+	if (has_part(u, CURLUPART_QUERY) || has_part(u, CURLUPART_FRAGMENT)) {
+		snprintf(err, size, "url must not have a query or fragment "
+			 "(?... or #...)");
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) || !*host) {
+		snprintf(err, size, "url has no host");
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_URL, &full, 0)) {
+		snprintf(err, size, "url cannot be used");
+		goto out;
+	}
+	len = strlen(full);
+	while (len > 0 && full[len - 1] == '/')
+		full[--len] = '\0';
+	out->https = !strcmp(scheme, "https");
+	out->loopback = host_loopback(host);
+	out->url = strdup(full);
+	out->host = strdup(host);
+	res = out->url && out->host ? 0 : -ENOMEM;
+	if (res)
+		http_base_release(out);
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(full);
+	curl_url_cleanup(u);
+	return res;
+}
+
+void http_base_release(struct http_base *b)
+{
+	free(b->url);
+	free(b->host);
+	memset(b, 0, sizeof(*b));
+}
+
+/*
+ * Append the header line head + value; value must hold no control byte
+ * (a CR or LF would start a header of its own). The line is built, copied
+ * by libcurl and wiped, so the list holds the only copy.
+ */
+static struct curl_slist *add_header(struct curl_slist *h, const char *head,
+				     const char *value, int *res)
+{
+	struct buf line = BUF_INIT(HTTP_HEADER_MAX);
+	struct curl_slist *t = NULL;
+
+	if (*res)
+		return h;
+	if (text_control_str(value) >= 0) {
+		*res = -EINVAL;
+		return h;
+	}
+	*res = buf_printf(&line, "%s%s", head, value);
+	if (!*res && !(t = curl_slist_append(h, buf_str(&line))))
+		*res = -ENOMEM;
+	if (line.data)
+		explicit_bzero(line.data, line.len);
+	buf_release(&line);
+	return t ? t : h;
+}
+
 int http_global_init(const struct http_config *cfg)
 {
-	struct buf auth = BUF_INIT(8192);
-	struct curl_slist *h = NULL, *t;
-	int i;
+	struct curl_slist *h = NULL;
+	int i, res = 0;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT))
 		return -EIO;
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&http.share_locks[i], NULL);
+	pthread_mutex_init(&http.pool_lock, NULL);
+	http.ready = true;	/* from here on, cleanup undoes what is done */
 	http.cfg = *cfg;
 	http.cfg.base_url = dup_or_null(cfg->base_url);
 	http.cfg.api_key = NULL;	/* kept only inside the header list */
 	http.cfg.namespace = dup_or_null(cfg->namespace);
-	if (buf_printf(&auth, "Authorization: Bearer %s", cfg->api_key))
-		return -ENOMEM;
-	t = curl_slist_append(h, buf_str(&auth));
-	explicit_bzero(auth.data, auth.len);
-	buf_release(&auth);
-	if (!t)
-		return -ENOMEM;
-	h = t;
-	h = curl_slist_append(h, "Accept: application/json");
-	h = h ? curl_slist_append(h, "Content-Type: application/json") : h;
-	h = h ? curl_slist_append(h, "Expect:") : h;
-	if (h && cfg->namespace) {
-		struct buf ns = BUF_INIT(4096);
-
-		if (buf_printf(&ns, "X-Namespace: %s", cfg->namespace))
-			return -ENOMEM;
-		h = curl_slist_append(h, buf_str(&ns));
-		buf_release(&ns);
-	}
-	if (!h || !http.cfg.base_url)
-		return -ENOMEM;
+	http.cfg.ca_file = dup_or_null(cfg->ca_file);
+	http.cfg.ca_dir = dup_or_null(cfg->ca_dir);
+	http.plain = !strncmp(cfg->base_url, "http://", 7);
+	h = add_header(h, "Authorization: Bearer ", cfg->api_key, &res);
+	h = add_header(h, "Accept: ", "application/json", &res);
+	h = add_header(h, "Content-Type: ", "application/json", &res);
+	h = add_header(h, "Expect:", "", &res);	/* no 100-continue */
+	if (cfg->namespace)
+		h = add_header(h, "X-Namespace: ", cfg->namespace, &res);
 	http.headers = h;
-	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_init(&http.share_locks[i], NULL);
-	pthread_mutex_init(&http.pool_lock, NULL);
+	if (!res && !http.cfg.base_url)
+		res = -ENOMEM;
+	if (res) {
+		http_global_cleanup();
+		return res;
+	}
 	http.share = curl_share_init();
 	if (http.share) {
 		curl_share_setopt(http.share, CURLSHOPT_LOCKFUNC, share_lock);
@@ -101,7 +233,6 @@ int http_global_init(const struct http_config *cfg)
 		curl_share_setopt(http.share, CURLSHOPT_SHARE,
 				  CURL_LOCK_DATA_SSL_SESSION);
 	}
-	http.ready = true;
 	return 0;
 }
 
@@ -128,8 +259,30 @@ void http_global_cleanup(void)
 	curl_slist_free_all(http.headers);
 	free((char *)http.cfg.base_url);
 	free((char *)http.cfg.namespace);
+	free((char *)http.cfg.ca_file);
+	free((char *)http.cfg.ca_dir);
 	curl_global_cleanup();
 	memset(&http, 0, sizeof(http));
+}
+
+static bool aborting(void)
+{
+	return __atomic_load_n(&http.aborting, __ATOMIC_RELAXED);
+}
+
+static int progress_cb(void *ud, curl_off_t dt, curl_off_t dn,
+		       curl_off_t ut, curl_off_t un)
+{
+	(void)ud; (void)dt; (void)dn; (void)ut; (void)un;
+	return aborting();	/* non-zero ends the transfer */
+}
+
+void http_abort_all(void)
+{
+	pthread_mutex_lock(&http.abort_lock);
+	__atomic_store_n(&http.aborting, true, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&http.abort_cond);
+	pthread_mutex_unlock(&http.abort_lock);
 }
 
 static CURL *handle_get(void)
@@ -152,7 +305,23 @@ static CURL *handle_get(void)
 	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (http.cfg.ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, http.cfg.ca_file);
+	if (http.cfg.ca_dir)
+		curl_easy_setopt(c, CURLOPT_CAPATH, http.cfg.ca_dir);
+	/*
+	 * Through a proxy, plain http would hand it every header, the key
+	 * among them; https only shows it a CONNECT. So plain http never
+	 * uses one, and https takes libcurl's variables (https_proxy,
+	 * HTTPS_PROXY, all_proxy, ALL_PROXY, no_proxy, NO_PROXY).
+	 */
+	if (http.plain)
+		curl_easy_setopt(c, CURLOPT_PROXY, "");
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "mixpeekfs/" "0.1");
+	/* a transfer in flight notices http_abort_all() within a second */
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
 	if (http.share)
 		curl_easy_setopt(c, CURLOPT_SHARE, http.share);
 	return c;
@@ -174,6 +343,7 @@ struct xfer {
 	struct buf *body;
 	long retry_after_ms;	/* -1: none given */
 	bool too_big;
+	char errbuf[CURL_ERROR_SIZE];	/* libcurl's own words */
 };
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
@@ -261,12 +431,24 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
+/* Sleep ms, or less if http_abort_all() is called meanwhile. */
 static void sleep_ms(long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	struct timespec ts;
 
-	while (nanosleep(&ts, &ts) && errno == EINTR)
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&http.abort_lock);
+	while (!aborting() &&
+	       pthread_cond_timedwait(&http.abort_cond, &http.abort_lock,
+				      &ts) != ETIMEDOUT)
 		;
+	pthread_mutex_unlock(&http.abort_lock);
 }
 
 /* Exponential backoff with full jitter, or the server's Retry-After. */
@@ -296,6 +478,7 @@ static CURLcode perform(CURL *c, const char *method, const char *url,
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
 	if (body) {
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -319,6 +502,52 @@ static enum stats_endpoint endpoint_of(const char *method, const char *path)
 	return STATS_OTHER;
 }
 
+/*
+ * A rejected key (401, 403) is not an outage, and asking again at once
+ * would only be refused again: after a rejection, requests fail with
+ * EACCES without being sent, and one request per key_retry_ms asks again.
+ */
+static bool key_gate_open(void)
+{
+	long at = __atomic_load_n(&http.rejected_at, __ATOMIC_RELAXED);
+	long now = now_ms();
+
+	if (!at)
+		return true;
+	if (now - at < http.cfg.key_retry_ms)
+		return false;
+	/* one caller wins the retry; the others wait for the next one */
+	return __atomic_compare_exchange_n(&http.rejected_at, &at, now, false,
+					   __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+void http_retry_key(void)
+{
+	long at = __atomic_load_n(&http.rejected_at, __ATOMIC_RELAXED);
+
+	/* as if rejected long ago: the next request is let through */
+	if (at)
+		__atomic_compare_exchange_n(&http.rejected_at, &at, 1L, false,
+					    __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
+}
+
+/* Note what the API said of the key; resp->key_change tells the caller. */
+static void key_verdict(struct http_response *resp)
+{
+	long was;
+
+	if (resp->status == 401 || resp->status == 403) {
+		was = __atomic_exchange_n(&http.rejected_at, now_ms(),
+					  __ATOMIC_RELAXED);
+		resp->key_change = was ? 0 : 1;
+	} else if (resp->status >= 200 && resp->status < 300) {
+		was = __atomic_exchange_n(&http.rejected_at, 0,
+					  __ATOMIC_RELAXED);
+		resp->key_change = was ? -1 : 0;
+	}
+}
+
 int http_request(const char *method, const char *path, const char *body,
 		 struct http_response *resp)
 {
@@ -331,6 +560,15 @@ int http_request(const char *method, const char *path, const char *body,
 
 	memset(resp, 0, sizeof(*resp));
 	buf_init(&resp->body, http.cfg.max_body);
+	if (aborting()) {
+		snprintf(resp->error, sizeof(resp->error), "shutting down");
+		return -EIO;
+	}
+	if (!key_gate_open()) {
+		snprintf(resp->error, sizeof(resp->error), "the API rejected "
+			 "the key; not asked again yet");
+		return -EACCES;
+	}
 	if (buf_printf(&url, "%s%s", http.cfg.base_url, path))
 		return -ENOMEM;
 	c = handle_get();
@@ -339,7 +577,7 @@ int http_request(const char *method, const char *path, const char *body,
 		return -ENOMEM;
 	}
 	for (attempt = 0; attempt <= http.cfg.retries; attempt++) {
-		struct xfer x = { &resp->body, -1, false };
+		struct xfer x = { &resp->body, -1, false, "" };
 		CURLcode rc;
 
 		left = deadline - now_ms();
@@ -363,14 +601,17 @@ int http_request(const char *method, const char *path, const char *body,
 			res = http_status_errno(resp->status);
 			snprintf(resp->error, sizeof(resp->error), "HTTP %ld",
 				 resp->status);
+			key_verdict(resp);
 			if (!res || !retryable_status(resp->status))
 				break;
 		} else {
+			/* libcurl's own words say which (expired, self-signed) */
 			snprintf(resp->error, sizeof(resp->error), "%s",
 				 x.too_big ? "response body exceeds the cap"
-				 " (max_response)" : curl_easy_strerror(rc));
+				 " (max_response)" : aborting() ? "shutting down" :
+				 x.errbuf[0] ? x.errbuf : curl_easy_strerror(rc));
 			res = -EIO;
-			if (x.too_big || !retryable_curl(rc))
+			if (x.too_big || aborting() || !retryable_curl(rc))
 				break;
 		}
 		if (attempt == http.cfg.retries)
@@ -382,6 +623,8 @@ int http_request(const char *method, const char *path, const char *body,
 			  resp->error, attempt + 1, wait);
 		stats_add(STATS_RETRIES, 1);
 		sleep_ms(wait);
+		if (aborting())
+			break;
 	}
 	handle_put(c);
 	buf_release(&url);

@@ -6,11 +6,12 @@
 #include <string.h>
 
 #include "log.h"
+#include "text.h"
 
 static bool debug_on;
 static bool to_syslog;
 static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
-static char last_line[1024];	/* protected by last_lock */
+static char last_line[LOG_LINE_MAX];	/* protected by last_lock */
 static time_t last_time;	/* protected by last_lock */
 
 void log_set_debug(bool on)
@@ -40,17 +41,24 @@ static const char *prio_name(int prio)
 	}
 }
 
+/*
+ * Every message is one line: whatever a server, a user or the
+ * environment put into it, control bytes are escaped here (\n, \x1b).
+ */
 void log_msg(int prio, const char *fmt, ...)
 {
-	char line[1024];
+	char raw[LOG_LINE_MAX], line[LOG_LINE_MAX];
 	va_list ap;
 	int n;
 
 	if (prio == LOG_DEBUG && !debug_on)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	n = vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		return;
+	text_escape(line, sizeof(line), raw, strlen(raw));
 	if (prio <= LOG_WARNING) {
 		pthread_mutex_lock(&last_lock);
 		memcpy(last_line, line, sizeof(line));

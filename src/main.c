@@ -5,9 +5,14 @@
  * (options, the key, the URL) is checked before mounting, so it shows on
  * the terminal; threads start only after the fork into the background.
  */
+#include <errno.h>
 #include <malloc.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "api.h"
 #include "fs.h"
@@ -17,11 +22,22 @@
 #include "opts.h"
 #include "pack.h"
 #include "store.h"
+#include "text.h"
 #include "ttree.h"
 
-static int fail(const char *what)
+/* One line on the terminal; what a server said in it is escaped. */
+static int fail(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
 {
-	fprintf(stderr, "mixpeekfs: %s\n", what);
+	char raw[1024], line[LOG_LINE_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	text_escape(line, sizeof(line), raw, strlen(raw));
+	fprintf(stderr, "mixpeekfs: %s\n", line);
 	return 1;
 }
 
@@ -41,38 +57,51 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	json_init();
 	if (opts_init(&o))
-		return fail("out of memory");
+		return fail("%s", "out of memory");
 	res = fs_new(argc, argv, &o, &fs);
 	if (res) {
 		ret = res > 0 ? 0 : 1;
 		goto out;
 	}
 	log_set_debug(o.debug);
+	/*
+	 * No core dump may hold the key: not dumpable (which also keeps
+	 * other users' debuggers out), and a core size of 0 for good measure.
+	 */
+	prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L);
+	setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
 	if (opts_validate(&o, err, sizeof(err)) ||
 	    opts_load_key(&o, err, sizeof(err))) {
-		ret = fail(err);
+		ret = fail("%s", err);
 		goto out;
 	}
 	hc = (struct http_config){
 		.base_url = o.url,
 		.api_key = o.key,
 		.namespace = o.namespace,
+		.ca_file = o.ca_file,
+		.ca_dir = o.ca_dir,
 		.connect_timeout_ms = o.connect_timeout * 1000L,
 		.timeout_ms = o.timeout * 1000L,
+		.key_retry_ms = (o.ttl ? o.ttl : 1) * 1000L,
 		.retries = o.retries,
 		.max_body = o.max_response,
 	};
-	if (http_global_init(&hc)) {
-		ret = fail("cannot set up libcurl");
+	res = http_global_init(&hc);
+	opts_forget_key(&o);	/* the header line is the one copy now */
+	if (res) {
+		ret = fail("%s", res == -EINVAL ? "the API key or the "
+			   "namespace cannot be sent in a header" :
+			   "cannot set up libcurl");
 		goto out;
 	}
 	api_init(o.page_size, o.max_connections);
 	if (store_init(o.ttl, o.ttl_terminal, o.cache_size)) {
-		ret = fail("out of memory");
+		ret = fail("%s", "out of memory");
 		goto out_http;
 	}
 	if (api_probe(err, sizeof(err))) {
-		fprintf(stderr, "mixpeekfs: cannot mount %s: %s\n", o.url, err);
+		fail("cannot mount %s: %s", o.url, err);
 		goto out_store;
 	}
 	http_drop_idle();

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,7 +15,12 @@
 
 #include <fuse_opt.h>
 
+#include "http.h"
 #include "opts.h"
+#include "text.h"
+
+/* The longest API key accepted (bearer tokens are far shorter). */
+#define KEY_MAX 4096
 
 #define OPT(t, p, v) { t, offsetof(struct options, p), v }
 
@@ -22,6 +28,7 @@ static const struct fuse_opt opt_table[] = {
 	OPT("url=%s", url, 0),
 	OPT("key_file=%s", key_file, 0),
 	OPT("namespace=%s", namespace, 0),
+	OPT("ca_file=%s", ca_file, 0),
 	OPT("page_size=%u", page_size, 0),
 	OPT("ttl=%u", ttl, 0),
 	OPT("ttl_terminal=%u", ttl_terminal, 0),
@@ -126,29 +133,86 @@ static int parse_size(const char *s, size_t *out)
 	return 0;
 }
 
-char *opts_url_host(const char *url)
+/*
+ * The text options reach headers, log lines and .mixpeekfs/config: none
+ * may hold a control byte (a CR LF in namespace would add a header).
+ */
+static int check_text(const char *name, const char *value, char *err,
+		      size_t size)
 {
-	const char *p = strstr(url, "://"), *end;
+	long at = value ? text_control_str(value) : -1;
 
-	p = p ? p + 3 : url;
-	if (*p == '[') {
-		end = strchr(p, ']');
-		return end ? strndup(p + 1, (size_t)(end - p - 1)) : NULL;
-	}
-	end = p + strcspn(p, ":/?#");
-	return strndup(p, (size_t)(end - p));
+	if (at < 0)
+		return 0;
+	snprintf(err, size, "%s must not contain control characters (%s at "
+		 "byte %ld)", name, text_byte_name((unsigned char)value[at]),
+		 at + 1);
+	return -EINVAL;
 }
 
-static int loopback(const char *host)
+/*
+ * Open path for reading without blocking (a FIFO would hang open()),
+ * following symbolic links, and check what was opened: a regular file.
+ * Returns the descriptor, or -errno with err set.
+ */
+static int open_regular(const char *what, const char *path, struct stat *sb,
+			char *err, size_t size)
 {
-	return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) ||
-	       !strcmp(host, "::1");
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	int res;
+
+	if (fd < 0 || fstat(fd, sb)) {
+		res = -errno;
+		snprintf(err, size, "cannot open %s '%s': %s", what, path,
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return res;
+	}
+	if (!S_ISREG(sb->st_mode)) {
+		snprintf(err, size, "%s '%s' is not a regular file", what,
+			 path);
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+/* CA certificates: ca_file, else the variables the curl tool reads. */
+static int check_ca(struct options *o, char *err, size_t size)
+{
+	const char *env = getenv("CURL_CA_BUNDLE");
+	struct stat sb;
+	int fd;
+
+	if (!o->ca_file && !(env && *env))
+		env = getenv("SSL_CERT_FILE");
+	if (!o->ca_file && env && *env && !(o->ca_file = strdup(env)))
+		return -ENOMEM;
+	env = getenv("SSL_CERT_DIR");
+	if (env && *env && !(o->ca_dir = strdup(env)))
+		return -ENOMEM;
+	if (check_text("ca_file", o->ca_file, err, size) ||
+	    check_text("SSL_CERT_DIR", o->ca_dir, err, size))
+		return -EINVAL;
+	if (o->ca_file) {
+		fd = open_regular("ca_file", o->ca_file, &sb, err, size);
+		if (fd < 0)
+			return fd;
+		close(fd);
+	}
+	if (o->ca_dir && (stat(o->ca_dir, &sb) || !S_ISDIR(sb.st_mode))) {
+		snprintf(err, size, "SSL_CERT_DIR '%s' is not a folder",
+			 o->ca_dir);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int opts_validate(struct options *o, char *err, size_t size)
 {
-	char *host;
-	size_t len;
+	struct http_base base;
+	int res;
 
 	if (o->source_url) {
 		free(o->url);
@@ -188,73 +252,110 @@ int opts_validate(struct options *o, char *err, size_t size)
 			 "not '%s'", o->cache_size_str);
 		return -EINVAL;
 	}
-	len = strlen(o->url);
-	while (len > 0 && o->url[len - 1] == '/')
-		o->url[--len] = '\0';
-	if (strncmp(o->url, "https://", 8) && strncmp(o->url, "http://", 7)) {
-		snprintf(err, size, "url must start with https:// or http://, "
-			 "not '%s'", o->url);
+	if (check_text("url", o->url, err, size) ||
+	    check_text("namespace", o->namespace, err, size) ||
+	    check_text("key_file", o->key_file, err, size) ||
+	    check_text("source", o->source, err, size))
 		return -EINVAL;
-	}
-	host = opts_url_host(o->url);
-	if (!host || !*host) {
-		free(host);
-		snprintf(err, size, "url '%s' has no host", o->url);
-		return -EINVAL;
-	}
-	if (!strncmp(o->url, "http://", 7) && !loopback(host) &&
-	    !o->allow_http) {
+	res = http_parse_base(o->url, &base, err, size);
+	if (res)
+		return res;
+	if (!base.https && !base.loopback && !o->allow_http) {
 		snprintf(err, size, "refusing plain http to '%s': the key "
 			 "would travel unencrypted (use https, or -o allow_http)",
-			 host);
-		free(host);
+			 base.host);
+		http_base_release(&base);
 		return -EINVAL;
 	}
-	free(host);
+	free(o->url);
+	o->url = base.url;
+	o->host = base.host;
+	return check_ca(o, err, size);
+}
+
+/*
+ * An API key is printable ASCII without spaces: anything else would be
+ * sent as it is and only earn a 401. One trailing newline (or CR LF) is
+ * allowed and dropped. from says where the key came from.
+ */
+static int check_key(char *key, size_t len, const char *from, char *err,
+		     size_t size)
+{
+	size_t i;
+
+	if (len > 0 && key[len - 1] == '\n')
+		len--;
+	if (len > 0 && key[len - 1] == '\r')
+		len--;
+	key[len] = '\0';
+	if (!len) {
+		snprintf(err, size, "%s is empty", from);
+		return -EINVAL;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)key[i];
+
+		if (c > 0x20 && c < 0x7f)
+			continue;
+		snprintf(err, size, "the API key in %s has %s at byte %zu%s: a "
+			 "key is printable ASCII without spaces", from,
+			 text_byte_name(c), i + 1, i == 0 ? " (its start)" :
+			 i == len - 1 ? " (its end)" : "");
+		return -EINVAL;
+	}
 	return 0;
 }
 
-static void strip_newline(char *s)
-{
-	size_t len = strlen(s);
-
-	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
-		s[--len] = '\0';
-}
-
+/*
+ * The key file: symbolic links are followed (Kubernetes secrets and
+ * systemd credentials are links); what is opened must be a regular file
+ * of the user's or root's that nobody else may read.
+ */
 static int read_key_file(struct options *o, char *err, size_t size)
 {
-	char buf[4096];
+	char buf[KEY_MAX + 3], from[PATH_MAX + 16];
+	size_t len = 0;
 	struct stat sb;
-	ssize_t n;
-	int fd;
+	ssize_t n = 0;
+	int fd, res;
 
-	fd = open(o->key_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 || fstat(fd, &sb)) {
-		snprintf(err, size, "cannot open key file '%s': %s",
-			 o->key_file, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -errno;
-	}
-	if (!S_ISREG(sb.st_mode) || (sb.st_mode & 077)) {
-		snprintf(err, size, "key file '%s' must be a regular file that "
-			 "only its owner can read (chmod 600)", o->key_file);
-		close(fd);
-		return -EPERM;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
+	fd = open_regular("key file", o->key_file, &sb, err, size);
+	if (fd < 0)
+		return fd;
+	res = -EINVAL;
+	if (sb.st_uid != geteuid() && sb.st_uid != 0)
+		snprintf(err, size, "key file '%s' is owned by uid %u: it must "
+			 "be owned by you (uid %u) or root", o->key_file,
+			 (unsigned)sb.st_uid, (unsigned)geteuid());
+	else if (sb.st_mode & 077)
+		snprintf(err, size, "key file '%s' must be readable by only its "
+			 "owner (it is mode %03o; chmod 600 it)", o->key_file,
+			 (unsigned)(sb.st_mode & 0777));
+	else
+		res = 0;
+	while (!res && len < sizeof(buf) &&
+	       (n = read(fd, buf + len, sizeof(buf) - len)) > 0)
+		len += (size_t)n;
 	close(fd);
-	if (n < 0) {
+	if (!res && n < 0) {
 		snprintf(err, size, "cannot read key file '%s': %s",
 			 o->key_file, strerror(errno));
-		return -EIO;
+		res = -EIO;
+	} else if (!res && len > KEY_MAX + 2) {
+		snprintf(err, size, "key file '%s' is too long (%lld bytes): "
+			 "an API key is at most %d", o->key_file,
+			 (long long)sb.st_size, KEY_MAX);
+		res = -EINVAL;
 	}
-	buf[n] = '\0';
-	strip_newline(buf);
-	o->key = strdup(buf);
+	if (!res) {
+		buf[len < sizeof(buf) ? len : sizeof(buf) - 1] = '\0';
+		snprintf(from, sizeof(from), "key file '%s'", o->key_file);
+		res = check_key(buf, len, from, err, size);
+	}
+	if (!res && !(o->key = strdup(buf)))
+		res = -ENOMEM;
 	explicit_bzero(buf, sizeof(buf));
-	return o->key ? 0 : -ENOMEM;
+	return res;
 }
 
 int opts_load_key(struct options *o, char *err, size_t size)
@@ -266,9 +367,13 @@ int opts_load_key(struct options *o, char *err, size_t size)
 		res = read_key_file(o, err, size);
 	} else if (env && *env) {
 		o->key = strdup(env);
-		strip_newline(o->key ? o->key : env);
-		if (!o->key)
-			res = -ENOMEM;
+		res = !o->key ? -ENOMEM :
+		      check_key(o->key, strlen(o->key), "MIXPEEK_API_KEY",
+				err, size);
+	} else {
+		snprintf(err, size, "no API key: set MIXPEEK_API_KEY or use "
+			 "-o key_file=PATH");
+		res = -EINVAL;
 	}
 	if (env) {
 		/* clear the bytes that /proc/PID/environ shows, then the var */
@@ -276,25 +381,25 @@ int opts_load_key(struct options *o, char *err, size_t size)
 		unsetenv("MIXPEEK_API_KEY");
 	}
 	if (res)
-		return res;
-	if (!o->key || !*o->key) {
-		snprintf(err, size, "no API key: set MIXPEEK_API_KEY or use "
-			 "-o key_file=PATH");
-		return -EINVAL;
-	}
-	if (strpbrk(o->key, "\r\n")) {
-		snprintf(err, size, "the API key contains a line break");
-		return -EINVAL;
-	}
-	return 0;
+		opts_forget_key(o);
+	return res;
 }
 
-void opts_release(struct options *o)
+void opts_forget_key(struct options *o)
 {
 	if (o->key)
 		explicit_bzero(o->key, strlen(o->key));
 	free(o->key);
+	o->key = NULL;
+}
+
+void opts_release(struct options *o)
+{
+	opts_forget_key(o);
 	free(o->url);
+	free(o->host);
+	free(o->ca_file);
+	free(o->ca_dir);
 	free(o->source_url);
 	free(o->key_file);
 	free(o->namespace);
@@ -315,6 +420,8 @@ void opts_print_help(void)
 "    -o url=URL             API base (default " OPTS_DEFAULT_URL ")\n"
 "    -o key_file=PATH       file holding the API key\n"
 "    -o namespace=NS        send X-Namespace: NS\n"
+"    -o ca_file=PATH        trust the CA certificates in PATH (default:\n"
+"                           CURL_CA_BUNDLE, SSL_CERT_FILE, the system's)\n"
 "    -o page_size=N         tasks per list request, 1-1000 (default 1000)\n"
 "    -o ttl=SECONDS         how long listings and active tasks are\n"
 "                           trusted (default 30)\n"

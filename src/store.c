@@ -13,6 +13,7 @@
 #include <utlist.h>
 
 #include "api.h"
+#include "http.h"
 #include "log.h"
 #include "pack.h"
 #include "stats.h"
@@ -243,6 +244,22 @@ static void note_failure(int err)
 	if (err == -EIO)
 		__atomic_store_n(&backoff_until, time(NULL) + (time_t)st.ttl,
 				 __ATOMIC_RELAXED);
+}
+
+/*
+ * Whether a failed refresh may fall back on the last good data: not when
+ * the API refused the key (it may have been revoked for a reason).
+ */
+static bool serve_stale(int err)
+{
+	return err != -EACCES;
+}
+
+/* A refresh asked for by hand tries now: outage or rejected key. */
+static void asked_by_hand(void)
+{
+	__atomic_store_n(&backoff_until, 0, __ATOMIC_RELAXED);
+	http_retry_key();
 }
 
 static bool backing_off(time_t now)
@@ -599,7 +616,7 @@ static int listing_get(const struct list_body *q, long limit,
 			pthread_cond_wait(&st.loaded, &st.lock);
 		if (le->err) {
 			res = le->err;
-			if (le->cur) {
+			if (le->cur && serve_stale(res)) {
 				*out = listing_ref(le->cur);
 				res = 0;
 			}
@@ -629,7 +646,7 @@ static int listing_get(const struct list_body *q, long limit,
 		}
 		le->cur = l;
 		*out = listing_ref(l);
-	} else if (le->cur) {
+	} else if (le->cur && serve_stale(res)) {
 		note_failure(res);
 		log_warn("serving the last good listing (%zu tasks) after a "
 			 "failed refresh", le->cur->n);
@@ -662,6 +679,8 @@ static int task_get(const char *id, bool force, struct task **out)
 	struct task *stale = NULL, *t;
 	int res;
 
+	if (force)
+		asked_by_hand();
 	pthread_mutex_lock(&st.lock);
 	HASH_FIND_STR(st.tasks, id, t);
 	if (t && !force && task_fresh_locked(t)) {
@@ -693,7 +712,7 @@ static int task_get(const char *id, bool force, struct task **out)
 			changed_locked(id);
 		}
 		pthread_mutex_unlock(&st.lock);
-	} else if (stale && !force) {
+	} else if (stale && !force && serve_stale(res)) {
 		note_failure(res);
 		*out = task_ref(stale);
 		res = 0;
@@ -724,8 +743,7 @@ void store_expire(const struct list_body *q, long limit)
 	HASH_FIND_STR(st.listings, buf_str(&key), le);
 	if (le && le->cur)
 		__atomic_store_n(&le->cur->expired, true, __ATOMIC_RELAXED);
-	/* asked for by hand: try now, outage or not */
-	__atomic_store_n(&backoff_until, 0, __ATOMIC_RELAXED);
+	asked_by_hand();
 	pthread_mutex_unlock(&st.lock);
 	buf_release(&key);
 }
@@ -742,7 +760,7 @@ void store_expire_all(void)
 					 __ATOMIC_RELAXED);
 	HASH_ITER(hh, st.tasks, t, ttmp)
 		__atomic_store_n(&t->fetched, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&backoff_until, 0, __ATOMIC_RELAXED);
+	asked_by_hand();
 	pthread_mutex_unlock(&st.lock);
 }
 
