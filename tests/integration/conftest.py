@@ -120,10 +120,11 @@ class Mounter(object):
         self.mounts = []
         self.n = 0
 
-    def __call__(self, srv, **kw):
+    def __call__(self, srv, url=None, **kw):
+        """A mount of srv (of url instead, when given)."""
         self.n += 1
         mnt = os.path.join(self.base, "mnt%d" % self.n)
-        m = mfs.Mount(mnt, srv.url, **kw)
+        m = mfs.Mount(mnt, url or srv.url, **kw)
         self.mounts.append(m)
         return m
 

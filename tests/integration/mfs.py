@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -315,8 +316,9 @@ def compare_tree(expected, actual, where=""):
 # ---------------------------------------------------------------------------
 # Test server
 
-def http(method, url, body=None, headers=None, timeout=30):
-    """(status, parsed-JSON-or-bytes) for one HTTP request."""
+def http(method, url, body=None, headers=None, timeout=30, context=None):
+    """(status, parsed-JSON-or-bytes) for one HTTP request (``context``:
+    an ssl.SSLContext for https)."""
     data = None
     hdrs = dict(headers or {})
     if body is not None:
@@ -324,7 +326,8 @@ def http(method, url, body=None, headers=None, timeout=30):
         hdrs.setdefault("Content-Type", "application/json")
     req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout,
+                                    context=context) as resp:
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as e:
         status, raw = e.code, e.read()
@@ -334,11 +337,31 @@ def http(method, url, body=None, headers=None, timeout=30):
         return status, raw
 
 
+def make_cert(directory, cn="localhost",
+              san="DNS:localhost,IP:127.0.0.1"):
+    """A self-signed certificate (its own CA) and key made now with
+    openssl req -x509: (cert_path, key_path)."""
+    return server_module().make_cert(directory, cn, san)
+
+
+def server_module():
+    """tests/server/mixpeek_server.py, imported."""
+    if SERVER_DIR not in sys.path:
+        sys.path.insert(0, SERVER_DIR)
+    import mixpeek_server  # noqa: E402
+    return mixpeek_server
+
+
 class Server(object):
-    """The Python test double of the Mixpeek API, run as a subprocess."""
+    """The Python test double of the Mixpeek API, run as a subprocess.
+
+    With tls_cert and tls_key it serves HTTPS (tls_max caps the protocol:
+    "1.1", "1.2" or "1.3") and url is https://localhost:PORT; the control
+    endpoints are then used without checking the certificate."""
 
     def __init__(self, workdir, count, seed, latency_ms=None, weird=False,
-                 no_timestamps=False, key=DEFAULT_KEY, port=0):
+                 no_timestamps=False, key=DEFAULT_KEY, port=0,
+                 tls_cert=None, tls_key=None, tls_max=None):
         self.count = count
         self.seed = seed
         self.key = key
@@ -357,6 +380,16 @@ class Server(object):
             cmd.append("--weird")
         if no_timestamps:
             cmd.append("--no-timestamps")
+        self._ctx = None
+        if tls_cert:
+            cmd += ["--tls-cert", tls_cert, "--tls-key", tls_key]
+            if tls_max:
+                cmd += ["--tls-max", tls_max]
+            self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            self._ctx.check_hostname = False
+            self._ctx.verify_mode = ssl.CERT_NONE
+            if tls_max == "1.1":
+                server_module().allow_old_tls(self._ctx)
         env = dict(os.environ)
         env["MIXPEEK_SERVER_KEY"] = key
         self._log = open(self.log_path, "wb")
@@ -372,7 +405,10 @@ class Server(object):
         except BaseException:
             self.stop()
             raise
-        self.url = "http://127.0.0.1:%d" % self.port
+        if tls_cert:
+            self.url = "https://localhost:%d" % self.port
+        else:
+            self.url = "http://127.0.0.1:%d" % self.port
 
     def _died(self):
         rc = self.proc.poll()
@@ -414,7 +450,8 @@ class Server(object):
 
     # control endpoints -------------------------------------------------
     def ctl(self, method, path, body=None):
-        status, data = http(method, self.url + path, body)
+        status, data = http(method, self.url + path, body,
+                            context=self._ctx)
         assert status == 200, "%s %s -> %s %r" % (method, path, status, data)
         return data
 
@@ -451,7 +488,8 @@ class Server(object):
 
     def set_key(self, key):
         """Change the key the server expects; False when unsupported."""
-        status, data = http("POST", self.url + "/_test/key", {"key": key})
+        status, data = http("POST", self.url + "/_test/key", {"key": key},
+                            context=self._ctx)
         if status == 404:
             return False
         assert status == 200, "POST /_test/key -> %s %r" % (status, data)
@@ -471,7 +509,9 @@ class Mount(object):
     """One mixpeekfs process mounted in the foreground (-f)."""
 
     def __init__(self, mountpoint, url, key=DEFAULT_KEY, page_size=100,
-                 ttl=600, extra_opts=(), key_in_env=True, stderr_path=None):
+                 ttl=600, extra_opts=(), key_in_env=True, stderr_path=None,
+                 env_extra=None, cwd=None, preexec_fn=None):
+        """env_extra: variables to set for the daemon only."""
         self.path = mountpoint
         os.makedirs(mountpoint, exist_ok=True)
         self.stderr_path = stderr_path or (mountpoint.rstrip("/") +
@@ -487,10 +527,12 @@ class Mount(object):
         env.pop("MIXPEEK_API_KEY", None)
         if key_in_env and key is not None:
             env["MIXPEEK_API_KEY"] = key
+        env.update(env_extra or {})
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
                                      stdout=self._err, stderr=self._err,
-                                     env=env, start_new_session=True)
+                                     env=env, start_new_session=True,
+                                     cwd=cwd, preexec_fn=preexec_fn)
         self.unmounted = False
         try:
             wait_until(lambda: os.path.ismount(mountpoint), 30,
@@ -628,6 +670,17 @@ class Watchdog(object):
         self._timer.cancel()
 
 
+def mounted(path):
+    """Whether path is a mount point per /proc/self/mountinfo. Unlike
+    os.path.ismount, also true for a dead FUSE mount (whose stat fails)."""
+    path = os.path.abspath(path)
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split(" ")[4] for line in f]
+    # the kernel writes a space as \040, a backslash as \134, ...
+    return any(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                      p) == path for p in points)
+
+
 def errno_of(fn, *args, **kw):
     """The errno an OS call fails with, or None when it succeeds."""
     try:
@@ -709,3 +762,129 @@ def read(m, *parts):
 
 def errname(e):
     return errno.errorcode.get(e, e) if e is not None else "no error"
+
+
+# ---------------------------------------------------------------------------
+# Time and request budgets (test_daily.py, test_requests.py)
+#
+# The daemon keeps times in whole seconds of time(2), whose clock may lag
+# time.time() by one tick: what it stored at T is stale from
+# floor(T) + ttl on. The server's log "time" of a reply is taken just
+# before the reply is sent, so the daemon stores what it got later.
+
+CLOCK_SLACK = 0.05
+
+
+def wait_past_ttl(ttl, fetched_by, answered=None):
+    """Poll until what the daemon stored by fetched_by (a time.time() taken
+    after the step that fetched it returned) is past its ttl, and at least
+    ttl has passed since answered (the server's reply time, if given)."""
+    until = max(math.floor(fetched_by) + ttl,
+                (answered or 0) + ttl) + CLOCK_SLACK
+    wait_until(lambda: time.time() >= until, ttl + 60,
+               "the ttl of what was fetched by %.2f to run out" % fetched_by)
+
+
+def last_answer(entries):
+    """The server's reply time of the last of some log entries."""
+    times = [e["time"] for e in entries]
+    assert times and None not in times, entries
+    return max(times)
+
+
+def refetched_within_ttl(entries, ttl):
+    """(path, t1, t2) for requests of one path whose replies came too close
+    for the second to be due: sent before the first reply's data, stored
+    in whole seconds, could have been ttl old."""
+    by_path = {}
+    for e in entries:
+        assert e.get("time") is not None, e
+        by_path.setdefault(path_of(e), []).append(e["time"])
+    bad = []
+    for path, times in sorted(by_path.items()):
+        times.sort()
+        for t1, t2 in zip(times, times[1:]):
+            if t2 < math.floor(t1 - CLOCK_SLACK) + ttl:
+                bad.append((path, t1, t2))
+    return bad
+
+
+def get_counts(log):
+    """How many GETs each /v1 path had, percent-decoded (task_path): dict
+    path -> count."""
+    from urllib.parse import unquote
+    counts = {}
+    for e in get_entries(log):
+        path = unquote(path_of(e))
+        counts[path] = counts.get(path, 0) + 1
+    return counts
+
+
+def task_path(task_id):
+    """The API path of one task, decoded (as get_counts has it)."""
+    return "/v1/tasks/" + task_id
+
+
+def none_due_until(log, ttl):
+    """Until when no GET of the log can be due again (0: no GET yet)."""
+    times = [e["time"] for e in get_entries(log)]
+    if not times:
+        return 0
+    return math.floor(min(times) - CLOCK_SLACK) + ttl
+
+
+def assert_gets_due(log, ttl, task_ids, quick_until):
+    """Name lookups' budget: no list request; GETs only of task_ids, none
+    within one ttl of another of the same task, and each exactly once if
+    it all happened before quick_until (none_due_until: then none could be
+    due twice). Returns the counts (get_counts)."""
+    lists = list_entries(log)
+    assert lists == [], "a name lookup fetched a listing: %r" % lists[:3]
+    counts = get_counts(log)
+    expected = set(task_path(i) for i in task_ids)
+    assert set(counts) == expected, (counts, expected)
+    early = refetched_within_ttl(get_entries(log), ttl)
+    assert early == [], "asked again within the ttl: %r" % early
+    if time.time() < quick_until:
+        assert counts == dict.fromkeys(expected, 1), counts
+    return counts
+
+
+def plain_ids(ids):
+    """The ids whose entry name is the id itself and no query component."""
+    return [i for i in ids if escape_name(i) == i and ":" not in i
+            and "=" not in i and not i.startswith("@")]
+
+
+def listed_then_stale(server, m, ttl, *folders):
+    """ls each folder of mount m (its listing is fetched), then wait until
+    those listings and the active tasks in them are past ttl; the server's
+    stats and log are then reset. Returns {folder: sorted entries}."""
+    server.reset()
+    got = {f: sorted(os.listdir(m.p(f))) for f in folders}
+    done = time.time()
+    entries = list_entries(server.log())
+    assert entries, "the listings cost no request: %r" % (folders,)
+    wait_past_ttl(ttl, done, last_answer(entries))
+    server.reset()
+    return got
+
+
+def put_task(server, task):
+    """Add a task to the server (PUT /_test/tasks); it must be new."""
+    status, data = http("PUT", server.url + "/_test/tasks", task,
+                        context=server._ctx)
+    assert status == 201, "PUT /_test/tasks -> %s %r" % (status, data)
+    return data
+
+
+def source_tree():
+    """The source tree the binary under test was built from (meson's
+    build/meson-info), else this checkout."""
+    info = os.path.join(os.path.dirname(os.path.dirname(mixpeekfs_bin())),
+                        "meson-info", "meson-info.json")
+    try:
+        with open(info) as f:
+            return json.load(f)["directories"]["source"]
+    except (OSError, ValueError, KeyError):
+        return REPO

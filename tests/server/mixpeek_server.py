@@ -13,6 +13,7 @@ CLI
     mixpeek_server.py [--count N] [--seed S] [--host H] [--port P]
                       [--port-file PATH] [--latency-ms MS] [--weird]
                       [--no-timestamps] [--verbose]
+                      [--tls-cert FILE --tls-key FILE [--tls-max VERSION]]
 
 --count N        tasks to generate (default 5000)
 --seed S         generator seed (default 1)
@@ -26,6 +27,14 @@ CLI
                  "a%2Fb" and a 300-byte key)
 --no-timestamps  generate tasks without created_at/updated_at
 --verbose        log every request to stderr (default: quiet)
+--tls-cert FILE  serve HTTPS (every path, /_test/ too) with this PEM
+--tls-key FILE   certificate and its key instead of plain HTTP; the TLS
+                 handshake happens in the connection's own thread
+--tls-max V      with TLS: the newest protocol offered, 1.1, 1.2 or 1.3
+                 (default: no cap).  1.1 also allows TLS 1.0 and lowers
+                 OpenSSL's security level to 0, so that OpenSSL 3 really
+                 speaks it.  make_cert() in this module makes a
+                 self-signed certificate for tests (openssl req -x509)
 
 The API key is taken from the environment variable MIXPEEK_SERVER_KEY
 (default ``sk_test_mixpeekfs``), never from argv.  On start the server
@@ -153,10 +162,12 @@ GET  /_test/stats    ``{"requests": {"list","get","delete","other",
                      "namespaces": [...], "auth_failures": n}``
 GET  /_test/log      the last 20000 /v1 requests, oldest first:
                      ``{"method","path","query","body","status",
-                     "namespace"}`` (path without query string; body is
-                     the parsed JSON or null; status is null for a
-                     request held by the hang fault; the Authorization
-                     header is never stored)
+                     "namespace","time"}`` (path without query string;
+                     body is the parsed JSON or null; status is null for
+                     a request held by the hang fault; time is the
+                     server's time.time() when the reply was sent (set
+                     with status, null while there is none); the
+                     Authorization header is never stored)
 POST /_test/reset    clear stats and log.  Optional body: {"dataset":
                      true} also regenerates the original tasks,
                      {"faults": true} also clears the fault config
@@ -166,7 +177,10 @@ POST /_test/tasks/{task_id}  merge the posted object into the task
                      sets it (not added with --no-timestamps); 404 for
                      an unknown id; returns the task
 PUT  /_test/tasks    add (201) or replace (200) a task; only a string
-                     task_id is required, anything else goes
+                     task_id is required, anything else goes.  With
+                     ?exact=1 the task is served as the very text sent
+                     (UTF-8), so its numbers keep their text (1E+2, 0.0,
+                     9007199254740993); a later POST re-serialises it
 POST /_test/key     {"key": "sk_..."}: change the API key the server
                      expects (until changed again; reset keeps it)
 GET  /_test/faults   the current fault config (with defaults)
@@ -180,6 +194,9 @@ Faults (apply to /v1 only)
                 is not delayed
 ``fail_next``   (0) the next N requests get ``error_status``
 ``error_rate``  (0) fraction of requests answered with ``error_status``
+``error_message`` (null) the envelope's message text of the errors
+                injected by fail_next and error_rate (null: the default
+                text, "Injected fault: ...")
 ``error_status`` (503) with an envelope whose type fits the code
                 (500 InternalServerError, 502 BadGatewayError, 503
                 ServiceUnavailableError, 504 GatewayTimeoutError, 401
@@ -226,10 +243,13 @@ import random
 import re
 import signal
 import socketserver
+import ssl
+import subprocess
 import sys
 import threading
 import time
 import urllib.parse
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -252,8 +272,9 @@ FAULT_DEFAULTS = {
     "latency_ms": None, "error_rate": 0.0, "error_status": 503,
     "rate_429": 0.0, "retry_after": "1", "garbage_rate": 0.0,
     "hang": False, "fail_next": 0, "seed": None, "bad": None,
-    "huge_bytes": 200 * 1024 * 1024,
+    "huge_bytes": 200 * 1024 * 1024, "error_message": None,
 }
+TLS_VERSIONS = ("1.1", "1.2", "1.3")
 ERROR_TYPES = {400: "BadRequestError", 401: "UnauthorizedError",
                403: "ForbiddenError", 404: "NotFoundError",
                408: "TimeoutError", 409: "AlreadyExistsError",
@@ -749,9 +770,9 @@ class Record:
 
     __slots__ = ("task", "_json")
 
-    def __init__(self, task):
+    def __init__(self, task, text=None):
         self.task = task
-        self._json = None
+        self._json = text       # the JSON served; None: dumps(task)
 
     def json(self):
         if self._json is None:
@@ -801,10 +822,10 @@ class State:
         with self.lock:
             return self.tasks.get(task_id)
 
-    def put(self, task):
+    def put(self, task, text=None):
         with self.lock:
             created = task["task_id"] not in self.tasks
-            self.tasks[task["task_id"]] = Record(task)
+            self.tasks[task["task_id"]] = Record(task, text)
             self.version += 1
             return created
 
@@ -872,6 +893,7 @@ class State:
     def finish(self, entry, status):
         with self.lock:
             entry["status"] = status
+            entry["time"] = time.time()
             self.status_codes[str(status)] += 1
             if status == 401:
                 self.auth_failures += 1
@@ -921,6 +943,9 @@ class State:
               "a string or integer")
         new["retry_after"] = str(new["retry_after"])
         check(isinstance(new["hang"], bool), "hang", "a boolean")
+        check(new["error_message"] is None or
+              isinstance(new["error_message"], str), "error_message",
+              "null or a string")
         for key in ("fail_next", "huge_bytes"):
             check(isinstance(new[key], int) and
                   not isinstance(new[key], bool) and new[key] >= 0, key,
@@ -1139,7 +1164,8 @@ class Handler(BaseHTTPRequestHandler):
         ns = self.headers.get("X-Namespace")
         entry = {"method": self.command, "path": self.raw_path,
                  "query": dict(self.params), "body": parsed,
-                 "status": None, "namespace": ns if ns else None}
+                 "status": None, "namespace": ns if ns else None,
+                 "time": None}
         kind = self.api_kind()
         st.record(entry, kind)
         faults = st.get_faults()
@@ -1158,10 +1184,13 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if fault == "error":
                 code = faults["error_status"]
+                msg = faults["error_message"]
+                if msg is None:
+                    msg = ("Injected fault: the server failed to handle "
+                           "the request")
                 raise ApiError(code, ERROR_TYPES.get(code,
                                                      "InternalServerError"),
-                               "Injected fault: the server failed to "
-                               "handle the request")
+                               msg)
             if fault == "429":
                 ra = faults["retry_after"]
                 try:
@@ -1355,7 +1384,13 @@ class Handler(BaseHTTPRequestHandler):
                     not isinstance(task.get("task_id"), str):
                 raise invalid("a task object with a string task_id is "
                               "required", ["body", "task_id"])
-            created = st.put(task)
+            text = None
+            if parse_bool(self.params, "exact"):
+                try:
+                    text = body.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise invalid("exact=1 needs a UTF-8 body", ["body"])
+            created = st.put(task, text)
             return self.send_json(201 if created else 200, task)
         if path.startswith("/_test/tasks/") and method == "POST":
             task_id = urllib.parse.unquote(path[len("/_test/tasks/"):])
@@ -1380,9 +1415,10 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128    # many parallel clients connect at once
 
-    def __init__(self, address, state, verbose=False):
+    def __init__(self, address, state, verbose=False, tls=None):
         self.state = state
         self.verbose = verbose
+        self.tls = tls      # an ssl.SSLContext: serve HTTPS
         super().__init__(address, Handler)
 
     def server_bind(self):
@@ -1396,17 +1432,79 @@ class Server(ThreadingHTTPServer):
         if self.verbose:
             super().handle_error(request, client_address)
 
+    def finish_request(self, request, client_address):
+        if self.tls is None:
+            return super().finish_request(request, client_address)
+        # The handshake runs here, in the connection's thread, so that a
+        # client that never sends a ClientHello blocks no one else.
+        request.settimeout(30)
+        try:
+            conn = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            if self.verbose:
+                print("TLS handshake with %s failed: %s"
+                      % (client_address, exc), file=sys.stderr)
+            return None
+        try:
+            return super().finish_request(conn, client_address)
+        finally:
+            self.shutdown_request(conn)
+
     def stop(self):
         self.state.shutdown_event.set()
         self.shutdown()
         self.server_close()
 
 
-def make_server(host="127.0.0.1", port=0, verbose=False, **state_args):
-    """Bind a server (not yet serving).  state_args go to State()."""
+def allow_old_tls(ctx):
+    """Make an SSLContext speak TLS 1.0 and 1.1 only (server or client).
+    OpenSSL 3 speaks them only at security level 0."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return ctx
+
+
+def tls_context(cert, key, tls_max=None):
+    """A server-side SSLContext for --tls-cert/--tls-key/--tls-max."""
+    if tls_max is not None and tls_max not in TLS_VERSIONS:
+        raise ValueError("tls_max must be one of %s"
+                         % ", ".join(TLS_VERSIONS))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    if tls_max == "1.1":
+        allow_old_tls(ctx)
+    elif tls_max == "1.2":
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    elif tls_max == "1.3":
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    return ctx
+
+
+def make_cert(directory, cn="localhost",
+              san="DNS:localhost,IP:127.0.0.1", days=2):
+    """For tests: a self-signed certificate (its own CA) and its key,
+    made with openssl(1) in directory.  Returns (cert_path, key_path)."""
+    cert = os.path.join(directory, cn + ".crt")
+    key = os.path.join(directory, cn + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-days", str(days), "-subj", "/CN=" + cn,
+                    "-addext", "subjectAltName=" + san, "-keyout", key,
+                    "-out", cert], check=True, capture_output=True,
+                   timeout=120)
+    return cert, key
+
+
+def make_server(host="127.0.0.1", port=0, verbose=False, tls_cert=None,
+                tls_key=None, tls_max=None, **state_args):
+    """Bind a server (not yet serving).  state_args go to State(); with
+    tls_cert and tls_key it serves HTTPS (tls_max: see --tls-max)."""
     state_args.setdefault("api_key", os.environ.get("MIXPEEK_SERVER_KEY",
                                                     DEFAULT_KEY))
-    return Server((host, port), State(**state_args), verbose)
+    tls = tls_context(tls_cert, tls_key, tls_max) if tls_cert else None
+    return Server((host, port), State(**state_args), verbose, tls)
 
 
 def serve_in_thread(**kwargs):
@@ -1439,9 +1537,16 @@ def main(argv=None):
     ap.add_argument("--weird", action="store_true")
     ap.add_argument("--no-timestamps", action="store_true")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--tls-max", choices=TLS_VERSIONS)
     args = ap.parse_args(argv)
     if args.count < 0:
         ap.error("--count must be >= 0")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
+    if args.tls_max and not args.tls_cert:
+        ap.error("--tls-max needs --tls-cert and --tls-key")
 
     stop = threading.Event()
 
@@ -1453,7 +1558,8 @@ def main(argv=None):
     srv = make_server(host=args.host, port=args.port, verbose=args.verbose,
                       count=args.count, seed=args.seed, weird=args.weird,
                       timestamps=not args.no_timestamps,
-                      latency_ms=args.latency_ms)
+                      latency_ms=args.latency_ms, tls_cert=args.tls_cert,
+                      tls_key=args.tls_key, tls_max=args.tls_max)
     host, port = srv.server_address[:2]
     if args.port_file:
         write_port_file(args.port_file, port)

@@ -4,11 +4,14 @@ Run: /usr/bin/python3 -m pytest -q tests/server
 The servers run in-process on ephemeral ports; one test starts the CLI.
 """
 
+import contextlib
 import http.client
 import json
 import os
 import re
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -37,8 +40,9 @@ BY_ID = {t["task_id"]: t for t in DATA}
 
 
 class Client:
-    def __init__(self, port):
+    def __init__(self, port, tls=None):
         self.port = port
+        self.tls = tls      # an ssl.SSLContext: speak HTTPS to localhost
 
     def req(self, method, path, body=None, headers=None, auth=True,
             timeout=10):
@@ -50,8 +54,13 @@ class Client:
         if body is not None:
             hdrs["Content-Type"] = "application/json"
         hdrs.update(headers or {})
-        conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                          timeout=timeout)
+        if self.tls is None:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                              timeout=timeout)
+        else:
+            conn = http.client.HTTPSConnection("localhost", self.port,
+                                               timeout=timeout,
+                                               context=self.tls)
         try:
             conn.request(method, path, body=body, headers=hdrs)
             resp = conn.getresponse()
@@ -702,6 +711,7 @@ def test_stats_log_reset(c):
                      "namespaces": ["ns_acme", "ns_retail"],
                      "auth_failures": 0}
     log = c.json("GET", "/_test/log", auth=False)
+    assert all(isinstance(e.pop("time"), float) for e in log), log
     assert log[0] == {"method": "POST", "path": "/v1/tasks/list",
                       "query": {"limit": "3", "offset": "2"},
                       "body": {"status": "FAILED"}, "status": 200,
@@ -742,6 +752,32 @@ def test_mutate_and_add_tasks(fresh):
     assert c.json("GET", "/_test/dataset", auth=False) == tasks
 
 
+def test_put_exact_text(fresh):
+    c = fresh
+    text = ('{"task_id":"task_exact","status":"PENDING","n":1E+2,'
+            '"z":0.0,"big":9007199254740993,"f":0.30000000000000004,'
+            '"s":"a\\u0000b"}')
+    got = c.json("PUT", "/_test/tasks?exact=1", text, auth=False,
+                 expect=201)
+    assert got["n"] == 100.0 and got["s"] == "a\0b"
+    status, _, data = c.req("GET", "/v1/tasks/task_exact")
+    assert status == 200 and data == text.encode()
+    page = c.req("POST", "/v1/tasks/list?limit=1000")[2].decode()
+    assert text in page
+    # filters see the values
+    assert c.list_all({"filters": {"AND": [
+        {"field": "n", "operator": "eq", "value": 100}]}}) == ["task_exact"]
+    # without exact=1 (and after a change) the task is re-serialised
+    c.json("PUT", "/_test/tasks", text, auth=False)
+    assert c.req("GET", "/v1/tasks/task_exact")[2] != text.encode()
+    c.json("PUT", "/_test/tasks?exact=1", text, auth=False)
+    c.json("POST", "/_test/tasks/task_exact", {"status": "FAILED"},
+           auth=False)
+    assert b'"n":100.0' in c.req("GET", "/v1/tasks/task_exact")[2]
+    c.json("PUT", "/_test/tasks?exact=maybe", text, auth=False,
+           expect=422)
+
+
 def test_change_key(fresh):
     c = fresh
     c.json("POST", "/_test/key", {"key": "sk_rotated"}, auth=False)
@@ -760,6 +796,44 @@ def test_injected_status_types(c):
         c.faults(error_rate=1, error_status=code)
         env = c.list(expect=code)
         assert env["error"]["type"] == etype and env["status"] == code
+
+
+def test_log_time(c):
+    """Every log entry has the server's time.time() of its reply."""
+    t0 = time.time()
+    c.list(limit=1)
+    t1 = time.time()
+    c.faults(latency_ms=300)
+    c.json("GET", "/v1/tasks/" + DATA[0]["task_id"])
+    t2 = time.time()
+    log = c.json("GET", "/_test/log", auth=False)
+    assert [e["status"] for e in log] == [200, 200]
+    assert t0 <= log[0]["time"] <= t1, (t0, log[0], t1)
+    # set when the reply goes out, after the latency
+    assert t1 + 0.3 <= log[1]["time"] <= t2, (t1, log[1], t2)
+
+
+def test_error_message(c):
+    text = "boom\nmixpeekfs: info: FORGED\x1b[31mred"
+    assert c.faults(fail_next=2, error_status=400,
+                    error_message=text)["error_message"] == text
+    for method, path in (("POST", "/v1/tasks/list"),
+                         ("GET", "/v1/tasks/" + DATA[0]["task_id"])):
+        env = c.json(method, path, expect=400)
+        assert env["error"] == {"message": text, "type": "BadRequestError",
+                                "details": None}
+    c.list(limit=1)
+    c.faults(error_rate=1, error_status=500, error_message="")
+    assert c.list(expect=500)["error"]["message"] == ""
+    # the default text, and 429s keep their own
+    c.faults(fail_next=1)
+    assert c.list(expect=503)["error"]["message"].startswith(
+        "Injected fault")
+    c.faults(rate_429=1, error_message="x")
+    assert c.list(expect=429)["error"]["message"] == "Rate limit exceeded"
+    env = c.json("POST", "/_test/faults", {"error_message": 5}, auth=False,
+                 expect=422)
+    assert "error_message" in env["error"]["message"]
 
 
 def test_fault_config(c):
@@ -838,7 +912,7 @@ def test_hang_does_not_block(fresh):
     assert time.monotonic() - t0 < 2
     # other requests are served meanwhile
     log = c.json("GET", "/_test/log", auth=False)
-    assert log[-1]["status"] is None
+    assert log[-1]["status"] is None and log[-1]["time"] is None
     c.faults()
     assert c.list(limit=1)["results"]
     c.faults(hang=True)
@@ -949,20 +1023,37 @@ def test_bad_huge_body(c):
 
 # --------------------------------------------------------------- the CLI
 
-def test_cli(tmp_path):
+SCRIPT = os.path.join(HERE, "mixpeek_server.py")
+
+
+@contextlib.contextmanager
+def cli_server(tmp_path, *args, env=None):
+    """The server run by its CLI: yields (proc, port) once it listens
+    (and has written its port file); killed at the end if still up."""
     port_file = tmp_path / "port"
-    env = dict(os.environ, MIXPEEK_SERVER_KEY="sk_other_key")
     proc = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "mixpeek_server.py"),
-         "--count", "30", "--seed", "2", "--no-timestamps",
-         "--port-file", str(port_file), "--latency-ms", "1"],
+        [sys.executable, SCRIPT, "--port-file", str(port_file)] + list(args),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     try:
         line = proc.stdout.readline()
         m = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+)\n", line)
-        assert m, line
+        assert m, (line, line or proc.stderr.read())
         port = int(m.group(1))
         assert port_file.read_text() == "%d\n" % port
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_cli(tmp_path):
+    env = dict(os.environ, MIXPEEK_SERVER_KEY="sk_other_key")
+    with cli_server(tmp_path, "--count", "30", "--seed", "2",
+                    "--no-timestamps", "--latency-ms", "1",
+                    env=env) as (proc, port):
         c = Client(port)
         c.json("POST", "/v1/tasks/list", expect=401)
         status, _, data = c.req("POST", "/v1/tasks/list",
@@ -977,9 +1068,105 @@ def test_cli(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
         assert proc.stderr.read() == ""
+
+
+# ------------------------------------------------------------------ TLS
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("certs"))
+    return {"localhost": mixpeek_server.make_cert(d),
+            "other": mixpeek_server.make_cert(d, "other.example",
+                                              "DNS:other.example")}
+
+
+def client_context(cafile, newest=None):
+    """A verifying client context; newest="1.1" allows TLS 1.0-1.1 only."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    if newest == "1.1":
+        mixpeek_server.allow_old_tls(ctx)
+    return ctx
+
+
+def tls_version(port, ctx, name="localhost"):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name) as conn:
+            return conn.version()
+
+
+def test_tls(certs):
+    cert, key = certs["localhost"]
+    srv, _ = start(count=20, seed=1, tls_cert=cert, tls_key=key)
+    try:
+        port = srv.server_address[1]
+        c = Client(port, tls=client_context(cert))
+        assert len(c.list()["results"]) == 20
+        assert c.json("GET", "/_test/stats", auth=False)["requests"][
+            "total"] == 1
+        # plain http gets no answer
+        with pytest.raises((http.client.HTTPException, OSError)):
+            Client(port).req("GET", "/_test/stats", auth=False)
+        # the certificate is for localhost and 127.0.0.1, not other names
+        with pytest.raises(ssl.SSLCertVerificationError):
+            tls_version(port, client_context(cert), "other.example")
+        # nothing is capped: a TLS 1.3 client gets 1.3
+        assert tls_version(port, client_context(cert)) == "TLSv1.3"
+        # a client that never handshakes blocks nobody
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            assert len(c.list(limit=3)["results"]) == 3
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        srv.stop()
+
+
+@pytest.mark.parametrize("tls_max", ["1.1", "1.2"])
+def test_tls_max(certs, tls_max):
+    cert, key = certs["localhost"]
+    srv, _ = start(count=5, seed=1, tls_cert=cert, tls_key=key,
+                   tls_max=tls_max)
+    try:
+        port = srv.server_address[1]
+        if tls_max == "1.1":
+            # a client that wants TLS 1.2 or newer is turned away ...
+            modern = client_context(cert)
+            modern.minimum_version = ssl.TLSVersion.TLSv1_2
+            with pytest.raises(ssl.SSLError):
+                tls_version(port, modern)
+            # ... and one that allows 1.1 really gets it
+            old = client_context(cert, newest="1.1")
+            assert tls_version(port, old) == "TLSv1.1"
+            assert len(Client(port, tls=old).list()["results"]) == 5
+        else:
+            assert tls_version(port, client_context(cert)) == "TLSv1.2"
+    finally:
+        srv.stop()
+
+
+def test_tls_other_name(certs):
+    cert, key = certs["other"]
+    srv, _ = start(count=5, seed=1, tls_cert=cert, tls_key=key)
+    try:
+        port = srv.server_address[1]
+        with pytest.raises(ssl.SSLCertVerificationError) as exc:
+            tls_version(port, client_context(cert))
+        assert "match" in str(exc.value).lower(), exc.value
+        assert tls_version(port, client_context(cert),
+                           "other.example").startswith("TLSv1.")
+    finally:
+        srv.stop()
+
+
+def test_cli_tls(tmp_path, certs):
+    cert, key = certs["localhost"]
+    for bad in (["--tls-cert", cert], ["--tls-key", key],
+                ["--tls-max", "1.2"],
+                ["--tls-cert", cert, "--tls-key", key, "--tls-max", "1.0"]):
+        r = subprocess.run([sys.executable, SCRIPT, "--count", "1"] + bad,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "tls" in r.stderr, (bad, r.stderr)
+    with cli_server(tmp_path, "--count", "7", "--tls-cert", cert,
+                    "--tls-key", key, "--tls-max", "1.2") as (proc, port):
+        c = Client(port, tls=client_context(cert))
+        assert len(c.list()["results"]) == 7
+        assert tls_version(port, client_context(cert)) == "TLSv1.2"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
