@@ -78,12 +78,14 @@ void http_drop_idle(void);
  * the query). body may be NULL for GET. Returns 0 for a 2xx response,
  * else -errno from http_status_errno() or a transport error; resp is
  * filled either way and must be released with http_response_release().
+ * A 2xx whose body usable (if not NULL) refuses is retried like a 5xx.
  * Blocks for up to timeout_ms. After the API refused the key, fails with
  * -EACCES without sending, but for one request per key_retry_ms.
  * Thread-safe.
  */
+typedef bool (*http_usable)(const char *body, size_t len);
 int http_request(const char *method, const char *path, const char *body,
-		 struct http_response *resp);
+		 http_usable usable, struct http_response *resp);
 void http_response_release(struct http_response *resp);
 /* After a rejected key, let the next request through at once (a refresh
  * asked for by hand). Never blocks. */

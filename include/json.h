@@ -34,10 +34,20 @@ int json_parse_page(const char *body, size_t len, struct page *out);
 /* Parse one TaskResponse into a new record (*out). -EIO if malformed. */
 int json_parse_task(const char *body, size_t len, struct task **out);
 
-/* Build the generic tree of a task's JSON. -EIO if malformed. */
+/*
+ * Build the generic tree of a task's JSON (the caller owns *root): each
+ * number's text exactly as in json, each string's bytes, NULs included.
+ * -EIO if malformed. Thread-safe.
+ */
 int json_to_tree(const char *json, size_t len, struct tnode **root);
 
-/* Append the pretty-printed JSON and a newline to out. */
+/*
+ * Append json pretty-printed (cJSON_Print's layout) and a newline to out,
+ * without parsing it: every token is copied as written, so numbers and
+ * escapes stay the API's. json is JSON cJSON took (a task's bytes are);
+ * -EIO when it is not even balanced, with part of it appended.
+ * Thread-safe.
+ */
 int json_pretty(const char *json, size_t len, struct buf *out);
 
 /* One condition of a list filter; all conditions are ANDed. */
@@ -84,5 +94,11 @@ const char *json_version(void);
 
 /* The JSON string literal for s, appended to out. */
 int json_quote(const char *s, struct buf *out);
+
+/*
+ * Whether body is one whole JSON object (balanced, nothing after it): a
+ * cheap check, without parsing, that a 200 was not cut or garbled.
+ */
+bool json_whole_object(const char *body, size_t len);
 
 #endif

@@ -23,6 +23,17 @@ void log_use_syslog(void);
 
 void log_msg(int prio, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* log_msg, unless the same line was logged by log_once within the
+ * repeat window (a malformed folder looked up again and again). */
+void log_once(int prio, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The repeat window of log_once, in seconds (ttl). Before threads. */
+void log_set_repeat_window(unsigned seconds);
+/*
+ * Name the folder this thread works for (borrowed; NULL: none): errors
+ * and warnings it logs say "(in FOLDER)".
+ */
+void log_set_context(const char *what);
 
 /* The last error or warning logged and its time (0 if none). */
 time_t log_last_problem(char *line, size_t size);

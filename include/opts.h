@@ -11,6 +11,9 @@
 
 struct fuse_args;
 
+/* How many numeric options there are (opts.c's table of ranges). */
+#define OPTS_NUMS 9
+
 struct options {
 	char *url;		/* malloc'd; as libcurl parsed it, once valid */
 	char *host;		/* malloc'd by opts_validate: url's host */
@@ -18,8 +21,8 @@ struct options {
 	char *namespace;
 	char *ca_file;		/* -o ca_file, CURL_CA_BUNDLE or SSL_CERT_FILE */
 	char *ca_dir;		/* SSL_CERT_DIR */
-	char *max_response_str;
-	char *cache_size_str;
+	char *num_text[OPTS_NUMS];	/* numeric options as written, or NULL */
+	/* set from num_text by opts_validate, else the defaults */
 	unsigned page_size;
 	unsigned ttl;		/* listings and active tasks */
 	unsigned ttl_terminal;	/* tasks in a terminal status */
@@ -27,30 +30,44 @@ struct options {
 	unsigned timeout;	/* seconds for one request, retries included */
 	unsigned connect_timeout;
 	unsigned retries;
-	size_t max_response;	/* bytes, from max_response_str */
-	size_t cache_size;	/* bytes, from cache_size_str */
+	size_t max_response;	/* bytes */
+	size_t cache_size;	/* bytes */
 	int allow_http;
 	int debug;
 	char *key;		/* loaded by opts_load_key; wiped on free */
 	const char *source;	/* mount.fuse3's SOURCE (from argv), or NULL */
-	char *source_url;	/* the SOURCE, if a URL */
 	const char *nonopt[2];	/* argv words that are not options */
 	int nonopts;
 };
 
 #define OPTS_DEFAULT_URL "https://api.mixpeek.com"
 
-/* Set the defaults. 0 or -ENOMEM. */
-int opts_init(struct options *o);
+/* Set the defaults. */
+void opts_init(struct options *o);
 
-/* Parse our -o options out of args, leaving FUSE's own. 0 or -1. */
+/*
+ * Parse our -o options out of args, leaving FUSE's own and the
+ * mountpoint. 0, or -1 on a bad command line or no memory (libfuse or
+ * we printed why).
+ */
 int opts_parse(struct fuse_args *args, struct options *o);
 
 /*
- * Check ranges, control bytes in text options, the URL (plain http only
+ * Parse the numeric options strictly (the whole text, digits only, in
+ * range), check control bytes in text options, the URL (given once:
+ * before the mountpoint or as url=, or twice the same; plain http only
  * to loopback) and the CA file. On failure err says why. 0 or -errno.
  */
 int opts_validate(struct options *o, char *err, size_t size);
+
+/*
+ * The mountpoint (absolute, as FUSE resolved it) must be a folder on
+ * which no mixpeekfs is mounted: a second one would hide the first.
+ * 0, or -errno with err set. On 0, *hides says whether it holds entries
+ * that the mount will hide.
+ */
+int opts_check_mountpoint(const char *path, bool *hides, char *err,
+			  size_t size);
 
 /*
  * Load the key from key_file (a regular file, links followed, owned by

@@ -26,6 +26,7 @@ struct listing {
 	time_t changed;		/* when the ids last differed from before */
 	unsigned version;	/* bumped with changed */
 	unsigned refs;		/* atomic */
+	unsigned failures;	/* atomic: refreshes that failed since */
 	bool expired;		/* atomic: a forced refresh is due */
 };
 
@@ -100,6 +101,8 @@ struct task *store_task_peek(const char *id);
  */
 int store_values(enum store_values which, char ***names, size_t *n);
 void store_values_free(char **names, size_t n);
+/* Whether v is one of the API's published values (never blocks). */
+bool store_value_published(enum store_values which, const char *v);
 
 /* The published values (for tests and the README). */
 extern const char *const store_statuses[];

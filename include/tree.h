@@ -2,7 +2,9 @@
 /*
  * tree: a task's JSON as a generic tree, and the rules that turn it into
  * files and folders:
- *   string, number, boolean  -> file holding the value and "\n"
+ *   string, number, boolean  -> file holding the value and "\n": a
+ *                               string's bytes (NULs too), a number's
+ *                               text as the API wrote it
  *   object                   -> folder
  *   array of scalars         -> file, one element per line
  *   array holding a container-> folder with entries 0, 1, 2, ...
@@ -32,7 +34,8 @@ enum tnode_type {
 struct tnode {
 	enum tnode_type type;
 	char *key;		/* raw member name; NULL in arrays and the root */
-	char *text;		/* strings and numbers: the value as text */
+	char *text;		/* strings and numbers: the value as text, */
+	size_t len;		/* len bytes (a string may hold NULs), NUL-ended */
 	size_t index;		/* position among the parent's members */
 	struct tnode *child;	/* first member */
 	struct tnode *next;	/* next sibling */

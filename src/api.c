@@ -65,6 +65,9 @@ bool api_plan_needs_cursor(long total, unsigned ps)
 	return total > last + (long)ps;
 }
 
+/* The most of a request body a debug line shows. */
+#define LOG_BODY_MAX 200
+
 /* One request; logs the failure once. */
 static int request(const char *method, const char *path, const char *body,
 		   struct http_response *resp)
@@ -74,10 +77,13 @@ static int request(const char *method, const char *path, const char *body,
 	int res;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	res = http_request(method, path, body, resp);
+	res = http_request(method, path, body, json_whole_object, resp);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_debug("%s %s: status %ld, %zu bytes, %ld ms, %u attempts", method,
-		  path, resp->status, resp->body.len,
+	/* the body tells listings apart; it holds no secret */
+	log_debug("%s %s%s%.*s%s: status %ld, %zu bytes, %ld ms, %u attempts",
+		  method, path, body ? " " : "", LOG_BODY_MAX,
+		  body ? body : "", body && strlen(body) > LOG_BODY_MAX ?
+		  "..." : "", resp->status, resp->body.len,
 		  (t1.tv_sec - t0.tv_sec) * 1000 +
 		  (t1.tv_nsec - t0.tv_nsec) / 1000000, resp->attempts);
 	if (resp->key_change < 0)
@@ -92,6 +98,9 @@ static int request(const char *method, const char *path, const char *body,
 			"per ttl", resp->error, msg[0] ? ": " : "", msg);
 	if (res == -ENOENT || res == -EACCES)
 		log_debug("%s %s: %s", method, path, resp->error);
+	else if (res == -EINVAL)	/* the same bad folder, again and again */
+		log_once(LOG_ERR, "%s %s: %s%s%s", method, path, resp->error,
+			 msg[0] ? ": " : "", msg);
 	else
 		log_err("%s %s: %s%s%s", method, path, resp->error,
 			msg[0] ? ": " : "", msg);
@@ -543,7 +552,8 @@ int api_probe(char *msg, size_t size)
 	char detail[200];
 	int res;
 
-	res = http_request("POST", "/v1/tasks/list?limit=1", "{}", &resp);
+	res = http_request("POST", "/v1/tasks/list?limit=1", "{}",
+			   json_whole_object, &resp);
 	json_error_message(buf_str(&resp.body), resp.body.len, detail,
 			   sizeof(detail));
 	if (res == -EACCES)

@@ -103,6 +103,8 @@ struct fs {
 };
 
 #define TASK_JSON "task.json"
+/* The JSON text of a status or type value (they are short). */
+#define QUOTED_MAX 65536
 
 static void push_add(struct fs *fs, struct node *n);
 static int refresh_folder(struct fs *fs, struct node *n);
@@ -114,6 +116,9 @@ static void notifier_flush(struct fs *fs);
 static void invalidate_changed(struct fs *fs, char **ids, size_t n,
 			       bool entries);
 static void neg_due(struct fs *fs, const struct node *parent);
+static void neg_due_if(struct fs *fs,
+		       bool (*match)(const struct node *, const void *),
+		       const void *arg);
 static int node_render(struct fs *fs, struct node *n, struct buf *out,
 		       time_t *when);
 
@@ -141,7 +146,8 @@ static const char readme_text[] =
 "  @search=TEXT  @sort=FIELD  @sort=-FIELD  @limit=N  @case=sensitive\n"
 "\n"
 "Values are typed (numbers, true, false, null); \"42\" in double quotes\n"
-"is a string. %2F, %7C, %2C, %25 ... put any byte in a value. Examples:\n"
+"is a string. %2F, %7C, %2C, %25 ... put any byte but NUL in a value.\n"
+"Examples:\n"
 "\n"
 "  ls tasks/status=FAILED/task_type=thumbnail/\n"
 "  ls by-status/FAILED/additional_data.bucket_id=bkt_products/\n"
@@ -157,7 +163,8 @@ static const char readme_text[] =
 "A listing, or a task that is still running, is fetched when first read\n"
 "and trusted for ttl seconds; a finished task for ttl_terminal. Reading\n"
 "<folder>/.refresh fetches that folder now; kill -HUP refreshes all.\n"
-"Times are the tasks' updated_at. .mixpeekfs/ holds stats, config and\n"
+"Times are the tasks' updated_at (else created_at, then the time a change\n"
+"was seen). .mixpeekfs/ holds stats, config and\n"
 "version. Errors: EACCES when the API rejects the key,\n"
 "ENOENT for an unknown task, EIO when the API fails or times out, EINVAL\n"
 "for a malformed query folder, EROFS for any write. See mixpeekfs(1).\n";
@@ -185,6 +192,8 @@ struct lquery {
 	struct query q;
 	const char *status;	/* of the folder the path starts in */
 	const char *type;
+	char *as_filter;	/* malloc'd JSON text of status or type, when
+				 * the API's schema does not list the value */
 	struct json_cond *conds;
 	struct list_body b;
 };
@@ -193,16 +202,30 @@ static void lquery_release(struct lquery *lq)
 {
 	query_release(&lq->q);
 	free(lq->conds);
+	free(lq->as_filter);
 }
 
-/* (Re)make the list body from the components. */
+/*
+ * (Re)make the list body from the components. A status or type that the
+ * API's schema does not list (one seen only in results) would be refused
+ * as a request field (422): it goes in as the equivalent filter instead.
+ */
 static int lquery_finish(struct lquery *lq)
 {
+	const char *field = lq->status ? "status" : "task_type";
+
 	free(lq->conds);
-	lq->conds = calloc(lq->q.nconds + 1, sizeof(*lq->conds));
+	lq->conds = calloc(lq->q.nconds + 2, sizeof(*lq->conds));
 	if (!lq->conds)
 		return -ENOMEM;
-	query_body(&lq->q, lq->status, lq->type, lq->conds, &lq->b);
+	if (!lq->as_filter) {
+		query_body(&lq->q, lq->status, lq->type, lq->conds, &lq->b);
+		return 0;
+	}
+	query_body(&lq->q, NULL, NULL, lq->conds, &lq->b);
+	lq->conds[lq->b.nconds++] = (struct json_cond){
+		.field = field, .op = "eq", .value = lq->as_filter,
+	};
 	return 0;
 }
 
@@ -228,14 +251,58 @@ static int lquery_get(const struct node *n, struct lquery *lq)
 		return res == -ENOENT ? -EIO : res;
 	}
 	if (base->parent->kind == NK_GROUP) {
+		const char *v = node_value(base);
+		struct buf quoted = BUF_INIT(QUOTED_MAX);
+
 		if (base->group == STORE_STATUSES)
-			lq->status = node_value(base);
+			lq->status = v;
 		else
-			lq->type = node_value(base);
+			lq->type = v;
+		if (!store_value_published(base->group, v)) {
+			res = json_quote(v, &quoted);
+			lq->as_filter = buf_detach(&quoted, NULL);
+			if (!res && !lq->as_filter)
+				res = -ENOMEM;
+		}
 	}
-	res = lquery_finish(lq);
+	if (!res)
+		res = lquery_finish(lq);
 	if (res)
 		lquery_release(lq);
+	return res;
+}
+
+/* Where n is in the mount ("by-status/FAILED"), then "/child" if given. */
+static void folder_path(const struct node *n, const char *child,
+			char *out, size_t size)
+{
+	const struct node *chain[64];
+	size_t depth = 0, len = 0;
+
+	out[0] = '\0';
+	for (; n && n->parent && depth < 64; n = n->parent)
+		chain[depth++] = n;
+	while (depth > 0 && len < size)
+		len += (size_t)snprintf(out + len, size - len, "%s%s",
+					len ? "/" : "", chain[--depth]->name);
+	if (child && len < size)
+		snprintf(out + len, size - len, "%s%s", len ? "/" : "", child);
+}
+
+/*
+ * store_listing for folder n (with child: the query folder child of n),
+ * with the folder named in what it logs.
+ */
+static int fetch_listing(const struct node *n, const char *child,
+			 struct lquery *lq, struct listing **out)
+{
+	char where[PATH_MAX];
+	int res;
+
+	folder_path(n, child, where, sizeof(where));
+	log_set_context(where);
+	res = store_listing(&lq->b, lq->q.limit, out);
+	log_set_context(NULL);
 	return res;
 }
 
@@ -248,7 +315,7 @@ static int node_listing(const struct node *n, bool fetch,
 
 	if (res)
 		return res;
-	res = fetch ? store_listing(&lq.b, lq.q.limit, out) :
+	res = fetch ? fetch_listing(n, NULL, &lq, out) :
 	      store_listing_peek(&lq.b, lq.q.limit, out);
 	lquery_release(&lq);
 	return res;
@@ -468,27 +535,27 @@ static int node_render(struct fs *fs, struct node *n, struct buf *out,
 }
 
 /*
- * A listing folder's attributes. Its mtime says when its tasks last
- * changed; a stale listing is refreshed here, because the kernel serves
- * the folder from its cache until the mtime moves. A listing never
- * fetched costs nothing (by-status/ must list without a request).
+ * A listing folder's attributes, never with a request: stat, a path
+ * walk and a lookup below it must not fetch a whole listing. Its mtime
+ * says when its tasks last changed. The kernel serves the folder's
+ * entries from its cache until the mtime moves, so a stale listing shows
+ * other nanoseconds, new after each failed refresh: the next readdir then
+ * comes here and fetches.
  */
 static int listing_stat(struct fs *fs, struct node *n, struct stat *st)
 {
 	struct listing *l = NULL;
-	int res;
+	unsigned failures;
+	long ns;
 
 	fill_dir(fs, st, fs->started);
 	if (node_listing(n, false, &l))
 		return 0;
-	if (!listing_fresh(l)) {
-		listing_unref(l);
-		res = node_listing(n, true, &l);
-		if (res)
-			return res;
-	}
+	failures = __atomic_load_n(&l->failures, __ATOMIC_RELAXED);
+	ns = (long)(l->version % 976562u) * 1024 +
+	     (listing_fresh(l) ? 0 : 1 + (long)(failures % 1023));
 	st->st_mtim.tv_sec = st->st_ctim.tv_sec = l->changed;
-	st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = l->version % 1000000000;
+	st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = ns;
 	listing_unref(l);
 	return 0;
 }
@@ -725,21 +792,23 @@ out:
  */
 static int lookup_query(struct node *parent, const char *name)
 {
+	char err[256], where[PATH_MAX];
 	struct listing *l;
 	struct lquery lq;
-	char err[256];
 	int res;
 
 	res = lquery_get(parent, &lq);
 	if (res)
 		return res;
 	res = query_add(&lq.q, name, err, sizeof(err));
-	if (res == -EINVAL)
-		log_err("query folder '%s': %s", name, err);
+	if (res == -EINVAL) {
+		folder_path(parent, name, where, sizeof(where));
+		log_once(LOG_ERR, "query folder '%s': %s", where, err);
+	}
 	if (!res && strstr(name, ":regex:")) {
 		res = lquery_finish(&lq);
 		if (!res)
-			res = store_listing(&lq.b, lq.q.limit, &l);
+			res = fetch_listing(parent, name, &lq, &l);
 		if (!res)
 			listing_unref(l);
 	}
@@ -1446,23 +1515,46 @@ __attribute__((format(printf, 2, 0)))
 static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt,
 			     va_list ap)
 {
-	char line[512];
-	size_t len;
+	static const char unknown[] = "fuse: unknown option(s): `";
+	/* libfuse writes some lines in pieces: one line per thread */
+	static _Thread_local char line[512];
+	static _Thread_local size_t len;
+	char shown[512];
+	char *opt;
 
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(line + len, sizeof(line) - len, fmt, ap);
 	len = strlen(line);
+	if (len < sizeof(line) - 1 && (!len || line[len - 1] != '\n'))
+		return;		/* the rest is to come */
 	if (len && line[len - 1] == '\n')
 		line[len - 1] = '\0';
-	log_msg((int)level, "%s", line);
+	len = 0;
+	if (strncmp(line, unknown, sizeof(unknown) - 1)) {
+		log_msg((int)level, "%s", line);
+		return;
+	}
+	/* "fuse: unknown option(s): `-o bogus=1'": say it our way */
+	opt = line + sizeof(unknown) - 1;
+	if (!strncmp(opt, "-o ", 3))
+		opt += 3;
+	if (*opt && opt[strlen(opt) - 1] == '\'')
+		opt[strlen(opt) - 1] = '\0';
+	text_escape(shown, sizeof(shown), opt, strlen(opt));
+	fprintf(stderr, "mixpeekfs: unknown option%s '%s' (see mixpeekfs "
+		"--help)\n", strpbrk(opt, ", ") ? "s" : "", shown);
 }
 
 int fs_new(int argc, char **argv, struct options *o, struct fs **out)
 {
 	struct fs *fs = calloc(1, sizeof(*fs));
 	struct fuse_args a = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_args trial = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se;
+	int i;
 
 	if (!fs)
 		return -1;
+	fuse_set_log_func(fuse_log_to_ours);
 	fs->args = a;
 	fs->opts = o;
 	fs->uid = getuid();
@@ -1505,6 +1597,22 @@ int fs_new(int argc, char **argv, struct options *o, struct fs **out)
 	}
 	if (fs->cmd.debug)
 		o->debug = 1;
+	/*
+	 * libfuse checks its own options only when it makes the session,
+	 * after the API probe: make one now and drop it, so that an unknown
+	 * option is refused first (fuse_log_to_ours says which).
+	 */
+	for (i = 0; i < fs->args.argc; i++)
+		if (fuse_opt_add_arg(&trial, fs->args.argv[i])) {
+			fuse_opt_free_args(&trial);
+			fprintf(stderr, "mixpeekfs: out of memory\n");
+			return -1;
+		}
+	se = fuse_session_new(&trial, &fs_ops, sizeof(fs_ops), fs);
+	fuse_opt_free_args(&trial);
+	if (!se)
+		return -1;
+	fuse_session_destroy(se);
 	return 0;
 }
 
@@ -1542,7 +1650,6 @@ int fs_mount(struct fs *fs)
 		fprintf(stderr, "mixpeekfs: out of memory\n");
 		return -1;
 	}
-	fuse_set_log_func(fuse_log_to_ours);
 	fs->se = fuse_session_new(&fs->args, &fs_ops, sizeof(fs_ops), fs);
 	if (!fs->se)
 		return -1;
@@ -1630,7 +1737,7 @@ static int refresh_folder(struct fs *fs, struct node *n)
 		if (res)
 			return res;
 		store_expire(&lq.b, lq.q.limit);
-		res = store_listing(&lq.b, lq.q.limit, &l);
+		res = fetch_listing(n, NULL, &lq, &l);
 		lquery_release(&lq);
 		if (res)
 			return res;
@@ -1718,8 +1825,21 @@ static void neg_add(struct fs *fs, struct node *parent, const char *name)
 	pthread_mutex_unlock(&nt->lock);
 }
 
+static bool same_node(const struct node *n, const void *arg)
+{
+	return !arg || n == arg;
+}
+
 /* Have the helper drop the names not found in parent (NULL: anywhere). */
 static void neg_due(struct fs *fs, const struct node *parent)
+{
+	neg_due_if(fs, same_node, parent);
+}
+
+/* The same for the names not found in the folders where match holds. */
+static void neg_due_if(struct fs *fs,
+		       bool (*match)(const struct node *, const void *),
+		       const void *arg)
 {
 	struct notifier *nt = &fs->note;
 	size_t i;
@@ -1728,7 +1848,7 @@ static void neg_due(struct fs *fs, const struct node *parent)
 	for (i = 0; i < NEG_MAX; i++) {
 		struct neg *ng = &nt->negs[i];
 
-		if (ng->parent && !ng->due && (!parent || ng->parent == parent)) {
+		if (ng->parent && !ng->due && match(ng->parent, arg)) {
 			ng->due = true;
 			nt->ndue++;
 		}
@@ -1845,21 +1965,27 @@ struct idset {
 	size_t n;
 };
 
-static bool in_idset(const struct node *n, void *arg)
+/* A node inside one of the tasks of set (arg). */
+static bool in_task_of(const struct node *n, const void *arg)
 {
 	const struct idset *set = arg;
 	const struct node *t = node_task(n);
 	const char *id;
 
+	if (!t)
+		return false;
+	id = node_value(t);
+	return bsearch(&id, set->ids, set->n, sizeof(*set->ids), cmp_str);
+}
+
+static bool in_idset(const struct node *n, void *arg)
+{
 	if (n->kind == NK_REFRESH)
 		return false;	/* its READ may be waiting for us */
 	if (n->kind == NK_LISTING && n->parent->kind == NK_GROUP &&
 	    n->group == STORE_STATUSES)
 		return true;	/* status folders: a task may have moved */
-	if (!t)
-		return false;
-	id = node_value(t);
-	return bsearch(&id, set->ids, set->n, sizeof(*set->ids), cmp_str);
+	return in_task_of(n, arg);
 }
 
 static bool any_node(const struct node *n, void *arg)
@@ -1907,7 +2033,11 @@ static void invalidate(struct fs *fs, struct idset *set, bool entries)
 	free(v);
 }
 
-/* Drop the kernel's caches of tasks ids[0..n), and free the ids. */
+/*
+ * Drop the kernel's caches of tasks ids[0..n), also the names it was
+ * told do not exist inside them (a field may have appeared), and free
+ * the ids.
+ */
 static void invalidate_changed(struct fs *fs, char **ids, size_t n,
 			       bool entries)
 {
@@ -1916,6 +2046,7 @@ static void invalidate_changed(struct fs *fs, char **ids, size_t n,
 
 	qsort(ids, n, sizeof(*ids), cmp_str);
 	invalidate(fs, &set, entries);
+	neg_due_if(fs, in_task_of, &set);
 	for (i = 0; i < n; i++)
 		free(ids[i]);
 }

@@ -549,7 +549,7 @@ static void key_verdict(struct http_response *resp)
 }
 
 int http_request(const char *method, const char *path, const char *body,
-		 struct http_response *resp)
+		 http_usable usable, struct http_response *resp)
 {
 	enum stats_endpoint ep = endpoint_of(method, path);
 	long deadline = now_ms() + http.cfg.timeout_ms, left, wait;
@@ -602,8 +602,16 @@ int http_request(const char *method, const char *path, const char *body,
 			snprintf(resp->error, sizeof(resp->error), "HTTP %ld",
 				 resp->status);
 			key_verdict(resp);
-			if (!res || !retryable_status(resp->status))
+			if (!res && usable &&
+			    !usable(buf_str(&resp->body), resp->body.len)) {
+				/* cut or garbled on the way: as a 5xx */
+				snprintf(resp->error, sizeof(resp->error),
+					 "HTTP %ld with a cut or garbled body",
+					 resp->status);
+				res = -EIO;
+			} else if (!res || !retryable_status(resp->status)) {
 				break;
+			}
 		} else {
 			/* libcurl's own words say which (expired, self-signed) */
 			snprintf(resp->error, sizeof(resp->error), "%s",

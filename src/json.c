@@ -120,6 +120,14 @@ static const char *skip_ws(const char *p, const char *end)
 	return p;
 }
 
+/* Where the value of a whole document starts: past a UTF-8 BOM, as cJSON. */
+static const char *doc_start(const char *p, const char *end)
+{
+	if (end - p >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3))
+		p += 3;
+	return skip_ws(p, end);
+}
+
 /* Just past the string whose opening quote is at p. */
 static const char *string_end(const char *p, const char *end)
 {
@@ -187,13 +195,27 @@ static size_t minify(const char *p, size_t len, char *out)
 	return o;
 }
 
+/* Is the key literal [key, e) the member name, as cJSON reads it? */
+static bool key_is(const char *key, const char *e, const char *name)
+{
+	size_t len = (size_t)(e - key), nlen = strlen(name);
+	cJSON *k;
+	bool is;
+
+	if (!memchr(key, '\\', len) && !memchr(key, '\0', len))
+		return len == nlen + 2 && !memcmp(key + 1, name, nlen);
+	/* escaped: decoded, and cut at a NUL */
+	k = parse(key, len);
+	is = cJSON_IsString(k) && !strcmp(k->valuestring, name);
+	cJSON_Delete(k);
+	return is;
+}
+
 /* Where the value of the top-level object's member name starts, or NULL. */
 static const char *member_start(const char *p, const char *end,
 				const char *name)
 {
-	size_t nlen = strlen(name);
-
-	p = skip_ws(p, end);
+	p = doc_start(p, end);
 	if (p >= end || *p++ != '{')
 		return NULL;
 	for (;;) {
@@ -205,11 +227,9 @@ static const char *member_start(const char *p, const char *end,
 			return NULL;
 		key = p;
 		p = string_end(p, end);
-		if (!p || memchr(key, '\\', (size_t)(p - key)) ||
-		    memchr(key, '\0', (size_t)(p - key)))
-			return NULL;	/* cJSON reads such a key otherwise */
-		found = (size_t)(p - key) == nlen + 2 &&
-			!memcmp(key + 1, name, nlen);
+		if (!p)
+			return NULL;
+		found = key_is(key, p, name);
 		p = skip_ws(p, end);
 		if (p >= end || *p != ':')
 			return NULL;
@@ -280,7 +300,7 @@ static int task_from_item(const cJSON *item, const char *raw, size_t rawlen,
 			  struct task **out)
 {
 	const char *id, *status, *type;
-	char *printed = NULL, stack[16384];
+	char *copy = NULL, stack[16384];
 	struct task *t;
 
 	if (!cJSON_IsObject(item))
@@ -290,23 +310,28 @@ static int task_from_item(const cJSON *item, const char *raw, size_t rawlen,
 		return -EINVAL;
 	status = str_member(item, "status");
 	type = str_member(item, "task_type");
-	if (raw && rawlen <= sizeof(stack)) {
-		rawlen = minify(raw, rawlen, stack);
-		raw = stack;
+	if (raw) {
+		char *min = rawlen <= sizeof(stack) ? stack :
+			    (copy = malloc(rawlen));
+
+		if (!min)
+			return -ENOMEM;
+		rawlen = minify(raw, rawlen, min);
+		raw = min;
 	} else {
 		/* from malloc: the arena would keep every buffer it grows */
 		bool was = arena_on;
 
 		arena_on = false;
-		printed = cJSON_PrintUnformatted(item);
+		copy = cJSON_PrintUnformatted(item);
 		arena_on = was;
-		if (!printed)
+		if (!copy)
 			return -ENOMEM;
-		raw = printed;
-		rawlen = strlen(printed);
+		raw = copy;
+		rawlen = strlen(copy);
 	}
 	t = task_new(id, status ? status : "", type ? type : "", raw, rawlen);
-	free(printed);	/* malloc'd, arena or not */
+	free(copy);	/* malloc'd, arena or not */
 	if (!t)
 		return -ENOMEM;
 	task_stamp(item, t);
@@ -342,7 +367,7 @@ static int parse_by_parts(const char *body, size_t len, struct page *out)
 	cJSON *v;
 	int res = 0;
 
-	p = skip_ws(body, end);
+	p = doc_start(body, end);
 	e = p < end && *p == '{' ? value_end(p, end) : NULL;
 	if (!e || skip_ws(e, end) != end)
 		return -EIO;	/* not even balanced: truncated or garbage */
@@ -357,6 +382,7 @@ static int parse_by_parts(const char *body, size_t len, struct page *out)
 		if (!e || e == p)
 			return -EIO;
 		v = parse(p, (size_t)(e - p));
+		p = doc_start(p, e);	/* cJSON skipped a BOM there, too */
 		if (v)
 			r = task_from_item(v, p, (size_t)(e - p), &t);
 		cJSON_Delete(v);
@@ -463,7 +489,7 @@ int json_parse_task(const char *body, size_t len, struct task **out)
 	if (!root)
 		return -EIO;
 	{
-		const char *raw = skip_ws(body, body + len);
+		const char *raw = doc_start(body, body + len);
 		const char *e = value_end(raw, body + len);
 
 		res = task_from_item(root, e ? raw : NULL,
@@ -474,10 +500,17 @@ int json_parse_task(const char *body, size_t len, struct task **out)
 }
 
 /*
- * A task's tree is built in one allocation: the nodes, then their strings.
- * The first pass sizes it, the second fills it.
+ * A task's tree is one allocation: the nodes, then their texts. cJSON
+ * gives the shape, the keys and the strings; the source text, walked
+ * alongside, gives each number as the API wrote it and each string's
+ * length (cJSON decodes a "\u0000" to a NUL byte and goes on, so its
+ * valuestring holds the whole value).
  */
-#define NUMBER_MAX 32
+struct walk {
+	const char *p, *end;	/* the source, from the next token */
+	struct tnode *pool;	/* the next free node */
+	char *strs, *strs_end;	/* the free part of the text area */
+};
 
 static enum tnode_type type_of(const cJSON *item)
 {
@@ -496,125 +529,279 @@ static enum tnode_type type_of(const cJSON *item)
 	return TN_NULL;
 }
 
-/* The shortest text that reads back as d: integers as such. */
-static size_t number_text(double d, char *out)
-{
-	int prec;
-
-	if (d > -9007199254740992.0 && d < 9007199254740992.0 &&
-	    d == (double)(long long)d)
-		return (size_t)snprintf(out, NUMBER_MAX, "%lld",
-					(long long)d);
-	for (prec = 15; prec < 17; prec++) {
-		snprintf(out, NUMBER_MAX, "%.*g", prec, d);
-		if (strtod(out, NULL) == d)
-			break;
-	}
-	if (prec == 17)
-		snprintf(out, NUMBER_MAX, "%.17g", d);
-	return strlen(out);
-}
-
-static void tree_size(const cJSON *item, const char *key, size_t *nodes,
-		      size_t *bytes)
+static size_t tree_count(const cJSON *item)
 {
 	const cJSON *c;
+	size_t n = 1;
 
-	(*nodes)++;
-	if (key)
-		*bytes += strlen(key) + 1;
-	if (cJSON_IsString(item))
-		*bytes += strlen(item->valuestring) + 1;
-	else if (cJSON_IsNumber(item))
-		*bytes += NUMBER_MAX;
-	if (!cJSON_IsObject(item) && !cJSON_IsArray(item))
-		return;
 	for (c = item->child; c; c = c->next)
-		tree_size(c, cJSON_IsObject(item) ?
-			  (c->string ? c->string : "") : NULL, nodes, bytes);
+		n += tree_count(c);
+	return n;
 }
 
-static char *copy_str(char **strs, const char *s, size_t len)
+/* Just past the number or literal that starts at p. */
+static const char *token_end(const char *p, const char *end)
 {
-	char *p = *strs;
-
-	memcpy(p, s, len);
-	p[len] = '\0';
-	*strs += len + 1;
+	while (p < end && (unsigned char)*p > 0x20 && !strchr(",:[]{}\"", *p))
+		p++;
 	return p;
 }
 
-static struct tnode *tree_fill(const cJSON *item, const char *key,
-			       size_t index, struct tnode **pool, char **strs)
+/* Skip whitespace, then c; false if c is not next. */
+static bool take(struct walk *w, char c)
 {
-	struct tnode *n = (*pool)++, **tail = &n->child;
+	w->p = skip_ws(w->p, w->end);
+	if (w->p >= w->end || *w->p != c)
+		return false;
+	w->p++;
+	return true;
+}
+
+static bool is_hex4(const char *x)
+{
+	return tree_hexval(x[0]) >= 0 && tree_hexval(x[1]) >= 0 &&
+	       tree_hexval(x[2]) >= 0 && tree_hexval(x[3]) >= 0;
+}
+
+/* cJSON reads \uXXXX as 0 when XXXX is 0000 or not four hex digits. */
+static bool u_zero(const char *x)
+{
+	return !is_hex4(x) || !memcmp(x, "0000", 4);
+}
+
+/*
+ * The bytes cJSON decodes as one at p, in a string literal whose closing
+ * quote is at q: a byte, an escape, or \u and the four bytes after it,
+ * whatever they are. (With a broken \u this need not end where the
+ * escapes that found q end.)
+ */
+static size_t unit_len(const char *p, const char *q)
+{
+	if (*p != '\\')
+		return 1;
+	return p[1] == 'u' && q - p >= 6 ? 6 : 2;
+}
+
+/*
+ * Skip whitespace and a string literal. With s, cJSON's valuestring of
+ * it, set *len to the value's length: cJSON writes a NUL byte for a raw
+ * NUL and for a \u it reads as 0, and goes on, so s holds the whole
+ * value; counting those NULs as cJSON decodes says where it ends. Reads
+ * of s stay in cJSON's buffer: the literal's room, less a byte an escape.
+ */
+static bool take_string(struct walk *w, const char *s, size_t *len)
+{
+	const char *p = skip_ws(w->p, w->end), *q, *e;
+	size_t nuls = 0, room;
+
+	if (p >= w->end || *p != '"' || !(e = string_end(p, w->end)))
+		return false;
+	w->p = e--;	/* e: the closing quote */
+	if (!s)
+		return true;
+	room = (size_t)(e - p - 1);
+	for (q = p + 1; q < e; q++)
+		if (*q == '\\')
+			room--, q++;
+	for (q = p + 1; q < e; q += unit_len(q, e))
+		if (*q == '\0' || (unit_len(q, e) == 6 && u_zero(q + 2)))
+			nuls++;
+	for (*len = strnlen(s, room); nuls-- && *len < room;)
+		*len += 1 + strnlen(s + *len + 1, room - *len - 1);
+	return true;
+}
+
+/* Copy len bytes and a NUL into the text area; NULL if they do not fit. */
+static char *copy_text(struct walk *w, const char *s, size_t len)
+{
+	char *p = w->strs;
+
+	if (len >= (size_t)(w->strs_end - p))
+		return NULL;
+	memcpy(p, s, len);
+	p[len] = '\0';
+	w->strs += len + 1;
+	return p;
+}
+
+/* The node for item, whose value is next in the source; NULL if lost. */
+static struct tnode *tree_fill(const cJSON *item, const char *key,
+			       size_t index, struct walk *w)
+{
+	struct tnode *n = w->pool++, **tail = &n->child;
+	bool obj = cJSON_IsObject(item);
+	const char *start;
 	const cJSON *c;
 	size_t i = 0;
 
 	memset(n, 0, sizeof(*n));
 	n->type = type_of(item);
 	n->index = index;
-	if (key)
-		n->key = copy_str(strs, key, strlen(key));
+	if (key && !(n->key = copy_text(w, key, strlen(key))))
+		return NULL;
 	if (n->type == TN_STRING) {
-		n->text = copy_str(strs, item->valuestring,
-				   strlen(item->valuestring));
-	} else if (n->type == TN_NUMBER) {
-		char num[NUMBER_MAX];
-
-		n->text = copy_str(strs, num,
-				   number_text(item->valuedouble, num));
+		if (!take_string(w, item->valuestring, &n->len))
+			return NULL;
+		n->text = copy_text(w, item->valuestring, n->len);
+		return n->text ? n : NULL;
 	}
-	if (n->type != TN_OBJECT && n->type != TN_ARRAY)
-		return n;
+	if (n->type != TN_OBJECT && n->type != TN_ARRAY) {
+		start = w->p = skip_ws(w->p, w->end);
+		w->p = token_end(start, w->end);
+		if (n->type != TN_NUMBER)
+			return w->p > start ? n : NULL;
+		n->len = (size_t)(w->p - start);
+		n->text = n->len ? copy_text(w, start, n->len) : NULL;
+		return n->text ? n : NULL;
+	}
+	if (!take(w, obj ? '{' : '['))
+		return NULL;
 	for (c = item->child; c; c = c->next) {
-		*tail = tree_fill(c, n->type == TN_OBJECT ?
-				  (c->string ? c->string : "") : NULL, i++,
-				  pool, strs);
+		if ((c != item->child && !take(w, ',')) ||
+		    (obj && (!take_string(w, NULL, NULL) || !take(w, ':'))))
+			return NULL;
+		*tail = tree_fill(c, obj ? (c->string ? c->string : "") : NULL,
+				  i++, w);
+		if (!*tail)
+			return NULL;
 		tail = &(*tail)->next;
 	}
-	return n;
+	return take(w, obj ? '}' : ']') ? n : NULL;
 }
 
 int json_to_tree(const char *json, size_t len, struct tnode **root)
 {
-	size_t nodes = 0, bytes = 0;
+	struct walk w = { NULL, NULL, NULL, NULL, NULL };
 	struct tnode *pool = NULL;
-	char *strs;
+	size_t nodes = 0;
 	cJSON *r;
 	int res = -EIO;
 
 	arena_on = true;	/* the cJSON tree lives only in here */
-	r = parse(json, len);
+	r = cJSON_ParseWithLengthOpts(json, len, &w.end, 0);
 	if (r) {
-		tree_size(r, NULL, &nodes, &bytes);
-		pool = malloc(nodes * sizeof(*pool) + bytes);
+		nodes = tree_count(r);
+		/*
+		 * Each text comes from its own stretch of the source and is
+		 * no longer than it (a number's NUL may take the byte after
+		 * it): len + 1 bytes hold them all.
+		 */
+		pool = malloc(nodes * sizeof(*pool) + len + 1);
 		res = pool ? 0 : -ENOMEM;
 	}
 	if (pool) {
-		strs = (char *)(pool + nodes);
-		*root = tree_fill(r, NULL, 0, &pool, &strs);
+		w.p = doc_start(json, w.end);
+		w.pool = pool;
+		w.strs = (char *)(pool + nodes);
+		w.strs_end = w.strs + len + 1;
+		*root = tree_fill(r, NULL, 0, &w);
+		if (!*root) {
+			/* cJSON took what the walk could not follow: a bug */
+			free(pool);
+			res = -EIO;
+		}
 	}
 	cJSON_Delete(r);
 	arena_drop();
 	return res;
 }
 
+/* n tabs. */
+static int add_tabs(struct buf *out, size_t n)
+{
+	static const char tabs[] = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t";
+	int res = 0;
+
+	while (n && !res) {
+		size_t k = n < sizeof(tabs) - 1 ? n : sizeof(tabs) - 1;
+
+		res = buf_add(out, tabs, k);
+		n -= k;
+	}
+	return res;
+}
+
+/*
+ * A string literal as written, but for what cJSON takes and JSON does
+ * not: a raw control byte, or a quote left bare by a broken \u, becomes
+ * \u00XX, and a \u without four hex digits \u0000 (as cJSON reads it).
+ */
+static int add_string(struct buf *out, const char *p, const char *e)
+{
+	const char *q = e - 1, *run = p;	/* q: the closing quote */
+	int res = 0;
+	size_t k;
+
+	for (p++; p < q && !res; p += k) {
+		k = unit_len(p, q);
+		if (k == 6 ? is_hex4(p + 2) : k == 2 ||
+		    ((unsigned char)*p >= 0x20 && *p != '"'))
+			continue;
+		res = buf_add(out, run, (size_t)(p - run));
+		if (!res)
+			res = buf_printf(out, "\\u%04x",
+					 k == 6 ? 0 : (unsigned char)*p);
+		run = p + k;
+	}
+	/* p is past q when the last escape took the quote as its byte */
+	res = res ? res : buf_add(out, run, (size_t)(p - run));
+	return res ? res : buf_addch(out, '"');
+}
+
+/*
+ * cJSON_Print's layout (a tab a level, an object's members one a line,
+ * an array on one line), but each token copied as the API wrote it.
+ */
 int json_pretty(const char *json, size_t len, struct buf *out)
 {
-	cJSON *r = parse(json, len);
-	char *s;
+	const char *end = json + len, *p = doc_start(json, end), *e;
+	char open[CJSON_NESTING_LIMIT];	/* '{' or '[' of each open level */
+	size_t depth = 0;
+	char prev = 0;
 	int res;
 
-	if (!r)
-		return -EIO;
-	s = cJSON_Print(r);
-	cJSON_Delete(r);
-	if (!s)
-		return -ENOMEM;
-	res = buf_addstr(out, s);
-	free(s);
-	return res ? res : buf_addch(out, '\n');
+	do {
+		p = skip_ws(p, end);
+		if (p >= end)
+			return -EIO;
+		e = p + 1;
+		if (*p == '{' || *p == '[') {
+			if (depth == sizeof(open))
+				return -EIO;
+			open[depth++] = *p;
+			res = buf_addstr(out, *p == '{' ? "{\n" : "[");
+		} else if (strchr("}],:", *p) && !depth) {
+			return -EIO;
+		} else if (*p == '}') {
+			res = prev == '{' ? 0 : buf_addch(out, '\n');
+			res = res ? res : add_tabs(out, --depth);
+			res = res ? res : buf_addch(out, '}');
+		} else if (*p == ']') {
+			depth--;
+			res = buf_addch(out, ']');
+		} else if (*p == ',' && open[depth - 1] == '{') {
+			res = buf_addstr(out, ",\n");
+			res = res ? res : add_tabs(out, depth);
+		} else if (*p == ',') {
+			res = buf_addstr(out, ", ");
+		} else if (*p == ':') {
+			res = buf_addstr(out, ":\t");
+		} else {
+			e = *p == '"' ? string_end(p, end) : token_end(p, end);
+			if (!e)
+				return -EIO;
+			res = prev == '{' ? add_tabs(out, depth) : 0;
+			if (!res && *p == '"')
+				res = add_string(out, p, e);
+			else if (!res)
+				res = buf_add(out, p, (size_t)(e - p));
+		}
+		if (res)
+			return res;
+		prev = *p;
+		p = e;
+	} while (depth);
+	return buf_addch(out, '\n');
 }
 
 const char *json_version(void)
@@ -775,4 +962,17 @@ void json_error_message(const char *body, size_t len, char *msg,
 	if (m)
 		snprintf(msg, size, "%s", m);
 	cJSON_Delete(root);
+}
+
+bool json_whole_object(const char *body, size_t len)
+{
+	const char *end = body + len, *p = body, *e;
+
+	if (len >= 3 && !memcmp(p, "\xef\xbb\xbf", 3))
+		p += 3;		/* a BOM, as cJSON allows */
+	p = skip_ws(p, end);
+	if (p >= end || *p != '{')
+		return false;
+	e = value_end(p, end);
+	return e && skip_ws(e, end) == end;
 }

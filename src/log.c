@@ -10,6 +10,16 @@
 
 static bool debug_on;
 static bool to_syslog;
+static unsigned repeat_window;	/* seconds; set before threads start */
+static __thread const char *context;	/* the folder a thread works for */
+
+/* The lines that log_once printed lately: hashes and when. */
+#define RECENT_MAX 64
+static struct {
+	unsigned long hash;
+	time_t when;
+} recent[RECENT_MAX];		/* protected by last_lock */
+static unsigned recent_pos;	/* protected by last_lock */
 static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
 static char last_line[LOG_LINE_MAX];	/* protected by last_lock */
 static time_t last_time;	/* protected by last_lock */
@@ -22,6 +32,46 @@ void log_set_debug(bool on)
 bool log_debugging(void)
 {
 	return debug_on;
+}
+
+void log_set_repeat_window(unsigned seconds)
+{
+	repeat_window = seconds;
+}
+
+void log_set_context(const char *what)
+{
+	context = what;
+}
+
+static unsigned long hash_line(const char *s)
+{
+	unsigned long h = 5381;
+
+	while (*s)
+		h = h * 33 + (unsigned char)*s++;
+	return h;
+}
+
+/* Whether line was printed by log_once within the window; notes it. */
+static bool repeated(const char *line)
+{
+	unsigned long h = hash_line(line);
+	time_t now = time(NULL);
+	bool seen = false;
+	unsigned i;
+
+	pthread_mutex_lock(&last_lock);
+	for (i = 0; i < RECENT_MAX && !seen; i++)
+		seen = recent[i].when && recent[i].hash == h &&
+		       now - recent[i].when < (time_t)repeat_window;
+	if (!seen) {
+		recent[recent_pos].hash = h;
+		recent[recent_pos].when = now;
+		recent_pos = (recent_pos + 1) % RECENT_MAX;
+	}
+	pthread_mutex_unlock(&last_lock);
+	return seen;
 }
 
 void log_use_syslog(void)
@@ -44,21 +94,25 @@ static const char *prio_name(int prio)
 /*
  * Every message is one line: whatever a server, a user or the
  * environment put into it, control bytes are escaped here (\n, \x1b).
+ * Errors and warnings name the folder the thread works for, if any.
  */
-void log_msg(int prio, const char *fmt, ...)
+__attribute__((format(printf, 3, 0)))
+static void log_va(int prio, bool once, const char *fmt, va_list ap)
 {
 	char raw[LOG_LINE_MAX], line[LOG_LINE_MAX];
-	va_list ap;
 	int n;
 
 	if (prio == LOG_DEBUG && !debug_on)
 		return;
-	va_start(ap, fmt);
 	n = vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
 	if (n < 0)
 		return;
+	if (context && prio <= LOG_WARNING && (size_t)n < sizeof(raw))
+		snprintf(raw + n, sizeof(raw) - (size_t)n, " (in %s)",
+			 context);
 	text_escape(line, sizeof(line), raw, strlen(raw));
+	if (once && repeated(line))
+		return;
 	if (prio <= LOG_WARNING) {
 		pthread_mutex_lock(&last_lock);
 		memcpy(last_line, line, sizeof(line));
@@ -69,8 +123,25 @@ void log_msg(int prio, const char *fmt, ...)
 		syslog(prio, "%s", line);
 		return;
 	}
-	n = (int)strlen(line);
-	fprintf(stderr, "mixpeekfs: %s: %.*s\n", prio_name(prio), n, line);
+	fprintf(stderr, "mixpeekfs: %s: %s\n", prio_name(prio), line);
+}
+
+void log_msg(int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_va(prio, false, fmt, ap);
+	va_end(ap);
+}
+
+void log_once(int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_va(prio, true, fmt, ap);
+	va_end(ap);
 }
 
 time_t log_last_problem(char *line, size_t size)

@@ -47,6 +47,7 @@ int main(int argc, char **argv)
 	struct options o;
 	struct fs *fs = NULL;
 	char err[512];
+	bool hides;
 	int res, ret = 1;
 
 	/*
@@ -56,8 +57,7 @@ int main(int argc, char **argv)
 	mallopt(M_ARENA_MAX, 2);
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	json_init();
-	if (opts_init(&o))
-		return fail("%s", "out of memory");
+	opts_init(&o);
 	res = fs_new(argc, argv, &o, &fs);
 	if (res) {
 		ret = res > 0 ? 0 : 1;
@@ -71,10 +71,16 @@ int main(int argc, char **argv)
 	prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L);
 	setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
 	if (opts_validate(&o, err, sizeof(err)) ||
+	    opts_check_mountpoint(fs_mountpoint(fs), &hides, err,
+				  sizeof(err)) ||
 	    opts_load_key(&o, err, sizeof(err))) {
 		ret = fail("%s", err);
 		goto out;
 	}
+	log_set_repeat_window(o.ttl);
+	if (hides)
+		log_warn("'%s' is not empty: what it holds is hidden while "
+			 "mixpeekfs is mounted there", fs_mountpoint(fs));
 	hc = (struct http_config){
 		.base_url = o.url,
 		.api_key = o.key,
@@ -83,7 +89,7 @@ int main(int argc, char **argv)
 		.ca_dir = o.ca_dir,
 		.connect_timeout_ms = o.connect_timeout * 1000L,
 		.timeout_ms = o.timeout * 1000L,
-		.key_retry_ms = (o.ttl ? o.ttl : 1) * 1000L,
+		.key_retry_ms = o.ttl * 1000L,
 		.retries = o.retries,
 		.max_body = o.max_response,
 	};

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * opts: one fuse_opt table. String defaults are strdup'ed because
- * fuse_opt_parse frees the previous value of a %s option.
+ * opts: one fuse_opt table for the text options and the flags, one table
+ * of the numeric options with their ranges. String defaults are not set
+ * before parsing, because fuse_opt_parse frees the previous value of a %s
+ * option: opts_validate fills them in.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -29,15 +33,6 @@ static const struct fuse_opt opt_table[] = {
 	OPT("key_file=%s", key_file, 0),
 	OPT("namespace=%s", namespace, 0),
 	OPT("ca_file=%s", ca_file, 0),
-	OPT("page_size=%u", page_size, 0),
-	OPT("ttl=%u", ttl, 0),
-	OPT("ttl_terminal=%u", ttl_terminal, 0),
-	OPT("max_connections=%u", max_connections, 0),
-	OPT("timeout=%u", timeout, 0),
-	OPT("connect_timeout=%u", connect_timeout, 0),
-	OPT("retries=%u", retries, 0),
-	OPT("max_response=%s", max_response_str, 0),
-	OPT("cache_size=%s", cache_size_str, 0),
 	OPT("allow_http", allow_http, 1),
 	OPT("debug", debug, 1),
 	/* mount(8) and fstab words that mean nothing to us */
@@ -50,12 +45,48 @@ static const struct fuse_opt opt_table[] = {
 	FUSE_OPT_END
 };
 
-int opts_init(struct options *o)
+/*
+ * The numeric options, taken as text (fuse_opt's %u would read -1 as
+ * 4294967295 and 10x as 10) and parsed by opts_validate. The ranges are
+ * written as a user would write them, and parsed by the same rules.
+ */
+static const struct num_opt {
+	const char *name;
+	size_t offset;		/* of an unsigned, or of a size_t for a size */
+	bool size;		/* a number of bytes, or one with K, M or G */
+	const char *min, *max;
+	const char *what;	/* what the message asks for */
+	const char *why;	/* why the minimum, said when below it */
+} nums[] = {
+	{ "page_size", offsetof(struct options, page_size), false, "1",
+	  "1000", "a whole number", NULL },
+	{ "ttl", offsetof(struct options, ttl), false, "1", "86400",
+	  "a whole number of seconds",
+	  "with 0, every stat would fetch a whole listing again" },
+	{ "ttl_terminal", offsetof(struct options, ttl_terminal), false, "1",
+	  "604800", "a whole number of seconds", NULL },
+	{ "max_connections", offsetof(struct options, max_connections), false,
+	  "1", "8", "a whole number", NULL },
+	{ "timeout", offsetof(struct options, timeout), false, "1", "3600",
+	  "a whole number of seconds", NULL },
+	{ "connect_timeout", offsetof(struct options, connect_timeout), false,
+	  "1", "600", "a whole number of seconds", NULL },
+	{ "retries", offsetof(struct options, retries), false, "0", "10",
+	  "a whole number", NULL },
+	{ "max_response", offsetof(struct options, max_response), true, "1M",
+	  "1G", "a size", NULL },
+	{ "cache_size", offsetof(struct options, cache_size), true, "16M",
+	  "64G", "a size",
+	  "a smaller cache would drop tasks before they are read, and fetch "
+	  "them again" },
+};
+
+_Static_assert(sizeof(nums) / sizeof(*nums) == OPTS_NUMS,
+	       "OPTS_NUMS counts the numeric options");
+
+void opts_init(struct options *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->url = strdup(OPTS_DEFAULT_URL);
-	o->max_response_str = strdup("64M");
-	o->cache_size_str = strdup("256M");
 	o->page_size = 1000;
 	o->ttl = 30;
 	o->ttl_terminal = 600;
@@ -63,8 +94,27 @@ int opts_init(struct options *o)
 	o->timeout = 30;
 	o->connect_timeout = 10;
 	o->retries = 3;
-	return o->url && o->max_response_str && o->cache_size_str ?
-	       0 : -ENOMEM;
+	o->max_response = (size_t)64 << 20;
+	o->cache_size = (size_t)256 << 20;
+}
+
+/* An option NAME=VALUE that is numeric: keep VALUE's text. */
+static int num_text(struct options *o, const char *arg)
+{
+	size_t i, len;
+
+	for (i = 0; i < OPTS_NUMS; i++) {
+		len = strlen(nums[i].name);
+		if (strncmp(arg, nums[i].name, len) || arg[len] != '=')
+			continue;
+		free(o->num_text[i]);
+		o->num_text[i] = strdup(arg + len + 1);
+		if (o->num_text[i])
+			return 0;
+		fprintf(stderr, "mixpeekfs: out of memory\n");
+		return -1;
+	}
+	return 1;
 }
 
 /*
@@ -81,56 +131,109 @@ static int opt_proc(void *data, const char *arg, int key,
 		o->nonopt[o->nonopts++] = arg;
 		return 0;
 	}
-	if (key == FUSE_OPT_KEY_OPT && !strncmp(arg, "key=", 4)) {
+	if (key != FUSE_OPT_KEY_OPT)
+		return 1;
+	if (!strncmp(arg, "key=", 4)) {
 		fprintf(stderr, "mixpeekfs: the key is never taken on the "
 			"command line; use MIXPEEK_API_KEY or -o key_file=\n");
 		return -1;
 	}
-	if (key == FUSE_OPT_KEY_OPT && !strncmp(arg, "x-systemd.", 10))
+	if (!strncmp(arg, "x-systemd.", 10))
 		return 0;
-	return 1;	/* keep for FUSE */
+	return num_text(o, arg);	/* 1: not ours, kept for FUSE */
 }
 
 int opts_parse(struct fuse_args *args, struct options *o)
 {
-	const char *dir;
-
 	if (fuse_opt_parse(args, o, opt_table, opt_proc))
 		return -1;
 	if (!o->nonopts)
 		return 0;
 	/* give the mountpoint back to FUSE; the source is ours */
-	dir = o->nonopt[o->nonopts - 1];
-	if (o->nonopts == 2) {
+	if (o->nonopts == 2)
 		o->source = o->nonopt[0];
-		if (strstr(o->source, "://")) {
-			free(o->source_url);
-			if (!(o->source_url = strdup(o->source)))
-				return -1;
-		}
-	}
-	return fuse_opt_add_arg(args, dir) ? -1 : 0;
+	return fuse_opt_add_arg(args, o->nonopt[o->nonopts - 1]) ? -1 : 0;
 }
 
-static int parse_size(const char *s, size_t *out)
+/*
+ * The whole of s as a decimal number: digits only (no sign, no space),
+ * and for a size an optional K, M or G. -EINVAL, or -ERANGE if too large.
+ */
+static int parse_number(const char *s, bool size, unsigned long long *out)
 {
+	static const char units[] = "KMG";
+	const char *unit;
 	unsigned long long v;
+	unsigned shift = 0;
 	char *end;
 
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	default: break;
+	if (errno)
+		return -ERANGE;
+	unit = size && *end ? strchr(units, toupper((unsigned char)*end)) :
+	       NULL;
+	if (unit) {
+		shift = 10 * (unsigned)(unit - units + 1);
+		end++;
 	}
-	if (*end || v == 0)
+	if (*end)
 		return -EINVAL;
-	*out = (size_t)v;
+	if (v > ULLONG_MAX >> shift)
+		return -ERANGE;
+	*out = v << shift;
 	return 0;
+}
+
+/* Set one numeric option from its text, if given. 0 or -EINVAL. */
+static int set_number(struct options *o, const struct num_opt *n,
+		      const char *text, char *err, size_t size)
+{
+	unsigned long long v = 0, min = 0, max = 0;
+	char *field = (char *)o + n->offset;
+	int res;
+
+	if (!text)
+		return 0;	/* the default */
+	parse_number(n->min, n->size, &min);
+	parse_number(n->max, n->size, &max);
+	res = parse_number(text, n->size, &v);
+	if (!res && v >= min && v <= max) {
+		if (n->size)
+			*(size_t *)field = (size_t)v;
+		else
+			*(unsigned *)field = (unsigned)v;
+		return 0;
+	}
+	snprintf(err, size, "%s must be %s from %s to %s%s, not '%s'%s%s",
+		 n->name, n->what, n->min, n->max,
+		 n->size ? " (bytes, or a number with K, M or G)" : "", text,
+		 !res && v < min && n->why ? ": " : "",
+		 !res && v < min && n->why ? n->why : "");
+	return -EINVAL;
+}
+
+/*
+ * The URL: before the mountpoint (a SOURCE with ://), or url=, or the
+ * default. Given both ways, the two must be the same.
+ */
+static int pick_url(struct options *o, char *err, size_t size)
+{
+	const char *source = o->source && strstr(o->source, "://") ?
+			     o->source : NULL;
+
+	if (source && o->url && strcmp(source, o->url)) {
+		snprintf(err, size, "two URLs: '%s' before the mountpoint and "
+			 "url=%s; give one", source, o->url);
+		return -EINVAL;
+	}
+	if (source || !o->url) {
+		free(o->url);
+		o->url = strdup(source ? source : OPTS_DEFAULT_URL);
+	}
+	return o->url ? 0 : -ENOMEM;
 }
 
 /*
@@ -212,51 +315,22 @@ static int check_ca(struct options *o, char *err, size_t size)
 int opts_validate(struct options *o, char *err, size_t size)
 {
 	struct http_base base;
+	size_t i;
 	int res;
 
-	if (o->source_url) {
-		free(o->url);
-		o->url = o->source_url;
-		o->source_url = NULL;
-	}
+	for (i = 0; i < OPTS_NUMS; i++)
+		if (set_number(o, &nums[i], o->num_text[i], err, size))
+			return -EINVAL;
 	if (o->ttl_terminal < o->ttl)
 		o->ttl_terminal = o->ttl;	/* never less than ttl */
-
-	if (o->page_size < 1 || o->page_size > 1000) {
-		snprintf(err, size, "page_size must be 1 to 1000, not %u",
-			 o->page_size);
-		return -EINVAL;
-	}
-	if (o->max_connections < 1 || o->max_connections > 8) {
-		snprintf(err, size, "max_connections must be 1 to 8, not %u",
-			 o->max_connections);
-		return -EINVAL;
-	}
-	if (o->timeout < 1 || o->connect_timeout < 1) {
-		snprintf(err, size, "timeout and connect_timeout must be at "
-			 "least 1 second");
-		return -EINVAL;
-	}
-	if (o->retries > 10) {
-		snprintf(err, size, "retries must be 0 to 10, not %u",
-			 o->retries);
-		return -EINVAL;
-	}
-	if (parse_size(o->max_response_str, &o->max_response)) {
-		snprintf(err, size, "max_response must be a size such as 64M, "
-			 "not '%s'", o->max_response_str);
-		return -EINVAL;
-	}
-	if (parse_size(o->cache_size_str, &o->cache_size)) {
-		snprintf(err, size, "cache_size must be a size such as 256M, "
-			 "not '%s'", o->cache_size_str);
-		return -EINVAL;
-	}
 	if (check_text("url", o->url, err, size) ||
 	    check_text("namespace", o->namespace, err, size) ||
 	    check_text("key_file", o->key_file, err, size) ||
 	    check_text("source", o->source, err, size))
 		return -EINVAL;
+	res = pick_url(o, err, size);
+	if (res)
+		return res;
 	res = http_parse_base(o->url, &base, err, size);
 	if (res)
 		return res;
@@ -271,6 +345,128 @@ int opts_validate(struct options *o, char *err, size_t size)
 	o->url = base.url;
 	o->host = base.host;
 	return check_ca(o, err, size);
+}
+
+/* Undo /proc/self/mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape_octal(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				      (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/*
+ * What is mounted on path, the topmost (last) mount of /proc/self/mountinfo
+ * there: its type and source, "" when nothing is. 0 or -errno.
+ */
+static int mounted_on(const char *path, char *type, char *source,
+		      size_t size)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, *save, *tok;
+	size_t cap = 0;
+	int i;
+
+	*type = *source = '\0';
+	if (!f)
+		return -errno;
+	while (getline(&line, &cap, f) > 0) {
+		/* ID PARENT MAJ:MIN ROOT POINT OPTIONS [TAGS...] - TYPE SOURCE */
+		tok = strtok_r(line, " \n", &save);
+		for (i = 1; tok && i < 5; i++)
+			tok = strtok_r(NULL, " \n", &save);
+		if (!tok)
+			continue;
+		unescape_octal(tok);
+		if (strcmp(tok, path))
+			continue;
+		while ((tok = strtok_r(NULL, " \n", &save)) && strcmp(tok, "-"))
+			;
+		tok = tok ? strtok_r(NULL, " \n", &save) : NULL;
+		if (!tok)
+			continue;
+		unescape_octal(tok);
+		snprintf(type, size, "%s", tok);
+		tok = strtok_r(NULL, " \n", &save);
+		if (tok)
+			unescape_octal(tok);
+		snprintf(source, size, "%s", tok ? tok : "");
+	}
+	free(line);
+	fclose(f);
+	return 0;
+}
+
+/* Whether the folder path holds anything (false if it cannot be read). */
+static bool has_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	bool found = false;
+
+	while (d && !found && (e = readdir(d)))
+		found = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static const char *file_kind(mode_t mode)
+{
+	return S_ISREG(mode) ? "a regular file" :
+	       S_ISCHR(mode) ? "a character device" :
+	       S_ISBLK(mode) ? "a block device" :
+	       S_ISFIFO(mode) ? "a FIFO" :
+	       S_ISSOCK(mode) ? "a socket" : "not a folder";
+}
+
+int opts_check_mountpoint(const char *path, bool *hides, char *err,
+			  size_t size)
+{
+	char type[256], source[256];
+	struct stat sb;
+	int res;
+
+	*hides = false;
+	/* a descriptor of /dev/fuse that a privileged helper opened */
+	if (!strncmp(path, "/dev/fd/", 8))
+		return 0;
+	res = mounted_on(path, type, source, sizeof(type));
+	if (res) {
+		snprintf(err, size, "cannot read /proc/self/mountinfo: %s",
+			 strerror(-res));
+		return res;
+	}
+	if (!strcmp(type, "fuse.mixpeekfs")) {
+		snprintf(err, size, "'%s' already has a mixpeekfs mounted on it "
+			 "(%s %s), which a second one would hide: unmount it "
+			 "first (fusermount3 -u %s)", path, type, source, path);
+		return -EBUSY;
+	}
+	if (stat(path, &sb)) {
+		res = -errno;
+		snprintf(err, size, "cannot mount on '%s': %s", path,
+			 strerror(errno));
+		return res;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		snprintf(err, size, "cannot mount on '%s': it is %s, not a "
+			 "folder", path, file_kind(sb.st_mode));
+		return -ENOTDIR;
+	}
+	/* reading an automount point would wait for this very mount */
+	*hides = strcmp(type, "autofs") && has_entries(path);
+	return 0;
 }
 
 /*
@@ -400,11 +596,10 @@ void opts_release(struct options *o)
 	free(o->host);
 	free(o->ca_file);
 	free(o->ca_dir);
-	free(o->source_url);
 	free(o->key_file);
 	free(o->namespace);
-	free(o->max_response_str);
-	free(o->cache_size_str);
+	for (size_t i = 0; i < OPTS_NUMS; i++)
+		free(o->num_text[i]);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -413,10 +608,15 @@ void opts_print_help(void)
 	printf(
 "usage: mixpeekfs [options] [URL] MOUNTPOINT\n"
 "\n"
+"URL, if given, is the API base, as -o url=URL is (given both ways, the\n"
+"two must be the same); a first word without :// is only a label\n"
+"(mount(8)'s source). MOUNTPOINT must be a folder with no mixpeekfs\n"
+"mounted on it.\n"
 "The API key comes from the environment variable MIXPEEK_API_KEY or from\n"
 "-o key_file=PATH (the file must be readable by its owner only).\n"
 "\n"
-"mixpeekfs options:\n"
+"mixpeekfs options (numbers are whole, without a sign; SIZE is bytes or\n"
+"a number with K, M or G):\n"
 "    -o url=URL             API base (default " OPTS_DEFAULT_URL ")\n"
 "    -o key_file=PATH       file holding the API key\n"
 "    -o namespace=NS        send X-Namespace: NS\n"
@@ -424,20 +624,21 @@ void opts_print_help(void)
 "                           CURL_CA_BUNDLE, SSL_CERT_FILE, the system's)\n"
 "    -o page_size=N         tasks per list request, 1-1000 (default 1000)\n"
 "    -o ttl=SECONDS         how long listings and active tasks are\n"
-"                           trusted (default 30)\n"
+"                           trusted, 1-86400 (default 30)\n"
 "    -o ttl_terminal=SECONDS  how long a task in a terminal status\n"
-"                           (COMPLETED, FAILED, ...) is trusted\n"
+"                           (COMPLETED, FAILED, ...) is trusted, 1-604800\n"
 "                           (default 600, never less than ttl)\n"
 "    -o max_connections=N   concurrent requests per listing, 1-8 "
 "(default 8)\n"
-"    -o timeout=SECONDS     bound on one request, retries included "
-"(default 30)\n"
-"    -o connect_timeout=S   bound on connecting (default 10)\n"
-"    -o retries=N           retries on 5xx, 429 and network errors "
-"(default 3)\n"
-"    -o max_response=SIZE   largest response body accepted (default 64M)\n"
+"    -o timeout=SECONDS     bound on one request, retries included,\n"
+"                           1-3600 (default 30)\n"
+"    -o connect_timeout=S   bound on connecting, 1-600 (default 10)\n"
+"    -o retries=N           retries on 5xx, 429 and network errors, 0-10\n"
+"                           (default 3)\n"
+"    -o max_response=SIZE   largest response body accepted, 1M-1G\n"
+"                           (default 64M)\n"
 "    -o cache_size=SIZE     task data kept in memory before the least\n"
-"                           recently used is dropped (default 256M)\n"
+"                           recently used is dropped, 16M-64G (default 256M)\n"
 "    -o allow_http          allow plain http to a host that is not "
 "loopback\n"
 "    -o debug               log every request\n"

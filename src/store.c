@@ -157,6 +157,8 @@ struct value {
 	struct value *next;
 };
 
+#define MISSING_MAX 1024
+
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t loaded;
@@ -170,8 +172,74 @@ static struct {
 	size_t cap;
 	struct lentry *listings;	/* protected by lock */
 	struct value *values[2];	/* protected by lock; append only */
+	struct missing *missing;	/* protected by lock: by id */
+	struct missing *gone[MISSING_MAX];	/* protected by lock: a ring */
+	unsigned gone_pos;		/* protected by lock */
 } st = { .lock = PTHREAD_MUTEX_INITIALIZER,
 	 .loaded = PTHREAD_COND_INITIALIZER };
+
+/*
+ * Ids the API answered 404 for lately: looking one up again within the
+ * ttl costs no request (stat tasks/.git, a prompt run in a loop). The
+ * last MISSING_MAX are kept; a listing that shows the id forgets it.
+ */
+struct missing {
+	UT_hash_handle hh;
+	time_t when;
+	char id[];
+};
+
+static void missing_drop_locked(const char *id)
+{
+	struct missing *m;
+	unsigned i;
+
+	HASH_FIND_STR(st.missing, id, m);
+	if (!m)
+		return;
+	HASH_DEL(st.missing, m);
+	for (i = 0; i < MISSING_MAX; i++)
+		if (st.gone[i] == m)
+			st.gone[i] = NULL;
+	free(m);
+}
+
+static void missing_add_locked(const char *id)
+{
+	size_t len = strlen(id);
+	struct missing *m, **slot = &st.gone[st.gone_pos];
+
+	missing_drop_locked(id);
+	if (*slot)
+		missing_drop_locked((*slot)->id);
+	m = malloc(sizeof(*m) + len + 1);
+	if (!m)
+		return;
+	memcpy(m->id, id, len + 1);
+	m->when = time(NULL);
+	HASH_ADD_KEYPTR(hh, st.missing, m->id, len, m);
+	*slot = m;
+	st.gone_pos = (st.gone_pos + 1) % MISSING_MAX;
+}
+
+static bool missing_locked(const char *id)
+{
+	struct missing *m;
+
+	HASH_FIND_STR(st.missing, id, m);
+	return m && time(NULL) - m->when < (time_t)st.ttl;
+}
+
+static void missing_clear_locked(void)
+{
+	struct missing *m, *tmp;
+
+	HASH_ITER(hh, st.missing, m, tmp) {
+		HASH_DEL(st.missing, m);
+		free(m);
+	}
+	memset(st.gone, 0, sizeof(st.gone));
+}
 
 static void drop_locked(struct task *t);
 
@@ -213,6 +281,7 @@ void store_cleanup(void)
 
 	HASH_ITER(hh, st.tasks, t, ttmp)
 		drop_locked(t);
+	missing_clear_locked();
 	HASH_ITER(hh, st.listings, le, ltmp) {
 		HASH_DEL(st.listings, le);
 		if (le->cur)
@@ -365,6 +434,8 @@ static int ingest_locked(struct task *t)
 		touch_locked(t);
 		return 0;
 	}
+	if (st.missing)
+		missing_drop_locked(t->id);
 	if (old) {
 		if (old->packed_len == t->packed_len &&
 		    !memcmp(TASK_PACKED(old), TASK_PACKED(t), t->packed_len)) {
@@ -648,6 +719,7 @@ static int listing_get(const struct list_body *q, long limit,
 		*out = listing_ref(l);
 	} else if (le->cur && serve_stale(res)) {
 		note_failure(res);
+		__atomic_add_fetch(&le->cur->failures, 1, __ATOMIC_RELAXED);
 		log_warn("serving the last good listing (%zu tasks) after a "
 			 "failed refresh", le->cur->n);
 		*out = listing_ref(le->cur);
@@ -692,6 +764,11 @@ static int task_get(const char *id, bool force, struct task **out)
 	}
 	if (t)
 		stale = task_ref(t);
+	if (!t && !force && missing_locked(id)) {
+		pthread_mutex_unlock(&st.lock);
+		stats_add(STATS_TASK_HITS, 1);
+		return -ENOENT;	/* the API said so within the ttl */
+	}
 	pthread_mutex_unlock(&st.lock);
 	stats_add(STATS_TASK_MISSES, 1);
 
@@ -704,13 +781,14 @@ static int task_get(const char *id, bool force, struct task **out)
 			task_unref(t);
 		else
 			*out = t;
-	} else if (res == -ENOENT && stale) {
+	} else if (res == -ENOENT) {
 		pthread_mutex_lock(&st.lock);
 		HASH_FIND_STR(st.tasks, id, t);
 		if (t) {
 			drop_locked(t);
 			changed_locked(id);
 		}
+		missing_add_locked(id);
 		pthread_mutex_unlock(&st.lock);
 	} else if (stale && !force && serve_stale(res)) {
 		note_failure(res);
@@ -760,6 +838,7 @@ void store_expire_all(void)
 					 __ATOMIC_RELAXED);
 	HASH_ITER(hh, st.tasks, t, ttmp)
 		__atomic_store_n(&t->fetched, 0, __ATOMIC_RELAXED);
+	missing_clear_locked();
 	asked_by_hand();
 	pthread_mutex_unlock(&st.lock);
 }
@@ -828,6 +907,17 @@ int store_values(enum store_values which, char ***names, size_t *n)
 	*names = arr;
 	*n = count;
 	return 0;
+}
+
+bool store_value_published(enum store_values which, const char *v)
+{
+	const char *const *p = which == STORE_STATUSES ? store_statuses :
+			       store_types;
+
+	for (; *p; p++)
+		if (!strcmp(*p, v))
+			return true;
+	return false;
 }
 
 void store_values_free(char **names, size_t n)

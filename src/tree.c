@@ -49,7 +49,7 @@ static int render_scalar(const struct tnode *n, struct buf *out)
 		return buf_addstr(out, "false\n");
 	case TN_NUMBER:
 	case TN_STRING: {
-		int res = buf_addstr(out, n->text ? n->text : "");
+		int res = n->text ? buf_add(out, n->text, n->len) : 0;
 
 		return res ? res : buf_addch(out, '\n');
 	}

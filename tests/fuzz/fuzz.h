@@ -52,7 +52,7 @@ void fuzz_check_unescape(const char *name);
  */
 void fuzz_check_tree(const struct tnode *root, unsigned max_depth);
 
-/* Same shape, keys, types and values (a non-finite number equals null). */
+/* Same shape, keys, types and texts (numbers as written), byte for byte. */
 int fuzz_tree_equal(const struct tnode *a, const struct tnode *b);
 
 /* The first member of an object node with this raw key, or NULL. */

@@ -123,14 +123,6 @@ def test_missing_key_fails_before_mounting(server, mountpoint):
     assert_not_mounted(mountpoint)
 
 
-@pytest.mark.parametrize("bad", ["page_size=0", "page_size=1001",
-                                 "page_size=abc", "page_size=-5"])
-def test_bad_option_value_fails_before_mounting(server, mountpoint, bad):
-    r = run_fail(["-o", "url=%s,%s,ttl=60" % (server.url, bad), mountpoint])
-    assert "page_size" in r.err, r.err
-    assert_not_mounted(mountpoint)
-
-
 def test_daemon_mode_mounts_and_unmounts(server, mountpoint, main_tasks):
     r = mfs.run_mixpeekfs(["-o", opts(server.url), mountpoint], timeout=60)
     assert r.returncode == 0, r.stderr.decode(errors="replace")

@@ -223,3 +223,101 @@ def test_ttl_expiry_refetches(server, mounter, main_tasks):
     r = mfs.sh("cat by-status/FAILED/%s/description" % mfs.escape_name(moved),
                m.path)
     assert r.out == "moved by the test\n"
+
+
+# ---------------------------------------------------------------------------
+# Name lookups (issue 11, items 1 and 2): past the ttl, a name under
+# tasks/, by-status/S/ or by-type/T/ costs at most one GET per task per
+# ttl (none for a terminal task within ttl_terminal), and never a listing;
+# only reading a folder (ls) fetches its listing.
+
+BUDGET_TTL = 2
+
+
+def lookup_round(m, cases):
+    """stat each (path, exists); the paths whose outcome was wrong."""
+    wrong = []
+    for rel, exists in cases:
+        e = mfs.errno_of(os.stat, m.p(rel))
+        if e != (None if exists else errno.ENOENT):
+            wrong.append("%s: %s" % (rel, mfs.errname(e)))
+    return wrong
+
+
+@pytest.mark.timeout(120)
+def test_name_lookups_cost_one_get_per_ttl_and_no_listing(server, mounter,
+                                                          main_tasks):
+    tt = "thumbnail"
+    m = mounter(server, page_size=100, ttl=BUDGET_TTL)
+    typ = {t["task_id"]: t["task_type"] for t in main_tasks}
+    plain = mfs.plain_ids
+    # active, in all three listings fetched
+    p = [i for i in plain(ids_where(main_tasks, status="PENDING"))
+         if typ[i] == tt][0]
+    # terminal, listed
+    f = [i for i in plain(ids_where(main_tasks, status="FAILED"))
+         if typ[i] != tt][0]
+    # terminal, in no listing fetched
+    c = [i for i in plain(ids_where(main_tasks, status="COMPLETED"))
+         if typ[i] != tt][0]
+    unknown = "task_budget_unknown"
+    cases = [("tasks/" + p, True), ("by-status/PENDING/" + p, True),
+             ("by-type/%s/%s" % (tt, p), True),
+             ("tasks/" + f, True), ("by-status/FAILED/" + f, True),
+             ("by-type/%s/%s" % (tt, f), False),
+             ("by-status/FAILED/" + c, False), ("tasks/" + c, True),
+             ("by-type/%s/%s" % (tt, c), False),
+             ("tasks/" + unknown, False),
+             ("by-status/FAILED/" + unknown, False),
+             ("by-type/%s/%s" % (tt, unknown), False),
+             ("tasks/.git", False), ("by-status/PENDING/.git", False),
+             ("by-type/%s/.git" % tt, False)]
+    mfs.listed_then_stale(server, m, BUDGET_TTL, "by-status/PENDING",
+                          "by-status/FAILED", "by-type/" + tt)
+    # Twice: the second round, within the ttl, costs nothing.
+    wrong = lookup_round(m, cases)
+    quick = mfs.none_due_until(server.log(), BUDGET_TTL)
+    wrong += lookup_round(m, cases)
+    assert wrong == []
+    log = server.log()
+    mfs.assert_gets_due(log, BUDGET_TTL, [p, c, unknown, ".git"], quick)
+
+    # Past the ttl of those GETs: the active task and the missing names
+    # are asked again, once; the terminal ones are not.
+    mfs.wait_past_ttl(BUDGET_TTL, time.time(),
+                      mfs.last_answer(mfs.get_entries(log)))
+    server.reset()
+    wrong = lookup_round(m, cases)
+    quick = mfs.none_due_until(server.log(), BUDGET_TTL)
+    wrong += lookup_round(m, cases)
+    assert wrong == []
+    mfs.assert_gets_due(server.log(), BUDGET_TTL, [p, unknown, ".git"],
+                        quick)
+
+
+@pytest.mark.timeout(120)
+def test_stat_storm_on_stale_folder_costs_no_listing(server, mounter,
+                                                     main_tasks):
+    """stat of a listing folder and of the tasks in it, for longer than the
+    ttl, costs nothing (the tasks are terminal); only ls fetches again."""
+    failed = ids_where(main_tasks, status="FAILED")
+    paths = [os.path.join("by-status", "FAILED", n)
+             for n in mfs.names(failed)]
+    m = mounter(server, page_size=100, ttl=BUDGET_TTL)
+    server.reset()
+    assert sorted(os.listdir(m.p("by-status", "FAILED"))) == \
+        mfs.names(failed)
+    server.reset()
+    until = time.time() + 2 * BUDGET_TTL + 1
+    rounds = 0
+    while rounds < 3 or time.time() < until:
+        rounds += 1
+        assert os.path.isdir(m.p("by-status", "FAILED"))
+        for rel in paths:
+            os.stat(m.p(rel))
+            os.stat(m.p(rel, "status"))
+    assert server.requests()["total"] == 0, server.log()[:3]
+    r = mfs.sh("ls -l by-status/FAILED | grep -c '^d'", m.path)
+    assert int(r.out) == len(failed)
+    d = server.requests()
+    assert (d["list"], d["get"]) == (mfs.pages(len(failed), 100), 0), d

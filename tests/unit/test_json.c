@@ -120,6 +120,113 @@ static void test_task(void)
 	CHECK(json_parse_task("[]", 2, &t) == -EIO);
 }
 
+/* json_pretty of [in, in + len) gives want, or -EIO when want is NULL. */
+static void check_pretty(const char *in, size_t len, const char *want)
+{
+	struct buf b = BUF_INIT(1 << 20);
+
+	CHECK(json_pretty(in, len, &b) == (want ? 0 : -EIO));
+	if (want)
+		CHECK_STR(buf_str(&b), want);
+	buf_release(&b);
+}
+
+/* task.json: cJSON_Print's layout, every token as the API wrote it. */
+static void test_pretty(void)
+{
+	static const char task[] =
+		"{\"a\":0.30000000000000004,\"b\":[1E+2,-0,{\"c\":0.0},[]],"
+		"\"big\":9007199254740993,\"u\":18446744073709551615,"
+		"\"x\":[1e400,-1.50,1e-999999999],\"s\":\"a\\u0000b\\/\\u00e9\","
+		"\"e\":{},\"o\":{\"k\":{\"n\":null,\"t\":true}},\"f\":[]}";
+	static const char want[] =
+		"{\n"
+		"\t\"a\":\t0.30000000000000004,\n"
+		"\t\"b\":\t[1E+2, -0, {\n"
+		"\t\t\t\"c\":\t0.0\n"
+		"\t\t}, []],\n"
+		"\t\"big\":\t9007199254740993,\n"
+		"\t\"u\":\t18446744073709551615,\n"
+		"\t\"x\":\t[1e400, -1.50, 1e-999999999],\n"
+		"\t\"s\":\t\"a\\u0000b\\/\\u00e9\",\n"
+		"\t\"e\":\t{\n"
+		"\t},\n"
+		"\t\"o\":\t{\n"
+		"\t\t\"k\":\t{\n"
+		"\t\t\t\"n\":\tnull,\n"
+		"\t\t\t\"t\":\ttrue\n"
+		"\t\t}\n"
+		"\t},\n"
+		"\t\"f\":\t[]\n"
+		"}\n";
+	check_pretty(task, sizeof(task) - 1, want);
+	/* pretty-printing what is pretty already changes nothing */
+	check_pretty(want, sizeof(want) - 1, want);
+	/*
+	 * What cJSON takes and JSON does not is written as cJSON reads it:
+	 * a raw control byte, a \u without four hex digits (a NUL), a quote
+	 * such a \u leaves bare
+	 */
+	check_pretty("[\"a\tb\x01\"]", 8, "[\"a\\u0009b\\u0001\"]\n");
+	check_pretty("[\"\\uZZ00x\\u\\\"ab\\u00e9\"]", 23,
+		     "[\"\\u0000x\\u0000\\u00e9\"]\n");
+	check_pretty("[\"a\\u000\\\"\",\"\\u123\\\\\"]", 22,
+		     "[\"a\\u0000\\u0022\", \"\\u0000\\\"\"]\n");
+	check_pretty("  7 ", 4, "7\n");
+	check_pretty("{\"a\":[1,", 9, NULL);
+	check_pretty("]", 1, NULL);
+}
+
+/*
+ * The one task of body (a page, or a single task) keeps the text want;
+ * body is released.
+ */
+static void check_kept(struct buf *body, bool page, const char *want)
+{
+	struct buf j = BUF_INIT(1 << 24);
+	struct task *t = NULL;
+	struct page pg = { 0 };
+
+	if (page) {
+		CHECK(json_parse_page(body->data, body->len, &pg) == 0);
+		t = pg.n == 1 ? pg.tasks[0] : NULL;
+	} else {
+		CHECK(json_parse_task(body->data, body->len, &t) == 0);
+	}
+	CHECK(t && task_json(t, &j) == 0);
+	CHECK(strstr(buf_str(&j), want) != NULL);
+	buf_release(&j);
+	if (page)
+		page_release(&pg);
+	else
+		task_unref(t);
+	buf_release(body);
+}
+
+/* The number text survives every way a task comes in. */
+static void test_number_text(void)
+{
+	static const char nums[] =
+		"\"n\":[0.30000000000000004,9007199254740993,1E+2,0.0]";
+	struct buf b = BUF_INIT(1 << 24);
+	int i;
+
+	/* a task bigger than the minifier's stack buffer */
+	buf_printf(&b, "{\"results\":[{\"task_id\":\"big\",%s,\"pad\":\"",
+		   nums);
+	for (i = 0; i < 40000; i++)
+		buf_addch(&b, 'x');
+	buf_addstr(&b, "\"}]}");
+	check_kept(&b, true, nums);
+	/* an escaped key before "results" */
+	buf_printf(&b, "{\"re\\u0073ult\":1,\"results\":[{\"task_id\":"
+		   "\"e\",%s}]}", nums);
+	check_kept(&b, true, nums);
+	/* a task alone, after a byte-order mark */
+	buf_printf(&b, "\xEF\xBB\xBF {\"task_id\":\"m\",%s}", nums);
+	check_kept(&b, false, nums);
+}
+
 /* A record's time: updated_at, else created_at, else when it was seen. */
 static void stamp(const char *fields, uint32_t *changed, uint32_t *flags)
 {
@@ -216,12 +323,34 @@ static void test_errors(void)
 	CHECK(!json_is_literal("abc") && !json_is_literal("\"x\""));
 }
 
+/* The cheap check that a 200 was not cut or garbled (retried if so). */
+static void test_whole_object(void)
+{
+	static const char *const good[] = {
+		"{}", " {\"results\":[1,{\"a\":\"}\"}]} \n",
+		"\xef\xbb\xbf{\"a\":1}",
+	};
+	static const char *const bad[] = {
+		"", "<html>oops", "{\"results\":[1,2", "{\"a\":\"}",
+		"{} {}", "[1]", "{\"a\":1}x",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(*good); i++)
+		CHECK(json_whole_object(good[i], strlen(good[i])));
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		CHECK(!json_whole_object(bad[i], strlen(bad[i])));
+}
+
 int main(void)
 {
+	test_whole_object();
 	test_page();
 	test_raw_slices();
 	test_too_deep();
 	test_task();
+	test_pretty();
+	test_number_text();
 	test_times();
 	test_body();
 	test_errors();
