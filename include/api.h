@@ -3,6 +3,8 @@
  * api: the Mixpeek tasks endpoints. Builds list requests, pages through
  * results (offset pages fetched concurrently, then the cursor chain past
  * the API's offset cap) and returns task records. Logs each failure once.
+ * Thread-safe after api_init. api_list, api_get_task and api_probe block
+ * on HTTP (http_request); the others never do.
  */
 #ifndef MIXPEEKFS_API_H
 #define MIXPEEKFS_API_H
@@ -11,11 +13,12 @@
 #include <stddef.h>
 
 #include "buf.h"
-#include "json.h"
+#include "listreq.h"
 #include "task.h"
 
 #define API_OFFSET_MAX 10000L
 
+/* Once, before any thread starts. */
 void api_init(unsigned page_size, unsigned max_connections);
 
 /* Called once per task, in the API's order; the record is borrowed. */
@@ -23,18 +26,19 @@ typedef int (*api_sink)(void *ctx, struct task *t);
 
 /*
  * List every task matching q (at most limit of them when limit > 0),
- * calling sink for each in order. 0 or -errno; nothing partial is
- * reported as success.
+ * calling sink for each in order, on the calling thread. 0 or -errno;
+ * nothing partial is reported as success. Blocks on HTTP: one request
+ * per page, up to max_connections at once.
  */
-int api_list(const struct list_body *q, long limit, api_sink sink,
-	     void *ctx);
+int api_list(const struct list_body *q, long limit, api_sink sink, void *ctx);
 
-/* GET one task. 0, -ENOENT, -EACCES, -EIO, ... */
+/* GET one task. 0, -ENOENT, -EACCES, -EIO, ... Blocks on HTTP. */
 int api_get_task(const char *id, struct task **out);
 
 /*
  * Check that the API answers and accepts the key: one list request for
- * a single task. On failure msg says why, for the terminal.
+ * a single task (blocks on HTTP). On failure msg says why, for the
+ * terminal.
  */
 int api_probe(char *msg, size_t size);
 

@@ -10,13 +10,16 @@
 #include <stddef.h>
 
 struct buf {
-	char *data;	/* NULL until the first append */
+	char *data; /* NULL until the first append */
 	size_t len;
 	size_t alloc;
-	size_t max;	/* appends beyond this fail with -EFBIG */
+	size_t max; /* appends beyond this fail with -EFBIG */
 };
 
-#define BUF_INIT(maxsize) { NULL, 0, 0, (maxsize) }
+#define BUF_INIT(maxsize)             \
+	{                             \
+		NULL, 0, 0, (maxsize) \
+	}
 
 void buf_init(struct buf *b, size_t max);
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fs: the FUSE side, on the low-level API: command line parsing of FUSE's
- * own flags, the session lifecycle and the operations. The only module
- * (with opts.c's option table) that includes libfuse.
+ * fs: the FUSE side as main.c sees it: one mount's lifecycle (session.c).
+ * The files behind it share src/fs_i.h; they and opts.c (the option
+ * table) are the only ones that include libfuse. Not thread-safe: main's
+ * thread only.
  */
 #ifndef MIXPEEKFS_FS_H
 #define MIXPEEKFS_FS_H
@@ -13,20 +14,21 @@ struct fs;
 
 /*
  * Parse argv into o and FUSE's flags. Returns 0 to go on, 1 when --help
- * or --version was served, -1 on a bad command line (message printed).
+ * or --version was served (nothing more to do), or -errno: -EINVAL for a
+ * bad command line, -ENOMEM (message printed).
  */
 int fs_new(int argc, char **argv, struct options *o, struct fs **out);
 
 const char *fs_mountpoint(const struct fs *fs);
 int fs_foreground(const struct fs *fs);
 
-/* Create the session and mount. 0 or -1 (message printed). */
+/* Create the session and mount. 0 or -errno (message printed). */
 int fs_mount(struct fs *fs);
 
-/* Go to the background unless -f; then log to syslog. */
+/* Go to the background unless -f; then log to syslog. 0 or -errno. */
 int fs_daemonize(struct fs *fs);
 
-/* Serve requests until unmounted or signalled. 0 or -1. */
+/* Serve requests until unmounted or signalled. 0 or -errno. */
 int fs_run(struct fs *fs);
 
 /* Unmount and free. NULL is fine. */

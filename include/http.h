@@ -4,6 +4,8 @@
  * requests (one per concurrent worker), DNS and TLS sessions shared,
  * timeouts, bounded retries with backoff, and a cap on body size. HTTP
  * status codes and curl errors become errno here and nowhere else.
+ * http_request is the one call that blocks on the network; no other
+ * call here waits for it.
  */
 #ifndef MIXPEEKFS_HTTP_H
 #define MIXPEEKFS_HTTP_H
@@ -17,33 +19,33 @@
 #define HTTP_HEADER_MAX 8192
 
 struct http_config {
-	const char *base_url;	/* from http_parse_base(); no trailing / */
-	const char *api_key;	/* goes only into the Authorization header */
-	const char *namespace;	/* X-Namespace, or NULL */
-	const char *ca_file;	/* CA bundle to trust, or NULL: the system's */
-	const char *ca_dir;	/* CA directory to trust, or NULL */
+	const char *base_url;  /* from http_parse_base(); no trailing / */
+	const char *api_key;   /* goes only into the Authorization header */
+	const char *namespace; /* X-Namespace, or NULL */
+	const char *ca_file;   /* CA bundle to trust, or NULL: the system's */
+	const char *ca_dir;    /* CA directory to trust, or NULL */
 	long connect_timeout_ms;
-	long timeout_ms;	/* one request, every attempt included */
-	long key_retry_ms;	/* after a 401/403, ask again this seldom */
-	unsigned retries;	/* extra attempts after the first */
+	long timeout_ms;   /* one request, every attempt included */
+	long key_retry_ms; /* after a 401/403, ask again this seldom */
+	unsigned retries;  /* extra attempts after the first */
 	size_t max_body;
 };
 
 struct http_response {
-	long status;		/* 0 when no response arrived */
+	long status; /* 0 when no response arrived */
 	struct buf body;
 	unsigned attempts;
-	int key_change;		/* 1: the first to refuse the key; -1: the
+	int key_change;	 /* 1: the first to refuse the key; -1: the
 				 * first to accept it after that; else 0 */
-	char error[256];	/* what went wrong, for the log; never secret */
+	char error[256]; /* what went wrong, for the log; never secret */
 };
 
 /* A base URL as libcurl parses it. */
 struct http_base {
-	char *url;		/* malloc'd: scheme://host[:port][/path] */
-	char *host;		/* malloc'd: as libcurl sees it ([::1]) */
+	char *url;  /* malloc'd: scheme://host[:port][/path] */
+	char *host; /* malloc'd: as libcurl sees it ([::1]) */
 	bool https;
-	bool loopback;		/* 127.0.0.0/8, [::1] or localhost */
+	bool loopback; /* 127.0.0.0/8, [::1] or localhost */
 };
 
 /*

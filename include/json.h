@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * json: every use of cJSON. Parses list pages and single tasks into task
- * records, a task's JSON into a tree, builds list request bodies, and
- * pretty-prints. No cJSON value ever leaves this module.
+ * records, a task's JSON into a tree, builds list request bodies (json.c),
+ * and works on JSON as text without parsing it: pretty-printing and the
+ * whole-object check (json_text.c). No cJSON value ever leaves this
+ * module. All but json_init are thread-safe; none does I/O.
  */
 #ifndef MIXPEEKFS_JSON_H
 #define MIXPEEKFS_JSON_H
@@ -11,15 +13,16 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "listreq.h"
 #include "task.h"
 #include "tree.h"
 
 struct page {
-	struct task **tasks;	/* owned references */
+	struct task **tasks; /* owned references */
 	size_t n;
-	char *next_cursor;	/* malloc'd, or NULL on the last page */
-	long total;		/* -1 when the server did not say */
-	size_t skipped;		/* results dropped as malformed */
+	char *next_cursor; /* malloc'd, or NULL on the last page */
+	long total;	   /* -1 when the server did not say */
+	size_t skipped;	   /* results dropped as malformed */
 };
 
 void page_release(struct page *p);
@@ -50,26 +53,6 @@ int json_to_tree(const char *json, size_t len, struct tnode **root);
  */
 int json_pretty(const char *json, size_t len, struct buf *out);
 
-/* One condition of a list filter; all conditions are ANDed. */
-struct json_cond {
-	const char *field;
-	const char *op;		/* eq, ne, gt, ... */
-	const char *value;	/* JSON text of the value */
-	bool negate;		/* goes into the NOT group */
-	int or_group;		/* >0: ORed with others of the same group */
-};
-
-struct list_body {
-	const char *status;
-	const char *task_type;
-	const char *search;
-	const char *sort_field;	/* NULL: the server's order */
-	bool sort_desc;
-	bool case_sensitive;
-	const struct json_cond *conds;
-	size_t nconds;
-};
-
 /*
  * The ListTasksRequest body for b, compact, with keys in a fixed order so
  * equal requests give equal bytes (the listing cache keys on it).
@@ -80,8 +63,7 @@ int json_list_body(const struct list_body *b, struct buf *out);
  * The human message of an API error body (either error envelope, or
  * FastAPI's detail list), at most size - 1 bytes. Empty if none.
  */
-void json_error_message(const char *body, size_t len, char *msg,
-			size_t size);
+void json_error_message(const char *body, size_t len, char *msg, size_t size);
 
 /* true when text is a JSON scalar (number, true, false, null). */
 bool json_is_literal(const char *text);

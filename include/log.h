@@ -38,10 +38,13 @@ void log_set_context(const char *what);
 /* The last error or warning logged and its time (0 if none). */
 time_t log_last_problem(char *line, size_t size);
 
-#define log_err(...)	log_msg(LOG_ERR, __VA_ARGS__)
-#define log_warn(...)	log_msg(LOG_WARNING, __VA_ARGS__)
-#define log_info(...)	log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...)	\
-	do { if (log_debugging()) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+#define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)                                   \
+	do {                                             \
+		if (log_debugging())                     \
+			log_msg(LOG_DEBUG, __VA_ARGS__); \
+	} while (0)
 
 #endif

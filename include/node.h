@@ -3,7 +3,7 @@
  * node: the inode table. A node is one path the kernel knows: its number,
  * its parent, its name, what kind of thing it is, and the kernel's lookup
  * count. A node lives while the kernel refers to it or it has children.
- * No FUSE here; fs.c gives the numbers to the kernel.
+ * No FUSE here; fs_ops.c gives the numbers to the kernel.
  */
 #ifndef MIXPEEKFS_NODE_H
 #define MIXPEEKFS_NODE_H
@@ -22,33 +22,33 @@
 enum nkind {
 	NK_ROOT,
 	NK_README,
-	NK_GROUP,	/* by-status/, by-type/ */
-	NK_LISTING,	/* tasks/, by-status/S/, by-type/T/ */
-	NK_TASK,	/* <listing>/<task_id>/ */
-	NK_FIELD,	/* a file or folder inside a task */
+	NK_GROUP,   /* by-status/, by-type/ */
+	NK_LISTING, /* tasks/, by-status/S/, by-type/T/ */
+	NK_TASK,    /* <listing>/<task_id>/ */
+	NK_FIELD,   /* a file or folder inside a task */
 	NK_TASKJSON,
-	NK_META,	/* .mixpeekfs/ */
-	NK_METAFILE,	/* .mixpeekfs/stats, config, version */
-	NK_REFRESH,	/* <folder>/.refresh: looking it up refreshes */
+	NK_META,     /* .mixpeekfs/ */
+	NK_METAFILE, /* .mixpeekfs/stats, config, version */
+	NK_REFRESH,  /* <folder>/.refresh: looking it up refreshes */
 };
 
 struct node {
-	uint64_t nlookup;	/* protected by table->lock */
-	unsigned nkids;		/* protected by table->lock */
+	uint64_t nlookup; /* protected by table->lock */
+	unsigned nkids;	  /* protected by table->lock */
 	enum nkind kind;
-	int group;		/* NK_GROUP, NK_LISTING: enum store_values */
-	void *cache;		/* protected by table->lock; see node_swap */
-	char *value;		/* raw status, type or task id, if not name */
-	UT_hash_handle hh;	/* table->nodes, keyed by parent and name */
+	int group;	   /* NK_GROUP, NK_LISTING: enum store_values */
+	void *cache;	   /* protected by table->lock; see node_swap */
+	char *value;	   /* raw status, type or task id, if not name */
+	UT_hash_handle hh; /* table->nodes, keyed by parent and name */
 	/* the key: these two stay together, in this order */
 	struct node *parent;
-	char name[];		/* as shown, escaped */
+	char name[]; /* as shown, escaped */
 };
 
 struct node_table {
 	pthread_mutex_t lock;
-	struct node *nodes;	/* protected by lock: all but the root */
-	size_t count;		/* protected by lock */
+	struct node *nodes; /* protected by lock: all but the root */
+	size_t count;	    /* protected by lock */
 	void (*cache_free)(void *);
 	struct node *root;
 };

@@ -15,28 +15,28 @@ struct fuse_args;
 #define OPTS_NUMS 9
 
 struct options {
-	char *url;		/* malloc'd; as libcurl parsed it, once valid */
-	char *host;		/* malloc'd by opts_validate: url's host */
+	char *url;  /* malloc'd; as libcurl parsed it, once valid */
+	char *host; /* malloc'd by opts_validate: url's host */
 	char *key_file;
 	char *namespace;
-	char *ca_file;		/* -o ca_file, CURL_CA_BUNDLE or SSL_CERT_FILE */
-	char *ca_dir;		/* SSL_CERT_DIR */
-	char *num_text[OPTS_NUMS];	/* numeric options as written, or NULL */
+	char *ca_file; /* -o ca_file, CURL_CA_BUNDLE or SSL_CERT_FILE */
+	char *ca_dir;  /* SSL_CERT_DIR */
+	char *num_text[OPTS_NUMS]; /* numeric options as written, or NULL */
 	/* set from num_text by opts_validate, else the defaults */
 	unsigned page_size;
-	unsigned ttl;		/* listings and active tasks */
-	unsigned ttl_terminal;	/* tasks in a terminal status */
+	unsigned ttl;	       /* listings and active tasks */
+	unsigned ttl_terminal; /* tasks in a terminal status */
 	unsigned max_connections;
-	unsigned timeout;	/* seconds for one request, retries included */
+	unsigned timeout; /* seconds for one request, retries included */
 	unsigned connect_timeout;
 	unsigned retries;
-	size_t max_response;	/* bytes */
-	size_t cache_size;	/* bytes */
+	size_t max_response; /* bytes */
+	size_t cache_size;   /* bytes */
 	int allow_http;
 	int debug;
-	char *key;		/* loaded by opts_load_key; wiped on free */
-	const char *source;	/* mount.fuse3's SOURCE (from argv), or NULL */
-	const char *nonopt[2];	/* argv words that are not options */
+	char *key;	       /* loaded by opts_load_key; wiped on free */
+	const char *source;    /* mount.fuse3's SOURCE (from argv), or NULL */
+	const char *nonopt[2]; /* argv words that are not options */
 	int nonopts;
 };
 
@@ -47,8 +47,9 @@ void opts_init(struct options *o);
 
 /*
  * Parse our -o options out of args, leaving FUSE's own and the
- * mountpoint. 0, or -1 on a bad command line or no memory (libfuse or
- * we printed why).
+ * mountpoint. 0 or -errno: -EINVAL for a bad command line (and when
+ * libfuse ran out of memory parsing it: it does not say which), -ENOMEM.
+ * libfuse or we printed why.
  */
 int opts_parse(struct fuse_args *args, struct options *o);
 

@@ -15,32 +15,32 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "json.h"
+#include "listreq.h"
 
 /* One condition as the API takes it (value is JSON text). */
 struct qcond {
 	char *field;
-	const char *op;		/* static string */
+	const char *op; /* static string */
 	char *value;
 };
 
 /* One condition component: a condition, a negated one, or an OR group. */
 struct qcomp {
-	char *key;		/* canonical text, for ordering and equality */
-	struct qcond *conds;	/* more than one: ORed */
+	char *key;	     /* canonical text, for ordering and equality */
+	struct qcond *conds; /* more than one: ORed */
 	size_t n;
 	bool negate;
 };
 
 struct query {
-	struct qcomp *comps;	/* kept sorted by key, without repeats */
+	struct qcomp *comps; /* kept sorted by key, without repeats */
 	size_t ncomps;
-	size_t nconds;		/* over all components */
+	size_t nconds; /* over all components */
 	char *search;
 	char *sort_field;
 	bool sort_desc;
 	bool case_sensitive;
-	long limit;		/* 0: all */
+	long limit; /* 0: all */
 };
 
 /*

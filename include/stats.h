@@ -12,21 +12,21 @@
 #include "buf.h"
 
 enum stats_endpoint {
-	STATS_LIST,	/* POST /v1/tasks/list */
-	STATS_GET,	/* GET /v1/tasks/{id} */
+	STATS_LIST, /* POST /v1/tasks/list */
+	STATS_GET,  /* GET /v1/tasks/{id} */
 	STATS_OTHER,
 	STATS_ENDPOINTS
 };
 
 enum stats_counter {
 	STATS_RETRIES,
-	STATS_BYTES,		/* response bytes received */
-	STATS_LISTING_HITS,	/* a listing served from the cache */
-	STATS_LISTING_MISSES,	/* ... fetched */
-	STATS_TASK_HITS,	/* a task record served from the cache */
-	STATS_TASK_MISSES,	/* ... fetched with GET */
-	STATS_REFRESHES,	/* forced refreshes (SIGHUP, .refresh) */
-	STATS_INVALIDATIONS,	/* kernel cache entries dropped */
+	STATS_BYTES,	      /* response bytes received */
+	STATS_LISTING_HITS,   /* a listing served from the cache */
+	STATS_LISTING_MISSES, /* ... fetched */
+	STATS_TASK_HITS,      /* a task record served from the cache */
+	STATS_TASK_MISSES,    /* ... fetched with GET */
+	STATS_REFRESHES,      /* forced refreshes (SIGHUP, .refresh) */
+	STATS_INVALIDATIONS,  /* kernel cache entries dropped */
 	STATS_COUNTERS
 };
 

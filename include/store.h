@@ -5,6 +5,12 @@
  * Entries are trusted for ttl seconds. Concurrent readers of one listing
  * share one fetch (single-flight). A failed refresh keeps serving the
  * last good listing; a listing never fetched returns the error.
+ *
+ * Thread-safe: one mutex guards the tables, never held across a fetch.
+ * Blocking: store_listing, store_task and store_task_refresh may block on
+ * HTTP (their own fetch, or another thread's fetch of the same listing).
+ * Every other call never does: it takes the store's lock for a moment
+ * (or not at all) and returns.
  */
 #ifndef MIXPEEKFS_STORE_H
 #define MIXPEEKFS_STORE_H
@@ -14,21 +20,10 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "json.h"
+#include "api.h"
+#include "listing.h"
+#include "listreq.h"
 #include "task.h"
-
-/* A snapshot of one listing: task ids in the API's order. Immutable. */
-struct listing {
-	size_t n;
-	const char **ids;	/* into one block owned by the listing */
-	uint32_t *by_id;	/* indexes of ids, sorted by id */
-	time_t fetched;
-	time_t changed;		/* when the ids last differed from before */
-	unsigned version;	/* bumped with changed */
-	unsigned refs;		/* atomic */
-	unsigned failures;	/* atomic: refreshes that failed since */
-	bool expired;		/* atomic: a forced refresh is due */
-};
 
 enum store_values {
 	STORE_STATUSES,
@@ -36,20 +31,37 @@ enum store_values {
 };
 
 /*
- * Listings and tasks in an active status are trusted for ttl seconds,
- * tasks in a terminal status for ttl_terminal. cache_size: bytes of task
- * records kept before the least recently used go.
+ * Where the store gets what it does not hold: the API, or a test's
+ * stand-in. Both may block; both are called without the store's lock.
  */
-int store_init(unsigned ttl, unsigned ttl_terminal, size_t cache_size);
+struct store_source {
+	/* as api_list: every task of q, in order, through sink */
+	int (*list)(const struct list_body *q, long limit, api_sink sink,
+		    void *ctx);
+	/* as api_get_task: one task; -ENOENT when there is none */
+	int (*get_task)(const char *id, struct task **out);
+};
+
+/*
+ * Before any thread uses the store. Listings and tasks in an active
+ * status are trusted for ttl seconds, tasks in a terminal status for
+ * ttl_terminal. cache_size: bytes of task records kept before the least
+ * recently used go. src (copied) NULL: api_list and api_get_task.
+ * 0 or -ENOMEM.
+ */
+int store_init(unsigned ttl, unsigned ttl_terminal, size_t cache_size,
+	       const struct store_source *src);
+/* Free everything, once no other thread uses the store. */
 void store_cleanup(void);
 
 /*
  * The listing for q (fetched if absent or older than ttl), with a
  * reference for the caller. limit > 0 lists only the first limit tasks.
+ * May block on HTTP.
  */
-int store_listing(const struct list_body *q, long limit,
-		  struct listing **out);
-/* The cached listing for q, fresh or not, without fetching; -ENOENT. */
+int store_listing(const struct list_body *q, long limit, struct listing **out);
+/* The cached listing for q, fresh or not, without fetching; -ENOENT.
+ * Never blocks on HTTP. */
 int store_listing_peek(const struct list_body *q, long limit,
 		       struct listing **out);
 /* Whether l is within the ttl and no refresh was forced since. */
@@ -59,22 +71,21 @@ bool listing_fresh(const struct listing *l);
 void store_expire(const struct list_body *q, long limit);
 /* The same for every listing and task (SIGHUP). */
 void store_expire_all(void);
-struct listing *listing_ref(struct listing *l);
-void listing_unref(struct listing *l);
-bool listing_has(const struct listing *l, const char *id);
 
 /*
  * The task record for id, with a reference: from the store while fresh,
  * otherwise fetched with GET (a stale record is served if that fails for
- * any reason but -ENOENT).
+ * any reason but -ENOENT or -EACCES). An id the API answered 404 for is
+ * -ENOENT without a request for ttl seconds. May block on HTTP.
  */
 int store_task(const char *id, struct task **out);
 /* store_task, fetching even a fresh record; a failed fetch is an error
- * (the stored record stays). */
+ * (the stored record stays). May block on HTTP. */
 int store_task_refresh(const char *id, struct task **out);
 /*
  * fn(id, arg) runs, under the store's lock, whenever a task's JSON
- * changes or the task goes away. It must not call the store.
+ * changes, the task goes away, leaves a listing or is evicted. It must
+ * not call the store.
  */
 void store_on_change(void (*fn)(const char *id, void *arg), void *arg);
 
@@ -85,7 +96,8 @@ void store_usage(struct store_usage *u);
 
 /*
  * How many more seconds t (or l) is within its ttl: what the kernel may
- * keep it for, so nothing it shows is older than the ttl.
+ * keep it for, so nothing it shows is older than the ttl. These and the
+ * two below never block on HTTP.
  */
 double store_task_left(const struct task *t);
 double store_listing_left(const struct listing *l);

@@ -1,8 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * task: one task as the store keeps it: its id, status and type, and the
- * task's JSON in compact form. Records are immutable and refcounted: an
- * update replaces the record, and readers keep the one they hold.
+ * task's JSON in compact form (packed). Refcounted; any thread may hold
+ * and read a record. What may change after task_new:
+ *   - id, status, type and the JSON: never. An update is a new record
+ *     that replaces this one in the store; readers keep the one they hold.
+ *   - changed and flags: set only before the record is shared (json.c
+ *     while parsing, store.c under its lock as it takes the record in);
+ *     read freely after that.
+ *   - fetched: rewritten while shared: the store sets it to 0 to make the
+ *     next use fetch the task again. Written only under the store's lock,
+ *     with __atomic stores; read under that lock, or with __atomic_load_n
+ *     without it (store_task_left).
+ *   - refs: atomic.
+ * The store's links (prev, next, hh) belong to the store and its lock.
+ * Nothing here blocks but on the intern table's mutex.
  */
 #ifndef MIXPEEKFS_TASK_H
 #define MIXPEEKFS_TASK_H
@@ -17,27 +29,36 @@
 #include "buf.h"
 
 struct task {
-	const char *id;		/* in the same block, after the struct */
-	const char *status;	/* interned: shared by every task */
-	const char *type;	/* interned */
-	uint32_t packed_len;	/* the packed JSON follows the id */
+	const char *id;	     /* in the same block, after the struct */
+	const char *status;  /* interned: shared by every task */
+	const char *type;    /* interned */
+	uint32_t packed_len; /* the packed JSON follows the id */
 	uint32_t json_len;
-	uint32_t fetched;	/* when the API last returned it (time_t) */
+	uint32_t fetched; /* when the API last returned it (time_t);
+				 * 0: fetch again. See above. */
 	/*
 	 * The task's time: its updated_at; without one, its created_at (or
 	 * when first seen) until mixpeekfs sees the JSON change, then when
 	 * it saw that. Files and folders show it as mtime and ctime.
 	 */
 	uint32_t changed;
-	unsigned refs;		/* atomic */
-	uint32_t flags;		/* TASK_* */
+	unsigned refs;	/* atomic */
+	uint32_t flags; /* TASK_* */
 	/* the store's links, protected by its lock */
-	struct task *prev;	/* least recently used first */
+	struct task *prev; /* least recently used first */
 	struct task *next;
 	UT_hash_handle hh;
 };
 
-#define TASK_UPDATED_AT 1u	/* changed came from updated_at */
+#define TASK_UPDATED_AT 1u /* changed came from updated_at */
+
+/*
+ * The longest JSON a record holds: json_len and packed_len are uint32_t,
+ * and half of that leaves room for the packed form, which can be a little
+ * larger than its input. A task came in one response, so max_response
+ * (at most 1G) is the bound in practice.
+ */
+#define TASK_JSON_MAX (UINT32_MAX / 2)
 
 /* The packed JSON of t. */
 #define TASK_PACKED(t) ((const unsigned char *)(t)->id + strlen((t)->id) + 1)
@@ -56,5 +77,8 @@ int task_json(const struct task *t, struct buf *out);
 
 /* True for COMPLETED, COMPLETED_WITH_ERRORS, FAILED and CANCELED. */
 int task_status_terminal(const char *status);
+
+/* Free the interned strings, at exit, once no record is left. */
+void task_cleanup(void);
 
 #endif

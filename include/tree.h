@@ -18,8 +18,7 @@
 #include <stddef.h>
 
 #include "buf.h"
-
-#define TREE_NAME_MAX 255
+#include "names.h"
 
 enum tnode_type {
 	TN_NULL,
@@ -33,16 +32,16 @@ enum tnode_type {
 
 struct tnode {
 	enum tnode_type type;
-	char *key;		/* raw member name; NULL in arrays and the root */
-	char *text;		/* strings and numbers: the value as text, */
-	size_t len;		/* len bytes (a string may hold NULs), NUL-ended */
-	size_t index;		/* position among the parent's members */
-	struct tnode *child;	/* first member */
-	struct tnode *next;	/* next sibling */
+	char *key;	     /* raw member name; NULL in arrays and the root */
+	char *text;	     /* strings and numbers: the value as text, */
+	size_t len;	     /* len bytes (a string may hold NULs), NUL-ended */
+	size_t index;	     /* position among the parent's members */
+	struct tnode *child; /* first member */
+	struct tnode *next;  /* next sibling */
 };
 
 enum tview {
-	TV_NONE,		/* not shown (null) */
+	TV_NONE, /* not shown (null) */
 	TV_FILE,
 	TV_DIR,
 };
@@ -78,28 +77,5 @@ const struct tnode *tnode_find(const struct tnode *dir, const char *name);
  */
 int tnode_walk(const struct tnode *root, const char *relpath,
 	       const struct tnode **out);
-
-/*
- * Escape a raw name into a valid file name (out: TREE_NAME_MAX + 1 bytes):
- * '%' -> %25, '/' -> %2F; "." -> %2E, ".." -> %2E%2E, "" -> %00; an escaped
- * name longer than 255 bytes keeps its first 200 bytes (never splitting an
- * escape or a UTF-8 sequence), then "%~" and 16 hex digits of the FNV-1a
- * 64-bit hash of the raw name.
- */
-void tree_name_escape(const char *raw, char *out);
-
-/*
- * Undo tree_name_escape into a malloc'd string (*raw). -EINVAL when name
- * is a hashed long name, which cannot be reversed without the original.
- */
-int tree_name_unescape(const char *name, char **raw);
-/*
- * Percent-decode [s, s + len) into a malloc'd *out: -EINVAL for a bad or
- * cut escape and for %00 (no NUL inside a name or value), -ENOMEM.
- */
-int tree_percent_decode(const char *s, size_t len, char **out);
-
-/* The value of hex digit c, or -1. */
-int tree_hexval(char c);
 
 #endif

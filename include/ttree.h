@@ -3,6 +3,7 @@
  * ttree: a task record's parsed tree, shared. Reading one file costs a
  * lookup, a getattr and a read, each of which needs the task's tree; a
  * small cache of the trees built last makes that one parse, not three.
+ * Thread-safe; never blocks on HTTP (the record is already here).
  */
 #ifndef MIXPEEKFS_TTREE_H
 #define MIXPEEKFS_TTREE_H
@@ -11,8 +12,8 @@
 #include "tree.h"
 
 struct ttree {
-	unsigned refs;		/* atomic */
-	struct task *task;	/* the record it was built from */
+	unsigned refs;	   /* atomic */
+	struct task *task; /* the record it was built from */
 	struct tnode *root;
 };
 

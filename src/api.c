@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "http.h"
+#include "json.h"
 #include "log.h"
 
 #define MAX_CURSOR_PAGES 1000000
@@ -60,7 +61,7 @@ size_t api_plan_offsets(long total, unsigned ps, long *offsets, size_t max)
 
 bool api_plan_needs_cursor(long total, unsigned ps)
 {
-	long last = (API_OFFSET_MAX / ps) * ps;	/* deepest offset page */
+	long last = (API_OFFSET_MAX / ps) * ps; /* deepest offset page */
 
 	return total > last + (long)ps;
 }
@@ -81,24 +82,26 @@ static int request(const char *method, const char *path, const char *body,
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* the body tells listings apart; it holds no secret */
 	log_debug("%s %s%s%.*s%s: status %ld, %zu bytes, %ld ms, %u attempts",
-		  method, path, body ? " " : "", LOG_BODY_MAX,
-		  body ? body : "", body && strlen(body) > LOG_BODY_MAX ?
-		  "..." : "", resp->status, resp->body.len,
+		  method, path, body ? " " : "", LOG_BODY_MAX, body ? body : "",
+		  body && strlen(body) > LOG_BODY_MAX ? "..." : "",
+		  resp->status, resp->body.len,
 		  (t1.tv_sec - t0.tv_sec) * 1000 +
-		  (t1.tv_nsec - t0.tv_nsec) / 1000000, resp->attempts);
+			  (t1.tv_nsec - t0.tv_nsec) / 1000000,
+		  resp->attempts);
 	if (resp->key_change < 0)
 		log_info("the API accepts the key again");
 	if (!res)
 		return 0;
 	json_error_message(buf_str(&resp->body), resp->body.len, msg,
 			   sizeof(msg));
-	if (resp->key_change > 0)	/* once, not once per request */
+	if (resp->key_change > 0) /* once, not once per request */
 		log_err("the API rejected the key (%s%s%s): every fetch fails "
 			"with EACCES, and the key is tried again at most once "
-			"per ttl", resp->error, msg[0] ? ": " : "", msg);
+			"per ttl",
+			resp->error, msg[0] ? ": " : "", msg);
 	if (res == -ENOENT || res == -EACCES)
 		log_debug("%s %s: %s", method, path, resp->error);
-	else if (res == -EINVAL)	/* the same bad folder, again and again */
+	else if (res == -EINVAL) /* the same bad folder, again and again */
 		log_once(LOG_ERR, "%s %s: %s%s%s", method, path, resp->error,
 			 msg[0] ? ": " : "", msg);
 	else
@@ -136,13 +139,13 @@ static int fetch_page(const char *body, unsigned limit, long offset,
 
 struct window {
 	pthread_mutex_t lock;
-	const char *const *bodies;	/* one per page */
+	const char *const *bodies; /* one per page */
 	const long *offsets;
 	struct page *pages;
 	int *errs;
 	size_t n;
-	size_t next;		/* protected by lock */
-	int failed;		/* protected by lock */
+	size_t next; /* protected by lock */
+	int failed;  /* protected by lock */
 };
 
 static void *window_worker(void *arg)
@@ -174,8 +177,9 @@ static void *window_worker(void *arg)
 static int fetch_window(const char *const *bodies, const long *offsets,
 			size_t n, struct page *pages)
 {
-	struct window w = { .bodies = bodies, .offsets = offsets,
-			    .pages = pages, .n = n };
+	struct window w = {
+		.bodies = bodies, .offsets = offsets, .pages = pages, .n = n
+	};
 	pthread_t tids[64];
 	size_t i, nthreads = n < max_conns ? n : max_conns;
 	int res = 0;
@@ -190,7 +194,7 @@ static int fetch_window(const char *const *bodies, const long *offsets,
 		if (pthread_create(&tids[i], NULL, window_worker, &w))
 			break;
 	if (i == 0)
-		window_worker(&w);	/* no thread: do it here */
+		window_worker(&w); /* no thread: do it here */
 	nthreads = i;
 	for (i = 0; i < nthreads; i++)
 		pthread_join(tids[i], NULL);
@@ -238,8 +242,7 @@ static bool short_page(const struct page *pg, unsigned limit)
 }
 
 /* Follow next_cursor from pg (consumed) to the end. */
-static int follow_cursor(const char *body, struct page *pg,
-			 struct delivery *d)
+static int follow_cursor(const char *body, struct page *pg, struct delivery *d)
 {
 	char *cursor = pg->next_cursor;
 	long pages = 0;
@@ -251,7 +254,8 @@ static int follow_cursor(const char *body, struct page *pg,
 
 		if (++pages > MAX_CURSOR_PAGES) {
 			log_err("POST /v1/tasks/list: more than %d cursor "
-				"pages, giving up", MAX_CURSOR_PAGES);
+				"pages, giving up",
+				MAX_CURSOR_PAGES);
 			res = -EIO;
 			break;
 		}
@@ -413,7 +417,7 @@ static int list_two_ended(const struct list_body *q, long total,
 	}
 	for (i = 0; i < p.n; i++) {
 		long want = (i < npa ? na : nb) -
-			    (p.offsets[i] > 0 ? p.offsets[i] : 0);
+			(p.offsets[i] > 0 ? p.offsets[i] : 0);
 
 		if (want > (long)page_size)
 			want = page_size;
@@ -435,7 +439,8 @@ static int list_two_ended(const struct list_body *q, long total,
 		sent = md.seen - d->seen;
 		d->seen = md.seen;
 		if (!res && sent < middle)
-			log_warn("POST /v1/tasks/list: %ld tasks fewer than the "
+			log_warn("POST /v1/tasks/list: %ld tasks fewer than "
+				 "the "
 				 "total in the middle of a deep listing",
 				 middle - sent);
 	}
@@ -453,8 +458,7 @@ out_bodies:
 	return res;
 }
 
-int api_list(const struct list_body *q, long limit, api_sink sink,
-	     void *ctx)
+int api_list(const struct list_body *q, long limit, api_sink sink, void *ctx)
 {
 	struct delivery d = { sink, ctx, limit, 0 };
 	struct buf body = BUF_INIT(1 << 20);
@@ -477,7 +481,7 @@ int api_list(const struct list_body *q, long limit, api_sink sink,
 		res = list_two_ended(q, first.total, &d);
 		if (res != -EAGAIN)
 			goto out_first;
-		d.seen = 0;	/* nothing was delivered */
+		d.seen = 0; /* nothing was delivered */
 	}
 	res = deliver(&d, &first);
 	if (res || last_page(&first))
@@ -569,7 +573,8 @@ int api_probe(char *msg, size_t size)
 
 		res = json_parse_page(buf_str(&resp.body), resp.body.len, &pg);
 		if (res)
-			snprintf(msg, size, "the API answered with something "
+			snprintf(msg, size,
+				 "the API answered with something "
 				 "that is not a task list");
 		else
 			page_release(&pg);

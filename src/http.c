@@ -18,6 +18,7 @@
 
 #include <curl/curl.h>
 
+#include "config.h"
 #include "http.h"
 #include "stats.h"
 #include "log.h"
@@ -30,18 +31,18 @@
 
 static struct {
 	struct http_config cfg;
-	struct curl_slist *headers;	/* read-only after init */
+	struct curl_slist *headers; /* read-only after init */
 	CURLSH *share;
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 	pthread_mutex_t pool_lock;
-	CURL *pool[POOL_MAX];		/* protected by pool_lock */
-	int npool;			/* protected by pool_lock */
-	bool plain;			/* http://: never through a proxy */
+	CURL *pool[POOL_MAX]; /* protected by pool_lock */
+	int npool;	      /* protected by pool_lock */
+	bool plain;	      /* http://: never through a proxy */
 	bool ready;
-	long rejected_at;	/* atomic: when the key was last refused, 0 */
-	bool aborting;		/* atomic: http_abort_all() was called */
+	long rejected_at; /* atomic: when the key was last refused, 0 */
+	bool aborting;	  /* atomic: http_abort_all() was called */
 	pthread_mutex_t abort_lock;
-	pthread_cond_t abort_cond;	/* signalled by http_abort_all() */
+	pthread_cond_t abort_cond; /* signalled by http_abort_all() */
 } http = {
 	.abort_lock = PTHREAD_MUTEX_INITIALIZER,
 	.abort_cond = PTHREAD_COND_INITIALIZER,
@@ -50,13 +51,16 @@ static struct {
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access a,
 		       void *u)
 {
-	(void)h; (void)a; (void)u;
+	(void)h;
+	(void)a;
+	(void)u;
 	pthread_mutex_lock(&http.share_locks[data]);
 }
 
 static void share_unlock(CURL *h, curl_lock_data data, void *u)
 {
-	(void)h; (void)u;
+	(void)h;
+	(void)u;
 	pthread_mutex_unlock(&http.share_locks[data]);
 }
 
@@ -75,7 +79,7 @@ static bool host_loopback(const char *host)
 	size_t len = strlen(host);
 
 	if (!strcasecmp(host, "localhost"))
-		return true;	/* libcurl answers it itself, no DNS */
+		return true; /* libcurl answers it itself, no DNS */
 	if (inet_pton(AF_INET, host, &a4) == 1)
 		return (ntohl(a4.s_addr) >> 24) == 127;
 	if (len > 2 && len < sizeof(inner) && host[0] == '[' &&
@@ -83,7 +87,7 @@ static bool host_loopback(const char *host)
 		memcpy(inner, host + 1, len - 2);
 		inner[len - 2] = '\0';
 		return inet_pton(AF_INET6, inner, &a6) == 1 &&
-		       IN6_IS_ADDR_LOOPBACK(&a6);
+			IN6_IS_ADDR_LOOPBACK(&a6);
 	}
 	return false;
 }
@@ -124,12 +128,14 @@ int http_parse_base(const char *url, struct http_base *out, char *err,
 	}
 	if (has_part(u, CURLUPART_USER) || has_part(u, CURLUPART_PASSWORD) ||
 	    has_part(u, CURLUPART_OPTIONS)) {
-		snprintf(err, size, "url must not hold a user name or password"
+		snprintf(err, size,
+			 "url must not hold a user name or password"
 			 " (the key comes from MIXPEEK_API_KEY or key_file)");
 		goto out;
 	}
 	if (has_part(u, CURLUPART_QUERY) || has_part(u, CURLUPART_FRAGMENT)) {
-		snprintf(err, size, "url must not have a query or fragment "
+		snprintf(err, size,
+			 "url must not have a query or fragment "
 			 "(?... or #...)");
 		goto out;
 	}
@@ -202,10 +208,10 @@ int http_global_init(const struct http_config *cfg)
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&http.share_locks[i], NULL);
 	pthread_mutex_init(&http.pool_lock, NULL);
-	http.ready = true;	/* from here on, cleanup undoes what is done */
+	http.ready = true; /* from here on, cleanup undoes what is done */
 	http.cfg = *cfg;
 	http.cfg.base_url = dup_or_null(cfg->base_url);
-	http.cfg.api_key = NULL;	/* kept only inside the header list */
+	http.cfg.api_key = NULL; /* kept only inside the header list */
 	http.cfg.namespace = dup_or_null(cfg->namespace);
 	http.cfg.ca_file = dup_or_null(cfg->ca_file);
 	http.cfg.ca_dir = dup_or_null(cfg->ca_dir);
@@ -213,7 +219,7 @@ int http_global_init(const struct http_config *cfg)
 	h = add_header(h, "Authorization: Bearer ", cfg->api_key, &res);
 	h = add_header(h, "Accept: ", "application/json", &res);
 	h = add_header(h, "Content-Type: ", "application/json", &res);
-	h = add_header(h, "Expect:", "", &res);	/* no 100-continue */
+	h = add_header(h, "Expect:", "", &res); /* no 100-continue */
 	if (cfg->namespace)
 		h = add_header(h, "X-Namespace: ", cfg->namespace, &res);
 	http.headers = h;
@@ -270,11 +276,15 @@ static bool aborting(void)
 	return __atomic_load_n(&http.aborting, __ATOMIC_RELAXED);
 }
 
-static int progress_cb(void *ud, curl_off_t dt, curl_off_t dn,
-		       curl_off_t ut, curl_off_t un)
+static int progress_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+		       curl_off_t un)
 {
-	(void)ud; (void)dt; (void)dn; (void)ut; (void)un;
-	return aborting();	/* non-zero ends the transfer */
+	(void)ud;
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return aborting(); /* non-zero ends the transfer */
 }
 
 void http_abort_all(void)
@@ -318,7 +328,7 @@ static CURL *handle_get(void)
 	 */
 	if (http.plain)
 		curl_easy_setopt(c, CURLOPT_PROXY, "");
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "mixpeekfs/" "0.1");
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "mixpeekfs/" PACKAGE_VERSION);
 	/* a transfer in flight notices http_abort_all() within a second */
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
@@ -341,9 +351,9 @@ static void handle_put(CURL *c)
 
 struct xfer {
 	struct buf *body;
-	long retry_after_ms;	/* -1: none given */
+	long retry_after_ms; /* -1: none given */
 	bool too_big;
-	char errbuf[CURL_ERROR_SIZE];	/* libcurl's own words */
+	char errbuf[CURL_ERROR_SIZE]; /* libcurl's own words */
 };
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
@@ -353,7 +363,7 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
 
 	if (buf_add(x->body, data, n)) {
 		x->too_big = true;
-		return 0;	/* aborts the transfer */
+		return 0; /* aborts the transfer */
 	}
 	return n;
 }
@@ -390,15 +400,11 @@ int http_status_errno(long status)
 		return 0;
 	switch (status) {
 	case 401:
-	case 403:
-		return -EACCES;
-	case 404:
-		return -ENOENT;
+	case 403: return -EACCES;
+	case 404: return -ENOENT;
 	case 400:
-	case 422:
-		return -EINVAL;
-	default:
-		return -EIO;	/* 408, 429, 5xx, anything else */
+	case 422: return -EINVAL;
+	default: return -EIO; /* 408, 429, 5xx, anything else */
 	}
 }
 
@@ -416,10 +422,8 @@ static bool retryable_curl(CURLcode rc)
 	case CURLE_RECV_ERROR:
 	case CURLE_GOT_NOTHING:
 	case CURLE_PARTIAL_FILE:
-	case CURLE_COULDNT_RESOLVE_HOST:
-		return true;
-	default:
-		return false;
+	case CURLE_COULDNT_RESOLVE_HOST: return true;
+	default: return false;
 	}
 }
 
@@ -458,8 +462,8 @@ static long backoff_ms(unsigned attempt, long retry_after_ms)
 	long cap = BACKOFF_BASE_MS << (attempt < 6 ? attempt : 6);
 
 	if (retry_after_ms >= 0)
-		return retry_after_ms < RETRY_AFTER_CAP_MS ?
-		       retry_after_ms : RETRY_AFTER_CAP_MS;
+		return retry_after_ms < RETRY_AFTER_CAP_MS ? retry_after_ms :
+							     RETRY_AFTER_CAP_MS;
 	if (cap > BACKOFF_CAP_MS)
 		cap = BACKOFF_CAP_MS;
 	return cap / 2 + rand_r(&seed) % (cap / 2 + 1);
@@ -472,7 +476,8 @@ static CURLcode perform(CURL *c, const char *method, const char *url,
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, http.headers);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 			 http.cfg.connect_timeout_ms < timeout_ms ?
-			 http.cfg.connect_timeout_ms : timeout_ms);
+				 http.cfg.connect_timeout_ms :
+				 timeout_ms);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
@@ -528,8 +533,7 @@ void http_retry_key(void)
 	/* as if rejected long ago: the next request is let through */
 	if (at)
 		__atomic_compare_exchange_n(&http.rejected_at, &at, 1L, false,
-					    __ATOMIC_RELAXED,
-					    __ATOMIC_RELAXED);
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
 /* Note what the API said of the key; resp->key_change tells the caller. */
@@ -565,7 +569,8 @@ int http_request(const char *method, const char *path, const char *body,
 		return -EIO;
 	}
 	if (!key_gate_open()) {
-		snprintf(resp->error, sizeof(resp->error), "the API rejected "
+		snprintf(resp->error, sizeof(resp->error),
+			 "the API rejected "
 			 "the key; not asked again yet");
 		return -EACCES;
 	}
@@ -583,8 +588,7 @@ int http_request(const char *method, const char *path, const char *body,
 		left = deadline - now_ms();
 		if (left <= 0) {
 			snprintf(resp->error, sizeof(resp->error),
-				 "gave up after %u attempts: timeout",
-				 attempt);
+				 "gave up after %u attempts: timeout", attempt);
 			res = -EIO;
 			break;
 		}
@@ -616,8 +620,10 @@ int http_request(const char *method, const char *path, const char *body,
 			/* libcurl's own words say which (expired, self-signed) */
 			snprintf(resp->error, sizeof(resp->error), "%s",
 				 x.too_big ? "response body exceeds the cap"
-				 " (max_response)" : aborting() ? "shutting down" :
-				 x.errbuf[0] ? x.errbuf : curl_easy_strerror(rc));
+					     " (max_response)" :
+					 aborting()  ? "shutting down" :
+					 x.errbuf[0] ? x.errbuf :
+						       curl_easy_strerror(rc));
 			res = -EIO;
 			if (x.too_big || aborting() || !retryable_curl(rc))
 				break;
@@ -649,10 +655,17 @@ void http_response_release(struct http_response *resp)
 	buf_release(&resp->body);
 }
 
+/*
+ * An escaped string is at most three bytes for each byte of s, and s is
+ * bounded where it came from (a task id is a file name; a cursor came in
+ * a response within max_response): no cap of its own.
+ */
+#define ESCAPED_MAX (SIZE_MAX / 2)
+
 char *http_escape(const char *s)
 {
 	char *e = curl_easy_escape(NULL, s, 0);
-	struct buf b = BUF_INIT(SIZE_MAX / 2);
+	struct buf b = BUF_INIT(ESCAPED_MAX);
 	const char *p;
 	int res = 0;
 

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "json.h"
+#include "json_i.h"
 #include "log.h"
 
 /*
@@ -23,7 +24,7 @@
  * (malloc and free were a fifth of the CPU of listing a folder). Other
  * threads, and this one at other times, use plain malloc.
  */
-#define ARENA_CHUNK ((size_t)64 << 10)	/* under the mmap threshold */
+#define ARENA_CHUNK ((size_t)64 << 10) /* under the mmap threshold */
 
 struct chunk {
 	struct chunk *next;
@@ -110,64 +111,9 @@ static const char *str_member(const cJSON *obj, const char *name)
  * Finding each result's own bytes in the page, so a task is kept as the
  * API sent it instead of being printed again. The text has already been
  * parsed by cJSON, so these only skip over valid JSON; if anything looks
- * off they give NULL, and the caller prints the item instead.
+ * off they give NULL, and the caller prints the item instead. The
+ * scanner (json_i.h) is shared with json_text.c.
  */
-static const char *skip_ws(const char *p, const char *end)
-{
-	/* as cJSON: any control byte or space between tokens */
-	while (p < end && (unsigned char)*p <= 0x20)
-		p++;
-	return p;
-}
-
-/* Where the value of a whole document starts: past a UTF-8 BOM, as cJSON. */
-static const char *doc_start(const char *p, const char *end)
-{
-	if (end - p >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3))
-		p += 3;
-	return skip_ws(p, end);
-}
-
-/* Just past the string whose opening quote is at p. */
-static const char *string_end(const char *p, const char *end)
-{
-	for (p++; p < end; p++) {
-		if (*p == '\\')
-			p++;
-		else if (*p == '"')
-			return p + 1;
-	}
-	return NULL;
-}
-
-/* Just past the value that starts at p. */
-static const char *value_end(const char *p, const char *end)
-{
-	int depth = 0;
-
-	while (p < end) {
-		char c = *p;
-
-		if (c == '"') {
-			p = string_end(p, end);
-			if (!p || depth == 0)
-				return p;
-			continue;
-		}
-		if (c == '{' || c == '[') {
-			depth++;
-		} else if (c == '}' || c == ']') {
-			if (depth == 0)
-				return p;
-			if (--depth == 0)
-				return p + 1;
-		} else if (depth == 0 && (c == ',' || (unsigned char)c <= 0x20)) {
-			return p;
-		}
-		p++;
-	}
-	return depth == 0 ? p : NULL;
-}
 
 /* Copy valid JSON text without the whitespace between tokens; the size. */
 static size_t minify(const char *p, size_t len, char *out)
@@ -215,31 +161,31 @@ static bool key_is(const char *key, const char *e, const char *name)
 static const char *member_start(const char *p, const char *end,
 				const char *name)
 {
-	p = doc_start(p, end);
+	p = json_doc_start(p, end);
 	if (p >= end || *p++ != '{')
 		return NULL;
 	for (;;) {
 		const char *key;
 		bool found;
 
-		p = skip_ws(p, end);
+		p = json_skip_ws(p, end);
 		if (p >= end || *p != '"')
 			return NULL;
 		key = p;
-		p = string_end(p, end);
+		p = json_string_end(p, end);
 		if (!p)
 			return NULL;
 		found = key_is(key, p, name);
-		p = skip_ws(p, end);
+		p = json_skip_ws(p, end);
 		if (p >= end || *p != ':')
 			return NULL;
-		p = skip_ws(p + 1, end);
+		p = json_skip_ws(p + 1, end);
 		if (found)
 			return p < end ? p : NULL;
-		p = value_end(p, end);
+		p = json_value_end(p, end);
 		if (!p)
 			return NULL;
-		p = skip_ws(p, end);
+		p = json_skip_ws(p, end);
 		if (p >= end || *p != ',')
 			return NULL;
 		p++;
@@ -258,16 +204,16 @@ static time_t iso_time(const char *s)
 	time_t t;
 
 	memset(&tm, 0, sizeof(tm));
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year,
-			 &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-			 &tm.tm_sec, &n) != 6 || n == 0)
+	if (!s ||
+	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
+		   &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+	    n == 0)
 		return 0;
 	p = s + n;
 	if (*p == '.')
 		for (p++; *p >= '0' && *p <= '9'; p++)
 			;
-	if ((*p == '+' || *p == '-') &&
-	    sscanf(p + 1, "%2d:%2d", &oh, &om) == 2)
+	if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2)
 		off = (*p == '-' ? -1 : 1) * (oh * 3600 + om * 60);
 	else if (*p && strcmp(p, "Z"))
 		return 0;
@@ -312,7 +258,7 @@ static int task_from_item(const cJSON *item, const char *raw, size_t rawlen,
 	type = str_member(item, "task_type");
 	if (raw) {
 		char *min = rawlen <= sizeof(stack) ? stack :
-			    (copy = malloc(rawlen));
+						      (copy = malloc(rawlen));
 
 		if (!min)
 			return -ENOMEM;
@@ -331,7 +277,7 @@ static int task_from_item(const cJSON *item, const char *raw, size_t rawlen,
 		rawlen = strlen(copy);
 	}
 	t = task_new(id, status ? status : "", type ? type : "", raw, rawlen);
-	free(copy);	/* malloc'd, arena or not */
+	free(copy); /* malloc'd, arena or not */
 	if (!t)
 		return -ENOMEM;
 	task_stamp(item, t);
@@ -367,22 +313,23 @@ static int parse_by_parts(const char *body, size_t len, struct page *out)
 	cJSON *v;
 	int res = 0;
 
-	p = doc_start(body, end);
-	e = p < end && *p == '{' ? value_end(p, end) : NULL;
-	if (!e || skip_ws(e, end) != end)
-		return -EIO;	/* not even balanced: truncated or garbage */
+	p = json_doc_start(body, end);
+	e = p < end && *p == '{' ? json_value_end(p, end) : NULL;
+	if (!e || json_skip_ws(e, end) != end)
+		return -EIO; /* not even balanced: truncated or garbage */
 	p = member_start(body, end, "results");
 	if (!p || *p != '[')
 		return -EIO;
-	for (p = skip_ws(p + 1, end); p < end && *p != ']';) {
+	for (p = json_skip_ws(p + 1, end); p < end && *p != ']';) {
 		struct task *t = NULL;
 		int r = -EINVAL;
 
-		e = value_end(p, end);
+		e = json_value_end(p, end);
 		if (!e || e == p)
 			return -EIO;
 		v = parse(p, (size_t)(e - p));
-		p = doc_start(p, e);	/* cJSON skipped a BOM there, too */
+		/* cJSON skipped a BOM there, too */
+		p = json_doc_start(p, e);
 		if (v)
 			r = task_from_item(v, p, (size_t)(e - p), &t);
 		cJSON_Delete(v);
@@ -391,7 +338,7 @@ static int parse_by_parts(const char *body, size_t len, struct page *out)
 		if (!r && out->n == cap) {
 			struct task **n = realloc(out->tasks,
 						  (cap = cap * 2 + 16) *
-						  sizeof(*n));
+							  sizeof(*n));
 
 			if (!n) {
 				task_unref(t);
@@ -403,11 +350,11 @@ static int parse_by_parts(const char *body, size_t len, struct page *out)
 			out->skipped++;
 		else
 			out->tasks[out->n++] = t;
-		p = skip_ws(e, end);
-		p = p < end && *p == ',' ? skip_ws(p + 1, end) : p;
+		p = json_skip_ws(e, end);
+		p = p < end && *p == ',' ? json_skip_ws(p + 1, end) : p;
 	}
 	p = member_start(body, end, "pagination");
-	e = p ? value_end(p, end) : NULL;
+	e = p ? json_value_end(p, end) : NULL;
 	if (e) {
 		v = parse(p, (size_t)(e - p));
 		res = read_pagination(v, out);
@@ -448,16 +395,17 @@ int json_parse_page(const char *body, size_t len, struct page *out)
 	end = body + len;
 	p = member_start(body, end, "results");
 	p = p && *p == '[' ? p + 1 : NULL;
-	cJSON_ArrayForEach(item, results) {
-		const char *raw = p ? skip_ws(p, end) : NULL, *e = NULL;
+	cJSON_ArrayForEach(item, results)
+	{
+		const char *raw = p ? json_skip_ws(p, end) : NULL, *e = NULL;
 		struct task *t;
 		int r;
 
-		if (raw && (e = value_end(raw, end))) {
-			p = skip_ws(e, end);
+		if (raw && (e = json_value_end(raw, end))) {
+			p = json_skip_ws(e, end);
 			p = p < end && *p == ',' ? p + 1 : p;
 		} else {
-			p = raw = NULL;	/* lost the thread: print instead */
+			p = raw = NULL; /* lost the thread: print instead */
 		}
 		r = task_from_item(item, raw, raw ? (size_t)(e - raw) : 0, &t);
 
@@ -489,8 +437,8 @@ int json_parse_task(const char *body, size_t len, struct task **out)
 	if (!root)
 		return -EIO;
 	{
-		const char *raw = doc_start(body, body + len);
-		const char *e = value_end(raw, body + len);
+		const char *raw = json_doc_start(body, body + len);
+		const char *e = json_value_end(raw, body + len);
 
 		res = task_from_item(root, e ? raw : NULL,
 				     e ? (size_t)(e - raw) : 0, out);
@@ -507,9 +455,9 @@ int json_parse_task(const char *body, size_t len, struct task **out)
  * valuestring holds the whole value).
  */
 struct walk {
-	const char *p, *end;	/* the source, from the next token */
-	struct tnode *pool;	/* the next free node */
-	char *strs, *strs_end;	/* the free part of the text area */
+	const char *p, *end;   /* the source, from the next token */
+	struct tnode *pool;    /* the next free node */
+	char *strs, *strs_end; /* the free part of the text area */
 };
 
 static enum tnode_type type_of(const cJSON *item)
@@ -539,47 +487,20 @@ static size_t tree_count(const cJSON *item)
 	return n;
 }
 
-/* Just past the number or literal that starts at p. */
-static const char *token_end(const char *p, const char *end)
-{
-	while (p < end && (unsigned char)*p > 0x20 && !strchr(",:[]{}\"", *p))
-		p++;
-	return p;
-}
-
 /* Skip whitespace, then c; false if c is not next. */
 static bool take(struct walk *w, char c)
 {
-	w->p = skip_ws(w->p, w->end);
+	w->p = json_skip_ws(w->p, w->end);
 	if (w->p >= w->end || *w->p != c)
 		return false;
 	w->p++;
 	return true;
 }
 
-static bool is_hex4(const char *x)
-{
-	return tree_hexval(x[0]) >= 0 && tree_hexval(x[1]) >= 0 &&
-	       tree_hexval(x[2]) >= 0 && tree_hexval(x[3]) >= 0;
-}
-
 /* cJSON reads \uXXXX as 0 when XXXX is 0000 or not four hex digits. */
 static bool u_zero(const char *x)
 {
-	return !is_hex4(x) || !memcmp(x, "0000", 4);
-}
-
-/*
- * The bytes cJSON decodes as one at p, in a string literal whose closing
- * quote is at q: a byte, an escape, or \u and the four bytes after it,
- * whatever they are. (With a broken \u this need not end where the
- * escapes that found q end.)
- */
-static size_t unit_len(const char *p, const char *q)
-{
-	if (*p != '\\')
-		return 1;
-	return p[1] == 'u' && q - p >= 6 ? 6 : 2;
+	return !json_is_hex4(x) || !memcmp(x, "0000", 4);
 }
 
 /*
@@ -591,20 +512,20 @@ static size_t unit_len(const char *p, const char *q)
  */
 static bool take_string(struct walk *w, const char *s, size_t *len)
 {
-	const char *p = skip_ws(w->p, w->end), *q, *e;
+	const char *p = json_skip_ws(w->p, w->end), *q, *e;
 	size_t nuls = 0, room;
 
-	if (p >= w->end || *p != '"' || !(e = string_end(p, w->end)))
+	if (p >= w->end || *p != '"' || !(e = json_string_end(p, w->end)))
 		return false;
-	w->p = e--;	/* e: the closing quote */
+	w->p = e--; /* e: the closing quote */
 	if (!s)
 		return true;
 	room = (size_t)(e - p - 1);
 	for (q = p + 1; q < e; q++)
 		if (*q == '\\')
 			room--, q++;
-	for (q = p + 1; q < e; q += unit_len(q, e))
-		if (*q == '\0' || (unit_len(q, e) == 6 && u_zero(q + 2)))
+	for (q = p + 1; q < e; q += json_unit_len(q, e))
+		if (*q == '\0' || (json_unit_len(q, e) == 6 && u_zero(q + 2)))
 			nuls++;
 	for (*len = strnlen(s, room); nuls-- && *len < room;)
 		*len += 1 + strnlen(s + *len + 1, room - *len - 1);
@@ -625,8 +546,8 @@ static char *copy_text(struct walk *w, const char *s, size_t len)
 }
 
 /* The node for item, whose value is next in the source; NULL if lost. */
-static struct tnode *tree_fill(const cJSON *item, const char *key,
-			       size_t index, struct walk *w)
+static struct tnode *tree_fill(const cJSON *item, const char *key, size_t index,
+			       struct walk *w)
 {
 	struct tnode *n = w->pool++, **tail = &n->child;
 	bool obj = cJSON_IsObject(item);
@@ -646,8 +567,8 @@ static struct tnode *tree_fill(const cJSON *item, const char *key,
 		return n->text ? n : NULL;
 	}
 	if (n->type != TN_OBJECT && n->type != TN_ARRAY) {
-		start = w->p = skip_ws(w->p, w->end);
-		w->p = token_end(start, w->end);
+		start = w->p = json_skip_ws(w->p, w->end);
+		w->p = json_token_end(start, w->end);
 		if (n->type != TN_NUMBER)
 			return w->p > start ? n : NULL;
 		n->len = (size_t)(w->p - start);
@@ -677,7 +598,7 @@ int json_to_tree(const char *json, size_t len, struct tnode **root)
 	cJSON *r;
 	int res = -EIO;
 
-	arena_on = true;	/* the cJSON tree lives only in here */
+	arena_on = true; /* the cJSON tree lives only in here */
 	r = cJSON_ParseWithLengthOpts(json, len, &w.end, 0);
 	if (r) {
 		nodes = tree_count(r);
@@ -690,7 +611,7 @@ int json_to_tree(const char *json, size_t len, struct tnode **root)
 		res = pool ? 0 : -ENOMEM;
 	}
 	if (pool) {
-		w.p = doc_start(json, w.end);
+		w.p = json_doc_start(json, w.end);
 		w.pool = pool;
 		w.strs = (char *)(pool + nodes);
 		w.strs_end = w.strs + len + 1;
@@ -706,104 +627,6 @@ int json_to_tree(const char *json, size_t len, struct tnode **root)
 	return res;
 }
 
-/* n tabs. */
-static int add_tabs(struct buf *out, size_t n)
-{
-	static const char tabs[] = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t";
-	int res = 0;
-
-	while (n && !res) {
-		size_t k = n < sizeof(tabs) - 1 ? n : sizeof(tabs) - 1;
-
-		res = buf_add(out, tabs, k);
-		n -= k;
-	}
-	return res;
-}
-
-/*
- * A string literal as written, but for what cJSON takes and JSON does
- * not: a raw control byte, or a quote left bare by a broken \u, becomes
- * \u00XX, and a \u without four hex digits \u0000 (as cJSON reads it).
- */
-static int add_string(struct buf *out, const char *p, const char *e)
-{
-	const char *q = e - 1, *run = p;	/* q: the closing quote */
-	int res = 0;
-	size_t k;
-
-	for (p++; p < q && !res; p += k) {
-		k = unit_len(p, q);
-		if (k == 6 ? is_hex4(p + 2) : k == 2 ||
-		    ((unsigned char)*p >= 0x20 && *p != '"'))
-			continue;
-		res = buf_add(out, run, (size_t)(p - run));
-		if (!res)
-			res = buf_printf(out, "\\u%04x",
-					 k == 6 ? 0 : (unsigned char)*p);
-		run = p + k;
-	}
-	/* p is past q when the last escape took the quote as its byte */
-	res = res ? res : buf_add(out, run, (size_t)(p - run));
-	return res ? res : buf_addch(out, '"');
-}
-
-/*
- * cJSON_Print's layout (a tab a level, an object's members one a line,
- * an array on one line), but each token copied as the API wrote it.
- */
-int json_pretty(const char *json, size_t len, struct buf *out)
-{
-	const char *end = json + len, *p = doc_start(json, end), *e;
-	char open[CJSON_NESTING_LIMIT];	/* '{' or '[' of each open level */
-	size_t depth = 0;
-	char prev = 0;
-	int res;
-
-	do {
-		p = skip_ws(p, end);
-		if (p >= end)
-			return -EIO;
-		e = p + 1;
-		if (*p == '{' || *p == '[') {
-			if (depth == sizeof(open))
-				return -EIO;
-			open[depth++] = *p;
-			res = buf_addstr(out, *p == '{' ? "{\n" : "[");
-		} else if (strchr("}],:", *p) && !depth) {
-			return -EIO;
-		} else if (*p == '}') {
-			res = prev == '{' ? 0 : buf_addch(out, '\n');
-			res = res ? res : add_tabs(out, --depth);
-			res = res ? res : buf_addch(out, '}');
-		} else if (*p == ']') {
-			depth--;
-			res = buf_addch(out, ']');
-		} else if (*p == ',' && open[depth - 1] == '{') {
-			res = buf_addstr(out, ",\n");
-			res = res ? res : add_tabs(out, depth);
-		} else if (*p == ',') {
-			res = buf_addstr(out, ", ");
-		} else if (*p == ':') {
-			res = buf_addstr(out, ":\t");
-		} else {
-			e = *p == '"' ? string_end(p, end) : token_end(p, end);
-			if (!e)
-				return -EIO;
-			res = prev == '{' ? add_tabs(out, depth) : 0;
-			if (!res && *p == '"')
-				res = add_string(out, p, e);
-			else if (!res)
-				res = buf_add(out, p, (size_t)(e - p));
-		}
-		if (res)
-			return res;
-		prev = *p;
-		p = e;
-	} while (depth);
-	return buf_addch(out, '\n');
-}
-
 const char *json_version(void)
 {
 	return cJSON_Version();
@@ -812,8 +635,8 @@ const char *json_version(void)
 bool json_is_literal(const char *text)
 {
 	cJSON *v = cJSON_Parse(text);
-	bool lit = v && (cJSON_IsNumber(v) || cJSON_IsBool(v) ||
-			 cJSON_IsNull(v));
+	bool lit = v &&
+		(cJSON_IsNumber(v) || cJSON_IsBool(v) || cJSON_IsNull(v));
 
 	cJSON_Delete(v);
 	return lit;
@@ -838,8 +661,7 @@ int json_quote(const char *s, struct buf *out)
 
 static cJSON *cond_json(const struct json_cond *c)
 {
-	cJSON *o = cJSON_CreateObject(), *v = parse(c->value,
-						    strlen(c->value));
+	cJSON *o = cJSON_CreateObject(), *v = parse(c->value, strlen(c->value));
 
 	if (!o || !v || !cJSON_AddStringToObject(o, "field", c->field) ||
 	    !cJSON_AddStringToObject(o, "operator", c->op)) {
@@ -875,16 +697,17 @@ static cJSON *filters_json(const struct list_body *b)
 
 			for (j = i; j < b->nconds && alts; j++)
 				if (b->conds[j].or_group == c->or_group)
-					cJSON_AddItemToArray(alts,
-						cond_json(&b->conds[j]));
+					cJSON_AddItemToArray(
+						alts, cond_json(&b->conds[j]));
 		} else {
 			item = cond_json(c);
 		}
 		if (!item)
 			goto fail;
 		if (!*list)
-			*list = cJSON_AddArrayToObject(f, c->negate ?
-						       "NOT" : "AND");
+			*list = cJSON_AddArrayToObject(f,
+						       c->negate ? "NOT" :
+								   "AND");
 		if (!*list)
 			goto fail;
 		cJSON_AddItemToArray(*list, item);
@@ -937,8 +760,7 @@ out:
 	return res;
 }
 
-void json_error_message(const char *body, size_t len, char *msg,
-			size_t size)
+void json_error_message(const char *body, size_t len, char *msg, size_t size)
 {
 	const cJSON *err, *detail, *first;
 	const char *m = NULL;
@@ -962,17 +784,4 @@ void json_error_message(const char *body, size_t len, char *msg,
 	if (m)
 		snprintf(msg, size, "%s", m);
 	cJSON_Delete(root);
-}
-
-bool json_whole_object(const char *body, size_t len)
-{
-	const char *end = body + len, *p = body, *e;
-
-	if (len >= 3 && !memcmp(p, "\xef\xbb\xbf", 3))
-		p += 3;		/* a BOM, as cJSON allows */
-	p = skip_ws(p, end);
-	if (p >= end || *p != '{')
-		return false;
-	e = value_end(p, end);
-	return e && skip_ws(e, end) == end;
 }

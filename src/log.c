@@ -10,19 +10,19 @@
 
 static bool debug_on;
 static bool to_syslog;
-static unsigned repeat_window;	/* seconds; set before threads start */
-static __thread const char *context;	/* the folder a thread works for */
+static unsigned repeat_window;	     /* seconds; set before threads start */
+static __thread const char *context; /* the folder a thread works for */
 
 /* The lines that log_once printed lately: hashes and when. */
 #define RECENT_MAX 64
 static struct {
 	unsigned long hash;
 	time_t when;
-} recent[RECENT_MAX];		/* protected by last_lock */
-static unsigned recent_pos;	/* protected by last_lock */
+} recent[RECENT_MAX];	    /* protected by last_lock */
+static unsigned recent_pos; /* protected by last_lock */
 static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
-static char last_line[LOG_LINE_MAX];	/* protected by last_lock */
-static time_t last_time;	/* protected by last_lock */
+static char last_line[LOG_LINE_MAX]; /* protected by last_lock */
+static time_t last_time;	     /* protected by last_lock */
 
 void log_set_debug(bool on)
 {
@@ -64,7 +64,7 @@ static bool repeated(const char *line)
 	pthread_mutex_lock(&last_lock);
 	for (i = 0; i < RECENT_MAX && !seen; i++)
 		seen = recent[i].when && recent[i].hash == h &&
-		       now - recent[i].when < (time_t)repeat_window;
+			now - recent[i].when < (time_t)repeat_window;
 	if (!seen) {
 		recent[recent_pos].hash = h;
 		recent[recent_pos].when = now;
@@ -96,8 +96,9 @@ static const char *prio_name(int prio)
  * environment put into it, control bytes are escaped here (\n, \x1b).
  * Errors and warnings name the folder the thread works for, if any.
  */
-__attribute__((format(printf, 3, 0)))
-static void log_va(int prio, bool once, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void log_va(int prio, bool once,
+							 const char *fmt,
+							 va_list ap)
 {
 	char raw[LOG_LINE_MAX], line[LOG_LINE_MAX];
 	int n;
@@ -108,8 +109,7 @@ static void log_va(int prio, bool once, const char *fmt, va_list ap)
 	if (n < 0)
 		return;
 	if (context && prio <= LOG_WARNING && (size_t)n < sizeof(raw))
-		snprintf(raw + n, sizeof(raw) - (size_t)n, " (in %s)",
-			 context);
+		snprintf(raw + n, sizeof(raw) - (size_t)n, " (in %s)", context);
 	text_escape(line, sizeof(line), raw, strlen(raw));
 	if (once && repeated(line))
 		return;

@@ -6,7 +6,6 @@
  * the terminal; threads start only after the fork into the background.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include "http.h"
 #include "json.h"
 #include "log.h"
+#include "mem.h"
 #include "opts.h"
 #include "pack.h"
 #include "store.h"
@@ -26,8 +26,7 @@
 #include "ttree.h"
 
 /* One line on the terminal; what a server said in it is escaped. */
-static int fail(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
 {
 	char raw[1024], line[LOG_LINE_MAX];
@@ -50,12 +49,7 @@ int main(int argc, char **argv)
 	bool hides;
 	int res, ret = 1;
 
-	/*
-	 * Fewer malloc arenas and a fixed mmap threshold keep the heap from
-	 * fragmenting under many parsing threads (about 10% less memory).
-	 */
-	mallopt(M_ARENA_MAX, 2);
-	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mem_tune();
 	json_init();
 	opts_init(&o);
 	res = fs_new(argc, argv, &o, &fs);
@@ -80,7 +74,8 @@ int main(int argc, char **argv)
 	log_set_repeat_window(o.ttl);
 	if (hides)
 		log_warn("'%s' is not empty: what it holds is hidden while "
-			 "mixpeekfs is mounted there", fs_mountpoint(fs));
+			 "mixpeekfs is mounted there",
+			 fs_mountpoint(fs));
 	hc = (struct http_config){
 		.base_url = o.url,
 		.api_key = o.key,
@@ -94,15 +89,17 @@ int main(int argc, char **argv)
 		.max_body = o.max_response,
 	};
 	res = http_global_init(&hc);
-	opts_forget_key(&o);	/* the header line is the one copy now */
+	opts_forget_key(&o); /* the header line is the one copy now */
 	if (res) {
-		ret = fail("%s", res == -EINVAL ? "the API key or the "
-			   "namespace cannot be sent in a header" :
-			   "cannot set up libcurl");
+		ret = fail("%s",
+			   res == -EINVAL ?
+				   "the API key or the "
+				   "namespace cannot be sent in a header" :
+				   "cannot set up libcurl");
 		goto out;
 	}
 	api_init(o.page_size, o.max_connections);
-	if (store_init(o.ttl, o.ttl_terminal, o.cache_size)) {
+	if (store_init(o.ttl, o.ttl_terminal, o.cache_size, NULL)) {
 		ret = fail("%s", "out of memory");
 		goto out_http;
 	}

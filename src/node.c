@@ -52,7 +52,8 @@ void node_table_release(struct node_table *t)
 {
 	struct node *n, *tmp;
 
-	HASH_ITER(hh, t->nodes, n, tmp) {
+	HASH_ITER(hh, t->nodes, n, tmp)
+	{
 		HASH_DELETE(hh, t->nodes, n);
 		node_free(t, n);
 	}
@@ -68,8 +69,7 @@ void node_table_release(struct node_table *t)
 
 struct node *node_get(struct node_table *t, uint64_t ino)
 {
-	return ino == NODE_ROOT_INO ? t->root :
-	       (struct node *)(uintptr_t)ino;
+	return ino == NODE_ROOT_INO ? t->root : (struct node *)(uintptr_t)ino;
 }
 
 uint64_t node_ino(const struct node_table *t, const struct node *n)
@@ -146,8 +146,8 @@ long node_collect(struct node_table *t,
 	if (match(t->root, arg))
 		v[count++] = t->root;
 	HASH_ITER(hh, t->nodes, n, tmp)
-		if (match(n, arg))
-			v[count++] = n;
+	if (match(n, arg))
+		v[count++] = n;
 	for (long i = 0; i < count; i++)
 		v[i]->nlookup++;
 	pthread_mutex_unlock(&t->lock);
@@ -206,8 +206,7 @@ void *node_swap_cache(struct node_table *t, struct node *n, void *c)
 	return old;
 }
 
-void *node_get_cache(struct node_table *t, struct node *n,
-		     void *(*ref)(void *))
+void *node_get_cache(struct node_table *t, struct node *n, void *(*ref)(void *))
 {
 	void *c;
 

@@ -26,23 +26,22 @@
 /* The longest API key accepted (bearer tokens are far shorter). */
 #define KEY_MAX 4096
 
-#define OPT(t, p, v) { t, offsetof(struct options, p), v }
+#define OPT(t, p, v)                              \
+	{                                         \
+		t, offsetof(struct options, p), v \
+	}
 
 static const struct fuse_opt opt_table[] = {
-	OPT("url=%s", url, 0),
-	OPT("key_file=%s", key_file, 0),
-	OPT("namespace=%s", namespace, 0),
-	OPT("ca_file=%s", ca_file, 0),
-	OPT("allow_http", allow_http, 1),
-	OPT("debug", debug, 1),
+	OPT("url=%s", url, 0), OPT("key_file=%s", key_file, 0),
+	OPT("namespace=%s", namespace, 0), OPT("ca_file=%s", ca_file, 0),
+	OPT("allow_http", allow_http, 1), OPT("debug", debug, 1),
 	/* mount(8) and fstab words that mean nothing to us */
 	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_END
+	FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD), FUSE_OPT_END
 };
 
 /*
@@ -52,14 +51,14 @@ static const struct fuse_opt opt_table[] = {
  */
 static const struct num_opt {
 	const char *name;
-	size_t offset;		/* of an unsigned, or of a size_t for a size */
-	bool size;		/* a number of bytes, or one with K, M or G */
+	size_t offset; /* of an unsigned, or of a size_t for a size */
+	bool size;     /* a number of bytes, or one with K, M or G */
 	const char *min, *max;
-	const char *what;	/* what the message asks for */
-	const char *why;	/* why the minimum, said when below it */
+	const char *what; /* what the message asks for */
+	const char *why;  /* why the minimum, said when below it */
 } nums[] = {
-	{ "page_size", offsetof(struct options, page_size), false, "1",
-	  "1000", "a whole number", NULL },
+	{ "page_size", offsetof(struct options, page_size), false, "1", "1000",
+	  "a whole number", NULL },
 	{ "ttl", offsetof(struct options, ttl), false, "1", "86400",
 	  "a whole number of seconds",
 	  "with 0, every stat would fetch a whole listing again" },
@@ -134,25 +133,26 @@ static int opt_proc(void *data, const char *arg, int key,
 	if (key != FUSE_OPT_KEY_OPT)
 		return 1;
 	if (!strncmp(arg, "key=", 4)) {
-		fprintf(stderr, "mixpeekfs: the key is never taken on the "
+		fprintf(stderr,
+			"mixpeekfs: the key is never taken on the "
 			"command line; use MIXPEEK_API_KEY or -o key_file=\n");
 		return -1;
 	}
 	if (!strncmp(arg, "x-systemd.", 10))
 		return 0;
-	return num_text(o, arg);	/* 1: not ours, kept for FUSE */
+	return num_text(o, arg); /* 1: not ours, kept for FUSE */
 }
 
 int opts_parse(struct fuse_args *args, struct options *o)
 {
 	if (fuse_opt_parse(args, o, opt_table, opt_proc))
-		return -1;
+		return -EINVAL;
 	if (!o->nonopts)
 		return 0;
 	/* give the mountpoint back to FUSE; the source is ours */
 	if (o->nonopts == 2)
 		o->source = o->nonopt[0];
-	return fuse_opt_add_arg(args, o->nonopt[o->nonopts - 1]) ? -1 : 0;
+	return fuse_opt_add_arg(args, o->nonopt[o->nonopts - 1]) ? -ENOMEM : 0;
 }
 
 /*
@@ -174,7 +174,7 @@ static int parse_number(const char *s, bool size, unsigned long long *out)
 	if (errno)
 		return -ERANGE;
 	unit = size && *end ? strchr(units, toupper((unsigned char)*end)) :
-	       NULL;
+			      NULL;
 	if (unit) {
 		shift = 10 * (unsigned)(unit - units + 1);
 		end++;
@@ -196,7 +196,7 @@ static int set_number(struct options *o, const struct num_opt *n,
 	int res;
 
 	if (!text)
-		return 0;	/* the default */
+		return 0; /* the default */
 	parse_number(n->min, n->size, &min);
 	parse_number(n->max, n->size, &max);
 	res = parse_number(text, n->size, &v);
@@ -221,12 +221,14 @@ static int set_number(struct options *o, const struct num_opt *n,
  */
 static int pick_url(struct options *o, char *err, size_t size)
 {
-	const char *source = o->source && strstr(o->source, "://") ?
-			     o->source : NULL;
+	const char *source = o->source && strstr(o->source, "://") ? o->source :
+								     NULL;
 
 	if (source && o->url && strcmp(source, o->url)) {
-		snprintf(err, size, "two URLs: '%s' before the mountpoint and "
-			 "url=%s; give one", source, o->url);
+		snprintf(err, size,
+			 "two URLs: '%s' before the mountpoint and "
+			 "url=%s; give one",
+			 source, o->url);
 		return -EINVAL;
 	}
 	if (source || !o->url) {
@@ -247,9 +249,10 @@ static int check_text(const char *name, const char *value, char *err,
 
 	if (at < 0)
 		return 0;
-	snprintf(err, size, "%s must not contain control characters (%s at "
-		 "byte %ld)", name, text_byte_name((unsigned char)value[at]),
-		 at + 1);
+	snprintf(err, size,
+		 "%s must not contain control characters (%s at "
+		 "byte %ld)",
+		 name, text_byte_name((unsigned char)value[at]), at + 1);
 	return -EINVAL;
 }
 
@@ -322,7 +325,7 @@ int opts_validate(struct options *o, char *err, size_t size)
 		if (set_number(o, &nums[i], o->num_text[i], err, size))
 			return -EINVAL;
 	if (o->ttl_terminal < o->ttl)
-		o->ttl_terminal = o->ttl;	/* never less than ttl */
+		o->ttl_terminal = o->ttl; /* never less than ttl */
 	if (check_text("url", o->url, err, size) ||
 	    check_text("namespace", o->namespace, err, size) ||
 	    check_text("key_file", o->key_file, err, size) ||
@@ -335,8 +338,10 @@ int opts_validate(struct options *o, char *err, size_t size)
 	if (res)
 		return res;
 	if (!base.https && !base.loopback && !o->allow_http) {
-		snprintf(err, size, "refusing plain http to '%s': the key "
-			 "would travel unencrypted (use https, or -o allow_http)",
+		snprintf(err, size,
+			 "refusing plain http to '%s': the key "
+			 "would travel unencrypted (use https, or -o "
+			 "allow_http)",
 			 base.host);
 		http_base_release(&base);
 		return -EINVAL;
@@ -353,8 +358,8 @@ static void unescape_octal(char *s)
 	char *o = s;
 
 	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
-		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
 			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
 				      (s[3] - '0'));
 			s += 3;
@@ -369,8 +374,7 @@ static void unescape_octal(char *s)
  * What is mounted on path, the topmost (last) mount of /proc/self/mountinfo
  * there: its type and source, "" when nothing is. 0 or -errno.
  */
-static int mounted_on(const char *path, char *type, char *source,
-		      size_t size)
+static int mounted_on(const char *path, char *type, char *source, size_t size)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char *line = NULL, *save, *tok;
@@ -423,15 +427,15 @@ static bool has_entries(const char *path)
 
 static const char *file_kind(mode_t mode)
 {
-	return S_ISREG(mode) ? "a regular file" :
-	       S_ISCHR(mode) ? "a character device" :
-	       S_ISBLK(mode) ? "a block device" :
-	       S_ISFIFO(mode) ? "a FIFO" :
-	       S_ISSOCK(mode) ? "a socket" : "not a folder";
+	return S_ISREG(mode)   ? "a regular file" :
+		S_ISCHR(mode)  ? "a character device" :
+		S_ISBLK(mode)  ? "a block device" :
+		S_ISFIFO(mode) ? "a FIFO" :
+		S_ISSOCK(mode) ? "a socket" :
+				 "not a folder";
 }
 
-int opts_check_mountpoint(const char *path, bool *hides, char *err,
-			  size_t size)
+int opts_check_mountpoint(const char *path, bool *hides, char *err, size_t size)
 {
 	char type[256], source[256];
 	struct stat sb;
@@ -448,9 +452,11 @@ int opts_check_mountpoint(const char *path, bool *hides, char *err,
 		return res;
 	}
 	if (!strcmp(type, "fuse.mixpeekfs")) {
-		snprintf(err, size, "'%s' already has a mixpeekfs mounted on it "
+		snprintf(err, size,
+			 "'%s' already has a mixpeekfs mounted on it "
 			 "(%s %s), which a second one would hide: unmount it "
-			 "first (fusermount3 -u %s)", path, type, source, path);
+			 "first (fusermount3 -u %s)",
+			 path, type, source, path);
 		return -EBUSY;
 	}
 	if (stat(path, &sb)) {
@@ -460,8 +466,10 @@ int opts_check_mountpoint(const char *path, bool *hides, char *err,
 		return res;
 	}
 	if (!S_ISDIR(sb.st_mode)) {
-		snprintf(err, size, "cannot mount on '%s': it is %s, not a "
-			 "folder", path, file_kind(sb.st_mode));
+		snprintf(err, size,
+			 "cannot mount on '%s': it is %s, not a "
+			 "folder",
+			 path, file_kind(sb.st_mode));
 		return -ENOTDIR;
 	}
 	/* reading an automount point would wait for this very mount */
@@ -493,10 +501,13 @@ static int check_key(char *key, size_t len, const char *from, char *err,
 
 		if (c > 0x20 && c < 0x7f)
 			continue;
-		snprintf(err, size, "the API key in %s has %s at byte %zu%s: a "
-			 "key is printable ASCII without spaces", from,
-			 text_byte_name(c), i + 1, i == 0 ? " (its start)" :
-			 i == len - 1 ? " (its end)" : "");
+		snprintf(err, size,
+			 "the API key in %s has %s at byte %zu%s: a "
+			 "key is printable ASCII without spaces",
+			 from, text_byte_name(c), i + 1,
+			 i == 0		      ? " (its start)" :
+				 i == len - 1 ? " (its end)" :
+						"");
 		return -EINVAL;
 	}
 	return 0;
@@ -520,13 +531,15 @@ static int read_key_file(struct options *o, char *err, size_t size)
 		return fd;
 	res = -EINVAL;
 	if (sb.st_uid != geteuid() && sb.st_uid != 0)
-		snprintf(err, size, "key file '%s' is owned by uid %u: it must "
-			 "be owned by you (uid %u) or root", o->key_file,
-			 (unsigned)sb.st_uid, (unsigned)geteuid());
+		snprintf(err, size,
+			 "key file '%s' is owned by uid %u: it must "
+			 "be owned by you (uid %u) or root",
+			 o->key_file, (unsigned)sb.st_uid, (unsigned)geteuid());
 	else if (sb.st_mode & 077)
-		snprintf(err, size, "key file '%s' must be readable by only its "
-			 "owner (it is mode %03o; chmod 600 it)", o->key_file,
-			 (unsigned)(sb.st_mode & 0777));
+		snprintf(err, size,
+			 "key file '%s' must be readable by only its "
+			 "owner (it is mode %03o; chmod 600 it)",
+			 o->key_file, (unsigned)(sb.st_mode & 0777));
 	else
 		res = 0;
 	while (!res && len < sizeof(buf) &&
@@ -538,9 +551,10 @@ static int read_key_file(struct options *o, char *err, size_t size)
 			 o->key_file, strerror(errno));
 		res = -EIO;
 	} else if (!res && len > KEY_MAX + 2) {
-		snprintf(err, size, "key file '%s' is too long (%lld bytes): "
-			 "an API key is at most %d", o->key_file,
-			 (long long)sb.st_size, KEY_MAX);
+		snprintf(err, size,
+			 "key file '%s' is too long (%lld bytes): "
+			 "an API key is at most %d",
+			 o->key_file, (long long)sb.st_size, KEY_MAX);
 		res = -EINVAL;
 	}
 	if (!res) {
@@ -564,10 +578,11 @@ int opts_load_key(struct options *o, char *err, size_t size)
 	} else if (env && *env) {
 		o->key = strdup(env);
 		res = !o->key ? -ENOMEM :
-		      check_key(o->key, strlen(o->key), "MIXPEEK_API_KEY",
-				err, size);
+				check_key(o->key, strlen(o->key),
+					  "MIXPEEK_API_KEY", err, size);
 	} else {
-		snprintf(err, size, "no API key: set MIXPEEK_API_KEY or use "
+		snprintf(err, size,
+			 "no API key: set MIXPEEK_API_KEY or use "
 			 "-o key_file=PATH");
 		res = -EINVAL;
 	}
@@ -605,42 +620,62 @@ void opts_release(struct options *o)
 
 void opts_print_help(void)
 {
-	printf(
-"usage: mixpeekfs [options] [URL] MOUNTPOINT\n"
-"\n"
-"URL, if given, is the API base, as -o url=URL is (given both ways, the\n"
-"two must be the same); a first word without :// is only a label\n"
-"(mount(8)'s source). MOUNTPOINT must be a folder with no mixpeekfs\n"
-"mounted on it.\n"
-"The API key comes from the environment variable MIXPEEK_API_KEY or from\n"
-"-o key_file=PATH (the file must be readable by its owner only).\n"
-"\n"
-"mixpeekfs options (numbers are whole, without a sign; SIZE is bytes or\n"
-"a number with K, M or G):\n"
-"    -o url=URL             API base (default " OPTS_DEFAULT_URL ")\n"
-"    -o key_file=PATH       file holding the API key\n"
-"    -o namespace=NS        send X-Namespace: NS\n"
-"    -o ca_file=PATH        trust the CA certificates in PATH (default:\n"
-"                           CURL_CA_BUNDLE, SSL_CERT_FILE, the system's)\n"
-"    -o page_size=N         tasks per list request, 1-1000 (default 1000)\n"
-"    -o ttl=SECONDS         how long listings and active tasks are\n"
-"                           trusted, 1-86400 (default 30)\n"
-"    -o ttl_terminal=SECONDS  how long a task in a terminal status\n"
-"                           (COMPLETED, FAILED, ...) is trusted, 1-604800\n"
-"                           (default 600, never less than ttl)\n"
-"    -o max_connections=N   concurrent requests per listing, 1-8 "
-"(default 8)\n"
-"    -o timeout=SECONDS     bound on one request, retries included,\n"
-"                           1-3600 (default 30)\n"
-"    -o connect_timeout=S   bound on connecting, 1-600 (default 10)\n"
-"    -o retries=N           retries on 5xx, 429 and network errors, 0-10\n"
-"                           (default 3)\n"
-"    -o max_response=SIZE   largest response body accepted, 1M-1G\n"
-"                           (default 64M)\n"
-"    -o cache_size=SIZE     task data kept in memory before the least\n"
-"                           recently used is dropped, 16M-64G (default 256M)\n"
-"    -o allow_http          allow plain http to a host that is not "
-"loopback\n"
-"    -o debug               log every request\n"
-"\n");
+	printf("usage: mixpeekfs [options] [URL] MOUNTPOINT\n"
+	       "\n"
+	       "URL, if given, is the API base, as -o url=URL is (given both "
+	       "ways, the\n"
+	       "two must be the same); a first word without :// is only a "
+	       "label\n"
+	       "(mount(8)'s source). MOUNTPOINT must be a folder with no "
+	       "mixpeekfs\n"
+	       "mounted on it.\n"
+	       "The API key comes from the environment variable "
+	       "MIXPEEK_API_KEY or from\n"
+	       "-o key_file=PATH (the file must be readable by its owner "
+	       "only).\n"
+	       "\n"
+	       "mixpeekfs options (numbers are whole, without a sign; SIZE is "
+	       "bytes or\n"
+	       "a number with K, M or G):\n"
+	       "    -o url=URL             API base (default " OPTS_DEFAULT_URL
+	       ")\n"
+	       "    -o key_file=PATH       file holding the API key\n"
+	       "    -o namespace=NS        send X-Namespace: NS\n"
+	       "    -o ca_file=PATH        trust the CA certificates in PATH "
+	       "(default:\n"
+	       "                           CURL_CA_BUNDLE, SSL_CERT_FILE, the "
+	       "system's)\n"
+	       "    -o page_size=N         tasks per list request, 1-1000 "
+	       "(default 1000)\n"
+	       "    -o ttl=SECONDS         how long listings and active tasks "
+	       "are\n"
+	       "                           trusted, 1-86400 (default 30)\n"
+	       "    -o ttl_terminal=SECONDS  how long a task in a terminal "
+	       "status\n"
+	       "                           (COMPLETED, FAILED, ...) is "
+	       "trusted, 1-604800\n"
+	       "                           (default 600, never less than ttl)\n"
+	       "    -o max_connections=N   concurrent requests per listing, "
+	       "1-8 "
+	       "(default 8)\n"
+	       "    -o timeout=SECONDS     bound on one request, retries "
+	       "included,\n"
+	       "                           1-3600 (default 30)\n"
+	       "    -o connect_timeout=S   bound on connecting, 1-600 (default "
+	       "10)\n"
+	       "    -o retries=N           retries on 5xx, 429 and network "
+	       "errors, 0-10\n"
+	       "                           (default 3)\n"
+	       "    -o max_response=SIZE   largest response body accepted, "
+	       "1M-1G\n"
+	       "                           (default 64M)\n"
+	       "    -o cache_size=SIZE     task data kept in memory before the "
+	       "least\n"
+	       "                           recently used is dropped, 16M-64G "
+	       "(default 256M)\n"
+	       "    -o allow_http          allow plain http to a host that is "
+	       "not "
+	       "loopback\n"
+	       "    -o debug               log every request\n"
+	       "\n");
 }

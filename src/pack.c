@@ -28,7 +28,7 @@ static const char dictionary[] =
 	"\"outputs\":[{\"\"inputs\":[\"\"description\":\"\"error\":null,"
 	"\"additional_data\":{\"\"status\":\"\"task_type\":\"{\"task_id\":\"";
 
-static ZSTD_CDict *cdict;	/* read-only once made */
+static ZSTD_CDict *cdict; /* read-only once made */
 static ZSTD_DDict *ddict;
 static pthread_key_t ctx_key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -126,8 +126,7 @@ int pack(const char *src, size_t len, unsigned char *dst, size_t *dstlen)
 	return 0;
 }
 
-int unpack(const unsigned char *src, size_t len, size_t rawlen,
-	   struct buf *out)
+int unpack(const unsigned char *src, size_t len, size_t rawlen, struct buf *out)
 {
 	struct contexts *x = contexts_get();
 	char stack[16384], *tmp = stack;

@@ -12,12 +12,14 @@
 #include <string.h>
 
 #include "buf.h"
+#include "json.h"
+#include "names.h"
 #include "query.h"
-#include "tree.h"
 
 static const char *const ops[] = {
-	"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains",
-	"starts_with", "ends_with", "regex", "exists", "is_null", "text", NULL
+	"eq",	  "ne",	     "gt",	 "gte",		"lt",	     "lte",
+	"in",	  "nin",     "contains", "starts_with", "ends_with", "regex",
+	"exists", "is_null", "text",	 NULL
 };
 
 static const char *find_op(const char *op, size_t len)
@@ -31,8 +33,7 @@ static const char *find_op(const char *op, size_t len)
 }
 
 /* Percent-decode [s, s + len) into a malloc'd string; -EINVAL if bad. */
-static int decode(const char *s, size_t len, char **out, char *err,
-		  size_t size)
+static int decode(const char *s, size_t len, char **out, char *err, size_t size)
 {
 	int res = tree_percent_decode(s, len, out);
 
@@ -85,8 +86,9 @@ static int typed_value(const char *v, bool force_string, struct buf *out)
 		free(inner);
 		return res;
 	}
-	if (!force_string && (is_number(v) || !strcmp(v, "true") ||
-			      !strcmp(v, "false") || !strcmp(v, "null")))
+	if (!force_string &&
+	    (is_number(v) || !strcmp(v, "true") || !strcmp(v, "false") ||
+	     !strcmp(v, "null")))
 		return buf_addstr(out, v);
 	return json_quote(v, out);
 }
@@ -96,8 +98,8 @@ static int value_json(const char *op, const char *s, size_t len, char **out,
 		      char *err, size_t size)
 {
 	bool text = !strcmp(op, "contains") || !strcmp(op, "starts_with") ||
-		    !strcmp(op, "ends_with") || !strcmp(op, "regex") ||
-		    !strcmp(op, "text");
+		!strcmp(op, "ends_with") || !strcmp(op, "regex") ||
+		!strcmp(op, "text");
 	struct buf b = BUF_INIT(1 << 20);
 	char *v = NULL;
 	int res;
@@ -151,7 +153,7 @@ out:
 static bool field_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+		(c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 }
 
 /*
@@ -178,17 +180,19 @@ static int parse_cond(const char *s, size_t len, struct qcond *c, char *err,
 		op = "ne";
 		vstart = p + 2;
 	} else if (*p == ':') {
-		const char *o = p + 1, *colon = memchr(o, ':',
-						       (size_t)(end - o));
+		const char *o = p + 1,
+			   *colon = memchr(o, ':', (size_t)(end - o));
 
 		if (!colon)
 			return -ENOENT;
 		op = find_op(o, (size_t)(colon - o));
 		if (!op) {
-			snprintf(err, size, "unknown operator '%.*s' (one of "
+			snprintf(err, size,
+				 "unknown operator '%.*s' (one of "
 				 "eq ne gt gte lt lte in nin contains "
 				 "starts_with ends_with regex exists is_null "
-				 "text)", (int)(colon - o), o);
+				 "text)",
+				 (int)(colon - o), o);
 			return -EINVAL;
 		}
 		vstart = colon + 1;
@@ -250,8 +254,7 @@ static int comp_key(struct qcomp *k)
 }
 
 /* A condition component: not:C, C|C|..., or C. */
-static int parse_comp(const char *name, struct qcomp *k, char *err,
-		      size_t size)
+static int parse_comp(const char *name, struct qcomp *k, char *err, size_t size)
 {
 	const char *p = name, *bar;
 	int res = 0;
@@ -285,7 +288,8 @@ static int parse_comp(const char *name, struct qcomp *k, char *err,
 		res = -EINVAL;
 	}
 	if (!res && k->negate && k->n > 1) {
-		snprintf(err, size, "not: takes one condition, not an OR "
+		snprintf(err, size,
+			 "not: takes one condition, not an OR "
 			 "group");
 		res = -EINVAL;
 	}
@@ -305,7 +309,7 @@ static int add_comp(struct query *q, struct qcomp *k)
 		int c = strcmp(q->comps[i].key, k->key);
 
 		if (!c) {
-			comp_release(k);	/* said twice: once is enough */
+			comp_release(k); /* said twice: once is enough */
 			return 0;
 		}
 		if (c > 0)
@@ -352,8 +356,10 @@ static int parse_setting(struct query *q, const char *name, char *err,
 		for (p = f; *p && field_char(*p); p++)
 			;
 		if (!*f || *p) {
-			snprintf(err, size, "@sort takes a field name, not "
-				 "'%s'", name + 6);
+			snprintf(err, size,
+				 "@sort takes a field name, not "
+				 "'%s'",
+				 name + 6);
 			return -EINVAL;
 		}
 		q->sort_desc = desc;
@@ -375,8 +381,10 @@ static int parse_setting(struct query *q, const char *name, char *err,
 		q->case_sensitive = name[6] == 's';
 		return 0;
 	}
-	snprintf(err, size, "unknown setting '%s' (@search, @sort, @limit, "
-		 "@case)", name);
+	snprintf(err, size,
+		 "unknown setting '%s' (@search, @sort, @limit, "
+		 "@case)",
+		 name);
 	return -EINVAL;
 }
 

@@ -10,9 +10,8 @@
 
 #define STATUS_SLOTS 24
 
-static const char *const endpoint_names[STATS_ENDPOINTS] = {
-	"list", "get", "other"
-};
+static const char *const endpoint_names[STATS_ENDPOINTS] = { "list", "get",
+							     "other" };
 
 static const char *const counter_names[STATS_COUNTERS] = {
 	"retries",
@@ -27,10 +26,10 @@ static const char *const counter_names[STATS_COUNTERS] = {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
-	long status;		/* 0: no response */
+	long status; /* 0: no response */
 	unsigned long n;
 } by_status[STATS_ENDPOINTS][STATUS_SLOTS];	/* protected by lock */
-static unsigned long overflow[STATS_ENDPOINTS];	/* protected by lock */
+static unsigned long overflow[STATS_ENDPOINTS]; /* protected by lock */
 static unsigned long counters[STATS_COUNTERS];	/* atomic */
 static int used[STATS_ENDPOINTS];		/* protected by lock */
 
@@ -85,8 +84,10 @@ int stats_render(struct buf *out)
 						 by_status[ep][i].status,
 						 by_status[ep][i].n);
 			else
-				res = buf_printf(out, "requests.%s.failed "
-						 "%lu\n", endpoint_names[ep],
+				res = buf_printf(out,
+						 "requests.%s.failed "
+						 "%lu\n",
+						 endpoint_names[ep],
 						 by_status[ep][i].n);
 		}
 		if (!res && overflow[ep])

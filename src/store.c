@@ -4,7 +4,6 @@
  * One mutex guards both tables; no lock is held across a fetch.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,141 +13,67 @@
 
 #include "api.h"
 #include "http.h"
+#include "json.h"
 #include "log.h"
-#include "pack.h"
+#include "mem.h"
 #include "stats.h"
 #include "store.h"
 
-const char *const store_statuses[] = {
-	"PENDING", "IN_PROGRESS", "PROCESSING", "COMPLETED",
-	"COMPLETED_WITH_ERRORS", "FAILED", "CANCELED", "UNKNOWN", "SKIPPED",
-	"DRAFT", "ACTIVE", "ARCHIVED", "SUSPENDED", NULL
-};
+const char *const store_statuses[] = { "PENDING",
+				       "IN_PROGRESS",
+				       "PROCESSING",
+				       "COMPLETED",
+				       "COMPLETED_WITH_ERRORS",
+				       "FAILED",
+				       "CANCELED",
+				       "UNKNOWN",
+				       "SKIPPED",
+				       "DRAFT",
+				       "ACTIVE",
+				       "ARCHIVED",
+				       "SUSPENDED",
+				       NULL };
 
-const char *const store_types[] = {
-	"api_namespaces_create", "api_namespaces_delete",
-	"api_namespaces_migrations_run", "api_buckets_objects_create",
-	"api_buckets_delete", "api_buckets_batches_process",
-	"api_buckets_batches_submit", "api_buckets_uploads_create",
-	"api_buckets_uploads_confirm", "api_buckets_uploads_batch_confirm",
-	"api_collections_documents_create",
-	"api_collections_extraction_artifacts", "api_taxonomies_create",
-	"api_taxonomies_execute", "api_taxonomies_materialize",
-	"api_evaluations_run", "api_evaluations_dataset_create",
-	"api_retrievers_publish", "api_collections_export",
-	"api_collections_trigger", "engine_feature_extractor_run",
-	"engine_inference_run", "engine_object_processing",
-	"engine_cluster_build", "thumbnail", "video_segment", "audio_segment",
-	"materialize", "plugin_custom", "model_custom", NULL
-};
-
-/* ---- task records ---- */
-
-/* Status and type strings, kept once for all tasks. */
-struct interned {
-	UT_hash_handle hh;
-	char s[];
-};
-
-static pthread_mutex_t intern_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct interned *interned;	/* protected by intern_lock */
-
-static const char *intern(const char *s)
-{
-	size_t len = strlen(s);
-	struct interned *i;
-
-	pthread_mutex_lock(&intern_lock);
-	HASH_FIND(hh, interned, s, len, i);
-	if (!i && (i = malloc(sizeof(*i) + len + 1))) {
-		memcpy(i->s, s, len + 1);
-		HASH_ADD_KEYPTR(hh, interned, i->s, len, i);
-	}
-	pthread_mutex_unlock(&intern_lock);
-	return i ? i->s : NULL;
-}
-
-static void intern_cleanup(void)
-{
-	struct interned *i, *tmp;
-
-	pthread_mutex_lock(&intern_lock);
-	HASH_ITER(hh, interned, i, tmp) {
-		HASH_DEL(interned, i);
-		free(i);
-	}
-	pthread_mutex_unlock(&intern_lock);
-}
-
-struct task *task_new(const char *id, const char *status, const char *type,
-		      const char *json, size_t json_len)
-{
-	size_t li = strlen(id) + 1, plen;
-	unsigned char stack[8192], *tmp = stack;
-	struct task *t = NULL;
-	char *p;
-
-	if (json_len > UINT32_MAX / 2)
-		return NULL;
-	if (pack_bound(json_len) > sizeof(stack) &&
-	    !(tmp = malloc(pack_bound(json_len))))
-		return NULL;
-	if (pack(json, json_len, tmp, &plen))
-		goto out;
-	t = malloc(sizeof(*t) + li + plen);
-	if (!t)
-		goto out;
-	p = (char *)(t + 1);
-	t->id = memcpy(p, id, li);
-	memcpy(p + li, tmp, plen);
-	t->status = intern(status);
-	t->type = intern(type);
-	t->packed_len = (uint32_t)plen;
-	t->json_len = (uint32_t)json_len;
-	t->fetched = t->changed = (uint32_t)time(NULL);
-	t->refs = 1;
-	t->flags = 0;
-	if (!t->status || !t->type) {
-		free(t);
-		t = NULL;
-	}
-out:
-	if (tmp != stack)
-		free(tmp);
-	return t;
-}
-
-int task_json(const struct task *t, struct buf *out)
-{
-	return unpack(TASK_PACKED(t), t->packed_len, t->json_len, out);
-}
-
-struct task *task_ref(struct task *t)
-{
-	__atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
-	return t;
-}
-
-void task_unref(struct task *t)
-{
-	if (t && __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) == 0)
-		free(t);
-}
-
-int task_status_terminal(const char *s)
-{
-	return !strcmp(s, "COMPLETED") || !strcmp(s, "COMPLETED_WITH_ERRORS") ||
-	       !strcmp(s, "FAILED") || !strcmp(s, "CANCELED");
-}
+const char *const store_types[] = { "api_namespaces_create",
+				    "api_namespaces_delete",
+				    "api_namespaces_migrations_run",
+				    "api_buckets_objects_create",
+				    "api_buckets_delete",
+				    "api_buckets_batches_process",
+				    "api_buckets_batches_submit",
+				    "api_buckets_uploads_create",
+				    "api_buckets_uploads_confirm",
+				    "api_buckets_uploads_batch_confirm",
+				    "api_collections_documents_create",
+				    "api_collections_extraction_artifacts",
+				    "api_taxonomies_create",
+				    "api_taxonomies_execute",
+				    "api_taxonomies_materialize",
+				    "api_evaluations_run",
+				    "api_evaluations_dataset_create",
+				    "api_retrievers_publish",
+				    "api_collections_export",
+				    "api_collections_trigger",
+				    "engine_feature_extractor_run",
+				    "engine_inference_run",
+				    "engine_object_processing",
+				    "engine_cluster_build",
+				    "thumbnail",
+				    "video_segment",
+				    "audio_segment",
+				    "materialize",
+				    "plugin_custom",
+				    "model_custom",
+				    NULL };
 
 /* ---- tables ---- */
 
 struct lentry {
-	char *key;		/* request body + limit */
-	struct listing *cur;	/* last good snapshot, or NULL */
+	char *key;	     /* request body + limit */
+	struct listing *cur; /* last good snapshot, or NULL */
 	bool loading;
-	unsigned gen;		/* bumped when a load ends */
-	int err;		/* result of the last load */
+	unsigned gen; /* bumped when a load ends */
+	int err;      /* result of the last load */
 	UT_hash_handle hh;
 };
 
@@ -162,19 +87,20 @@ struct value {
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t loaded;
+	struct store_source src;
 	unsigned ttl;
 	unsigned ttl_terminal;
 	void (*on_change)(const char *id, void *arg);
 	void *on_change_arg;
-	struct task *tasks;		/* protected by lock: by id */
-	struct task *lru;		/* protected by lock */
-	size_t bytes;			/* protected by lock: of all tasks */
+	struct task *tasks; /* protected by lock: by id */
+	struct task *lru;   /* protected by lock */
+	size_t bytes;	    /* protected by lock: of all tasks */
 	size_t cap;
-	struct lentry *listings;	/* protected by lock */
-	struct value *values[2];	/* protected by lock; append only */
-	struct missing *missing;	/* protected by lock: by id */
-	struct missing *gone[MISSING_MAX];	/* protected by lock: a ring */
-	unsigned gone_pos;		/* protected by lock */
+	struct lentry *listings;	   /* protected by lock */
+	struct value *values[2];	   /* protected by lock; append only */
+	struct missing *missing;	   /* protected by lock: by id */
+	struct missing *gone[MISSING_MAX]; /* protected by lock: a ring */
+	unsigned gone_pos;		   /* protected by lock */
 } st = { .lock = PTHREAD_MUTEX_INITIALIZER,
 	 .loaded = PTHREAD_COND_INITIALIZER };
 
@@ -234,7 +160,8 @@ static void missing_clear_locked(void)
 {
 	struct missing *m, *tmp;
 
-	HASH_ITER(hh, st.missing, m, tmp) {
+	HASH_ITER(hh, st.missing, m, tmp)
+	{
 		HASH_DEL(st.missing, m);
 		free(m);
 	}
@@ -259,10 +186,13 @@ static int values_add(enum store_values which, const char *name)
 	return 0;
 }
 
-int store_init(unsigned ttl, unsigned ttl_terminal, size_t cache_size)
+int store_init(unsigned ttl, unsigned ttl_terminal, size_t cache_size,
+	       const struct store_source *src)
 {
+	static const struct store_source api = { api_list, api_get_task };
 	int i, res = 0;
 
+	st.src = src ? *src : api;
 	st.ttl = ttl;
 	st.ttl_terminal = ttl_terminal;
 	st.cap = cache_size;
@@ -280,16 +210,17 @@ void store_cleanup(void)
 	int i;
 
 	HASH_ITER(hh, st.tasks, t, ttmp)
-		drop_locked(t);
+	drop_locked(t);
 	missing_clear_locked();
-	HASH_ITER(hh, st.listings, le, ltmp) {
+	HASH_ITER(hh, st.listings, le, ltmp)
+	{
 		HASH_DEL(st.listings, le);
 		if (le->cur)
 			listing_unref(le->cur);
 		free(le->key);
 		free(le);
 	}
-	intern_cleanup();
+	task_cleanup();
 	for (i = 0; i < 2; i++) {
 		while (st.values[i]) {
 			struct value *v = st.values[i];
@@ -306,7 +237,7 @@ void store_cleanup(void)
  * 5xx, garbage), stale data is trusted for one more ttl, so an outage
  * costs one failed request per ttl instead of one per access.
  */
-static time_t backoff_until;	/* atomic */
+static time_t backoff_until; /* atomic */
 
 static void note_failure(int err)
 {
@@ -353,8 +284,9 @@ bool listing_fresh(const struct listing *l)
 /* A task in a terminal status does not change: it is trusted longer. */
 static bool task_fresh_locked(const struct task *t)
 {
-	return fresh_for(t->fetched, task_status_terminal(t->status) ?
-			 st.ttl_terminal : st.ttl);
+	return fresh_for(t->fetched,
+			 task_status_terminal(t->status) ? st.ttl_terminal :
+							   st.ttl);
 }
 
 static double left_of(time_t fetched, unsigned ttl)
@@ -368,7 +300,7 @@ double store_task_left(const struct task *t)
 {
 	return left_of(__atomic_load_n(&t->fetched, __ATOMIC_RELAXED),
 		       task_status_terminal(t->status) ? st.ttl_terminal :
-		       st.ttl);
+							 st.ttl);
 }
 
 double store_listing_left(const struct listing *l)
@@ -461,50 +393,9 @@ static int ingest_locked(struct task *t)
 
 /* ---- listings ---- */
 
-struct listing *listing_ref(struct listing *l)
-{
-	__atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
-	return l;
-}
-
-void listing_unref(struct listing *l)
-{
-	if (!l || __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL))
-		return;
-	free(l->ids);
-	free(l->by_id);
-	free(l);
-}
-
-static int cmp_index(const void *a, const void *b, void *ids)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	int c = strcmp(((const char **)ids)[x], ((const char **)ids)[y]);
-
-	return c ? c : (x > y) - (x < y);
-}
-
-bool listing_has(const struct listing *l, const char *id)
-{
-	size_t lo = 0, hi = l->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(l->ids[l->by_id[mid]], id);
-
-		if (!c)
-			return true;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return false;
-}
-
 /* Collects ids while a listing is fetched. */
 struct builder {
-	struct buf blob;	/* ids, NUL-separated */
+	struct buf blob; /* ids, NUL-separated */
 	size_t n;
 	size_t skipped_dups;
 };
@@ -523,71 +414,6 @@ static int builder_sink(void *ctx, struct task *t)
 	if (!res)
 		b->n++;
 	return res;
-}
-
-/* Turn the collected ids into a listing, dropping repeated ids. */
-static int builder_finish(struct builder *b, struct listing **out)
-{
-	struct listing *l = calloc(1, sizeof(*l));
-	char *blob, *p;
-	size_t i, len, keep;
-	bool *dup = NULL;
-
-	if (!l)
-		return -ENOMEM;
-	l->refs = 1;
-	l->fetched = time(NULL);
-	blob = buf_detach(&b->blob, &len);
-	l->ids = malloc((b->n + 1) * sizeof(*l->ids) + len + 1);
-	l->by_id = malloc((b->n + 1) * sizeof(*l->by_id));
-	dup = calloc(b->n + 1, sizeof(*dup));
-	if (!blob || !l->ids || !l->by_id || !dup) {
-		free(blob);
-		free(dup);
-		listing_unref(l);
-		return -ENOMEM;
-	}
-	/* the ids live right after the pointer array, in one block */
-	p = (char *)(l->ids + b->n + 1);
-	memcpy(p, blob, len);
-	free(blob);
-	for (i = 0; i < b->n; i++) {
-		l->ids[i] = p;
-		l->by_id[i] = (uint32_t)i;
-		p += strlen(p) + 1;
-	}
-	qsort_r(l->by_id, b->n, sizeof(*l->by_id), cmp_index, l->ids);
-	for (i = 1; i < b->n; i++)
-		if (!strcmp(l->ids[l->by_id[i]], l->ids[l->by_id[i - 1]]))
-			dup[l->by_id[i]] = true;	/* the later one */
-	for (i = 0, keep = 0; i < b->n; i++)
-		if (!dup[i])
-			l->ids[keep++] = l->ids[i];
-	b->skipped_dups = b->n - keep;
-	l->n = keep;
-	if (keep < b->n) {
-		/* index the compacted positions again */
-		for (i = 0; i < l->n; i++)
-			l->by_id[i] = (uint32_t)i;
-		qsort_r(l->by_id, l->n, sizeof(*l->by_id), cmp_index,
-			l->ids);
-	}
-	free(dup);
-	*out = l;
-	return 0;
-}
-
-/* Whether two listings hold the same ids in the same order. */
-static bool listing_same(const struct listing *a, const struct listing *b)
-{
-	size_t i;
-
-	if (a->n != b->n)
-		return false;
-	for (i = 0; i < a->n; i++)
-		if (strcmp(a->ids[i], b->ids[i]))
-			return false;
-	return true;
 }
 
 /*
@@ -612,8 +438,7 @@ static void recheck_leavers_locked(const struct listing *old,
 	}
 }
 
-static int listing_key(const struct list_body *q, long limit,
-		       struct buf *key)
+static int listing_key(const struct list_body *q, long limit, struct buf *key)
 {
 	int res = json_list_body(q, key);
 
@@ -623,16 +448,16 @@ static int listing_key(const struct list_body *q, long limit,
 static int fetch_listing(const struct list_body *q, long limit,
 			 struct listing **out)
 {
-	struct builder b = { BUF_INIT(SIZE_MAX / 2), 0, 0 };
-	int res = api_list(q, limit, builder_sink, &b);
+	struct builder b = { BUF_INIT(LISTING_IDS_MAX), 0, 0 };
+	int res = st.src.list(q, limit, builder_sink, &b);
 
 	if (res) {
 		buf_release(&b.blob);
 		return res;
 	}
-	res = builder_finish(&b, out);
+	res = listing_new(&b.blob, b.n, out, &b.skipped_dups);
 	/* parsing pages leaves the worker threads' heaps full of holes */
-	malloc_trim(0);
+	mem_trim();
 	if (!res && b.skipped_dups)
 		log_warn("a listing repeated %zu task ids; shown once",
 			 b.skipped_dups);
@@ -721,7 +546,8 @@ static int listing_get(const struct list_body *q, long limit,
 		note_failure(res);
 		__atomic_add_fetch(&le->cur->failures, 1, __ATOMIC_RELAXED);
 		log_warn("serving the last good listing (%zu tasks) after a "
-			 "failed refresh", le->cur->n);
+			 "failed refresh",
+			 le->cur->n);
 		*out = listing_ref(le->cur);
 		res = 0;
 	}
@@ -732,8 +558,7 @@ out:
 	return res;
 }
 
-int store_listing(const struct list_body *q, long limit,
-		  struct listing **out)
+int store_listing(const struct list_body *q, long limit, struct listing **out)
 {
 	return listing_get(q, limit, out, true);
 }
@@ -767,12 +592,12 @@ static int task_get(const char *id, bool force, struct task **out)
 	if (!t && !force && missing_locked(id)) {
 		pthread_mutex_unlock(&st.lock);
 		stats_add(STATS_TASK_HITS, 1);
-		return -ENOENT;	/* the API said so within the ttl */
+		return -ENOENT; /* the API said so within the ttl */
 	}
 	pthread_mutex_unlock(&st.lock);
 	stats_add(STATS_TASK_MISSES, 1);
 
-	res = api_get_task(id, &t);
+	res = st.src.get_task(id, &t);
 	if (!res) {
 		pthread_mutex_lock(&st.lock);
 		res = ingest_locked(t);
@@ -833,11 +658,10 @@ void store_expire_all(void)
 
 	pthread_mutex_lock(&st.lock);
 	HASH_ITER(hh, st.listings, le, ltmp)
-		if (le->cur)
-			__atomic_store_n(&le->cur->expired, true,
-					 __ATOMIC_RELAXED);
+	if (le->cur)
+		__atomic_store_n(&le->cur->expired, true, __ATOMIC_RELAXED);
 	HASH_ITER(hh, st.tasks, t, ttmp)
-		__atomic_store_n(&t->fetched, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->fetched, 0, __ATOMIC_RELAXED);
 	missing_clear_locked();
 	asked_by_hand();
 	pthread_mutex_unlock(&st.lock);
@@ -853,10 +677,10 @@ void store_usage(struct store_usage *u)
 	u->task_bytes = st.bytes;
 	u->task_cap = st.cap;
 	HASH_ITER(hh, st.listings, le, ltmp)
-		if (le->cur) {
-			u->listings++;
-			u->listed += le->cur->n;
-		}
+	if (le->cur) {
+		u->listings++;
+		u->listed += le->cur->n;
+	}
 	pthread_mutex_unlock(&st.lock);
 }
 
@@ -912,7 +736,7 @@ int store_values(enum store_values which, char ***names, size_t *n)
 bool store_value_published(enum store_values which, const char *v)
 {
 	const char *const *p = which == STORE_STATUSES ? store_statuses :
-			       store_types;
+							 store_types;
 
 	for (; *p; p++)
 		if (!strcmp(*p, v))

@@ -65,8 +65,9 @@ const char *text_byte_name(unsigned char c)
 	case '\0': return "a NUL byte";
 	case '\n': return "a line break";
 	case '\r': return "a carriage return";
-	default: return is_control(c) ? "a control character" :
-		 c > 0x7e ? "a byte that is not printable ASCII" :
-		 "a printable character";
+	default:
+		return is_control(c) ? "a control character" :
+			c > 0x7e     ? "a byte that is not printable ASCII" :
+				       "a printable character";
 	}
 }

@@ -5,23 +5,23 @@
  * is a new record, and the old tree simply ages out.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "buf.h"
 #include "json.h"
+#include "mem.h"
 #include "ttree.h"
 
 #define SLOTS 32
 #define TRIM_EVERY 4096
 
-static unsigned long built;	/* atomic */
+static unsigned long built; /* atomic */
 
 static struct {
 	pthread_mutex_t lock;
-	struct ttree *slot[SLOTS];	/* protected by lock */
-	unsigned next;			/* protected by lock */
+	struct ttree *slot[SLOTS]; /* protected by lock */
+	unsigned next;		   /* protected by lock */
 } cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static struct ttree *ttree_ref(struct ttree *tt)
@@ -66,7 +66,7 @@ static void insert(struct ttree *tt)
 
 int ttree_get(struct task *t, struct ttree **out)
 {
-	struct buf json = BUF_INIT((size_t)-1 / 2);
+	struct buf json = BUF_INIT(TASK_JSON_MAX);
 	struct ttree *tt = lookup(t);
 	int res;
 
@@ -90,7 +90,7 @@ int ttree_get(struct task *t, struct ttree **out)
 	insert(tt);
 	/* building trees leaves the heap full of holes: return them now and then */
 	if (__atomic_add_fetch(&built, 1, __ATOMIC_RELAXED) % TRIM_EVERY == 0)
-		malloc_trim(0);
+		mem_trim();
 	*out = tt;
 	return 0;
 }

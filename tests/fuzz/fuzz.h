@@ -18,10 +18,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 void fuzz_fail(const char *what, const char *file, int line)
 	__attribute__((noreturn));
 
-#define FUZZ_CHECK(cond) do {						\
-	if (!(cond))							\
-		fuzz_fail(#cond, __FILE__, __LINE__);			\
-} while (0)
+#define FUZZ_CHECK(cond)                                      \
+	do {                                                  \
+		if (!(cond))                                  \
+			fuzz_fail(#cond, __FILE__, __LINE__); \
+	} while (0)
 
 /* A NUL-terminated copy of data (which may itself hold NULs); never NULL. */
 char *fuzz_strndup(const uint8_t *data, size_t size);

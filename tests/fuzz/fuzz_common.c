@@ -233,15 +233,11 @@ void fuzz_check_unescape(const char *name)
 static size_t scalar_size(const struct tnode *n)
 {
 	switch (n->type) {
-	case TN_TRUE:
-		return 5;
-	case TN_FALSE:
-		return 6;
+	case TN_TRUE: return 5;
+	case TN_FALSE: return 6;
 	case TN_NUMBER:
-	case TN_STRING:
-		return (n->text ? n->len : 0) + 1;
-	default:
-		return 1;
+	case TN_STRING: return (n->text ? n->len : 0) + 1;
+	default: return 1;
 	}
 }
 
@@ -284,8 +280,8 @@ static void check_render(const struct tnode *n)
 
 struct walk {
 	const struct tnode *root;
-	struct buf path;	/* relpath of the directory being walked */
-	bool path_ok;		/* false once an append failed */
+	struct buf path; /* relpath of the directory being walked */
+	bool path_ok;	 /* false once an append failed */
 	unsigned max_depth;
 };
 
@@ -303,13 +299,13 @@ static void path_push(struct walk *w, const char *name)
 		return;
 	if ((w->path.len && buf_addch(&w->path, '/')) ||
 	    buf_addstr(&w->path, name))
-		w->path_ok = false;	/* the buffer released itself */
+		w->path_ok = false; /* the buffer released itself */
 }
 
 static bool sampled(size_t i, size_t members)
 {
 	return members <= FULL_CHECK_MAX || i < SAMPLE_EVERY ||
-	       i % SAMPLE_EVERY == 0;
+		i % SAMPLE_EVERY == 0;
 }
 
 static void check_index_name(const struct tnode *c, const char *name)
@@ -410,16 +406,12 @@ void fuzz_check_tree(const struct tnode *root, unsigned max_depth)
 
 	FUZZ_CHECK(tnode_walk(root, "", &found) == 0 && found == root);
 	switch (tnode_view(root)) {
-	case TV_DIR:
-		walk_dir(&w, root, 0);
-		break;
+	case TV_DIR: walk_dir(&w, root, 0); break;
 	case TV_FILE:
 		check_render(root);
 		FUZZ_CHECK(tnode_walk(root, "x", &found) == -ENOTDIR);
 		break;
-	case TV_NONE:
-		FUZZ_CHECK(root->type == TN_NULL);
-		break;
+	case TV_NONE: FUZZ_CHECK(root->type == TN_NULL); break;
 	}
 	buf_release(&w.path);
 }

@@ -20,7 +20,7 @@
 #include "task.h"
 #include "tree.h"
 
-#define MAX_DEPTH 1100	/* beyond cJSON's nesting limit: the whole tree */
+#define MAX_DEPTH 1100 /* beyond cJSON's nesting limit: the whole tree */
 
 static const char *str_text(const struct tnode *n)
 {
@@ -76,8 +76,7 @@ static void check_task(const struct task *t, const struct tnode *item)
 	FUZZ_CHECK(json_pretty(buf_str(&json), json.len, &pretty) == 0);
 	FUZZ_CHECK(pretty.len > 2 && pretty.data[0] == 'x' &&
 		   pretty.data[pretty.len - 1] == '\n');
-	FUZZ_CHECK(json_to_tree(pretty.data + 1, pretty.len - 1,
-				&ptree) == 0);
+	FUZZ_CHECK(json_to_tree(pretty.data + 1, pretty.len - 1, &ptree) == 0);
 	FUZZ_CHECK(fuzz_tree_equal(tree, ptree));
 
 	tnode_free(ptree);

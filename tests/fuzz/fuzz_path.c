@@ -19,11 +19,11 @@
 #include "tree.h"
 
 struct path_input {
-	const char *path;	/* NUL-terminated: the bytes before the NUL */
+	const char *path; /* NUL-terminated: the bytes before the NUL */
 	size_t path_len;
-	const char *doc;	/* the JSON document, not NUL-terminated */
+	const char *doc; /* the JSON document, not NUL-terminated */
 	size_t doc_len;
-	const uint8_t *data;	/* the whole input */
+	const uint8_t *data; /* the whole input */
 	size_t size;
 };
 
@@ -42,8 +42,8 @@ static const char default_doc[] =
 /* ---- tnode_walk ---- */
 
 /* The shown member of dir named name, without tnode_find. */
-static const struct tnode *ref_find(const struct tnode *dir,
-				    const char *name, size_t len)
+static const struct tnode *ref_find(const struct tnode *dir, const char *name,
+				    size_t len)
 {
 	char cname[TREE_NAME_MAX + 1];
 	const struct tnode *c;
@@ -53,7 +53,7 @@ static const struct tnode *ref_find(const struct tnode *dir,
 			continue;
 		tnode_name(c, cname);
 		if (strlen(cname) == len && !memcmp(cname, name, len))
-			return c;	/* the first of a name is shown */
+			return c; /* the first of a name is shown */
 	}
 	return NULL;
 }
@@ -102,18 +102,18 @@ static void check_walk(const struct path_input *in)
 
 		FUZZ_CHECK(out == want);
 		if (len && in->path[len - 1] == '/')
-			len--;		/* one trailing slash is allowed */
+			len--; /* one trailing slash is allowed */
 		if (len) {
 			char name[TREE_NAME_MAX + 1];
 
 			/* the member found carries the last name asked for */
-			for (last = in->path + len; last > in->path &&
-			     last[-1] != '/'; last--)
+			for (last = in->path + len;
+			     last > in->path && last[-1] != '/'; last--)
 				;
 			FUZZ_CHECK(out != root);
 			tnode_name(out, name);
-			FUZZ_CHECK(strlen(name) == (size_t)(in->path + len -
-							    last));
+			FUZZ_CHECK(strlen(name) ==
+				   (size_t)(in->path + len - last));
 			FUZZ_CHECK(!memcmp(name, last, strlen(name)));
 		} else {
 			FUZZ_CHECK(out == root);
@@ -141,8 +141,8 @@ static void check_unescape(const struct path_input *in)
 static bool url_safe(char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '~' ||
-	       c == '%';
+		(c >= '0' && c <= '9') || c == '-' || c == '_' || c == '~' ||
+		c == '%';
 }
 
 /* The cursor value in [s, e) decodes to exactly cursor. */
@@ -194,12 +194,13 @@ static void check_list_path(const struct path_input *in)
 	/* without one: the offset, when there is one */
 	FUZZ_CHECK(api_list_path(limit, offset, NULL, total, &b) == 0);
 	if (offset > 0)
-		snprintf(head, sizeof(head), "/v1/tasks/list?limit=%u"
-			 "&offset=%ld%s", limit, offset,
-			 total ? "&include_total=true" : "");
+		snprintf(head, sizeof(head),
+			 "/v1/tasks/list?limit=%u"
+			 "&offset=%ld%s",
+			 limit, offset, total ? "&include_total=true" : "");
 	else
-		snprintf(head, sizeof(head), "/v1/tasks/list?limit=%u%s",
-			 limit, total ? "&include_total=true" : "");
+		snprintf(head, sizeof(head), "/v1/tasks/list?limit=%u%s", limit,
+			 total ? "&include_total=true" : "");
 	FUZZ_CHECK(!strcmp(buf_str(&b), head));
 	buf_release(&b);
 }
@@ -207,16 +208,16 @@ static void check_list_path(const struct path_input *in)
 /* ---- query folders ---- */
 
 #define QUERY_COMPS_MAX 16
-#define QUERY_ERR_SIZE 48	/* small, so messages get cut */
+#define QUERY_ERR_SIZE 48 /* small, so messages get cut */
 
 /*
  * Add names[order[0..n)] to q as the filesystem does, stopping at the
  * first failure; its result.
  */
-static int query_build(struct query *q, char *const *names,
-		       const size_t *order, size_t n)
+static int query_build(struct query *q, char *const *names, const size_t *order,
+		       size_t n)
 {
-	char *err = malloc(QUERY_ERR_SIZE);	/* exact: ASan sees overruns */
+	char *err = malloc(QUERY_ERR_SIZE); /* exact: ASan sees overruns */
 	size_t i;
 	int res = 0;
 
@@ -319,11 +320,7 @@ out:
 }
 
 static const path_check checks[] = {
-	check_walk,
-	check_escape,
-	check_unescape,
-	check_list_path,
-	check_query,
+	check_walk, check_escape, check_unescape, check_list_path, check_query,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -17,8 +17,9 @@
 
 static int hex(char c)
 {
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ?
-	       c - 'a' + 10 : -1;
+	return c >= '0' && c <= '9'  ? c - '0' :
+		c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+				       -1;
 }
 
 /* Decode what text_escape wrote; returns the length, or -1 if invalid. */
@@ -32,18 +33,29 @@ static long unescape(const char *in, char *out)
 			continue;
 		}
 		switch (in[1]) {
-		case 'n': out[o++] = '\n'; in += 2; break;
-		case 'r': out[o++] = '\r'; in += 2; break;
-		case 't': out[o++] = '\t'; in += 2; break;
-		case '\\': out[o++] = '\\'; in += 2; break;
+		case 'n':
+			out[o++] = '\n';
+			in += 2;
+			break;
+		case 'r':
+			out[o++] = '\r';
+			in += 2;
+			break;
+		case 't':
+			out[o++] = '\t';
+			in += 2;
+			break;
+		case '\\':
+			out[o++] = '\\';
+			in += 2;
+			break;
 		case 'x':
 			if (hex(in[2]) < 0 || hex(in[3]) < 0)
 				return -1;
 			out[o++] = (char)(hex(in[2]) * 16 + hex(in[3]));
 			in += 4;
 			break;
-		default:
-			return -1;
+		default: return -1;
 		}
 	}
 	return (long)o;
@@ -87,7 +99,7 @@ static bool really_loopback(const char *host)
 	memcpy(inner, host + 1, len - 2);
 	inner[len - 2] = '\0';
 	return inet_pton(AF_INET6, inner, &a6) == 1 &&
-	       !memcmp(&a6, &in6addr_loopback, sizeof(a6));
+		!memcmp(&a6, &in6addr_loopback, sizeof(a6));
 }
 
 static void check_url(const uint8_t *data, size_t size)

@@ -14,7 +14,7 @@
 #include "json.h"
 #include "tree.h"
 
-#define MAX_DEPTH 1100	/* beyond cJSON's nesting limit: the whole tree */
+#define MAX_DEPTH 1100 /* beyond cJSON's nesting limit: the whole tree */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -792,6 +792,15 @@ def last_answer(entries):
     return max(times)
 
 
+def fresh_until(entries, ttl):
+    """Until when (time.time()) what the daemon stored from the replies of
+    some log entries is surely still fresh: it stored it after the first
+    of them was answered, in whole seconds."""
+    times = [e["time"] for e in entries]
+    assert times and None not in times, entries
+    return math.floor(min(times) - CLOCK_SLACK) + ttl
+
+
 def refetched_within_ttl(entries, ttl):
     """(path, t1, t2) for requests of one path whose replies came too close
     for the second to be due: sent before the first reply's data, stored

@@ -12,6 +12,7 @@ import copy
 import datetime
 import errno
 import json
+import math
 import os
 import signal
 import stat
@@ -52,7 +53,11 @@ def epoch(iso):
 
 
 def wait_out_ttl(ttl):
-    time.sleep(ttl + 1.0)       # time itself is under test here
+    """Sleep past the ttl of everything fetched so far, the kernel's copies
+    included (told what was left in whole seconds, they may outlive it by
+    up to a second). Call it once the steps that fetched have returned:
+    time itself is under test here."""
+    time.sleep(ttl + 1.0)
 
 
 def start_of_a_second():
@@ -104,11 +109,19 @@ def test_status_change_visible_after_ttl(server, mounter, main_tasks):
     tid = in_progress[0]
     name = mfs.escape_name(tid)
 
+    server.reset()
     assert sorted(os.listdir(m.p("by-status", "IN_PROGRESS"))) == \
         names(in_progress)
     assert read(m, "tasks", name, "status") == b"IN_PROGRESS\n"
     assert json.loads(read(m, "tasks", name, "task.json"))["status"] == \
         "IN_PROGRESS"
+    # Within the ttl: measured from the server's replies.
+    fresh = mfs.fresh_until(server.log(), ttl)
+
+    def within_ttl():
+        assert time.time() < fresh, "the machine is too slow: still " \
+            "reading %.1fs after the ttl (%d) of the listing ran out" % (
+                time.time() - fresh, ttl)
 
     # Repeated reads within the ttl cost no request.
     server.reset()
@@ -119,13 +132,17 @@ def test_status_change_visible_after_ttl(server, mounter, main_tasks):
         r = mfs.sh("ls by-status/IN_PROGRESS | wc -l; "
                    "jq -r .status tasks/%s/task.json" % name, m.path)
         assert r.out.split() == [str(len(in_progress)), "IN_PROGRESS"]
+    within_ttl()
     assert server.requests()["total"] == 0, server.log()
 
     changed = server.update_task(tid, {"status": "COMPLETED"})
     assert changed["status"] == "COMPLETED"
     # Still within the ttl: the cached task and listing, no request.
-    assert read(m, "tasks", name, "status") == b"IN_PROGRESS\n"
-    assert name in os.listdir(m.p("by-status", "IN_PROGRESS"))
+    status = read(m, "tasks", name, "status")
+    listed = os.listdir(m.p("by-status", "IN_PROGRESS"))
+    within_ttl()
+    assert status == b"IN_PROGRESS\n"
+    assert name in listed
     assert server.requests()["total"] == 0, server.log()
 
     wait_out_ttl(ttl)
@@ -158,31 +175,41 @@ def test_no_stale_description_after_ttl(server, mounter, main_tasks):
     new = old + " -- rescheduled on worker 7 (changed by test_freshness)"
     path = m.p("tasks", name, "description")
 
-    t0 = time.monotonic()
-    assert read(m, "tasks", name, "description") == line(old)
+    server.reset()
+    assert read(m, "tasks", name, "description") == line(old)  # a GET
+    done = time.time()
+    gets = gets_for(server.log(), tid)
+    assert len(gets) == 1, gets
+    # Times from when the task was really fetched: the server's reply.
+    fresh = mfs.fresh_until(gets, ttl)
     assert os.stat(path).st_size == len(line(old))
     server.update_task(tid, {"description": new})
-    t_update = time.monotonic()
-    assert time.monotonic() - t0 < ttl - 1, "the machine is too slow"
-    assert read(m, "tasks", name, "description") == line(old)
+    still = read(m, "tasks", name, "description")
+    assert time.time() < fresh, "the machine is too slow: the reads " \
+        "after the fetch took %.1fs (ttl=%d)" % (time.time() - done, ttl)
+    assert still == line(old)
 
     # Read over and over across the end of the ttl: old, then new, and
-    # never old again once new was seen.
+    # never old again once new was seen. The kernel is told what is left
+    # of the ttl in whole seconds: the new text shows by one second past
+    # floor(fetch) + ttl (a 0.5 s margin for a busy machine).
+    due = math.floor(done) + ttl + 1
     seen = []
-    end = t_update + ttl + 1.5
-    while time.monotonic() < end:
-        seen.append((time.monotonic() - t_update,
-                     read(m, "tasks", name, "description")))
+    while True:
+        now = time.time()
+        seen.append((now - due, read(m, "tasks", name, "description")))
+        if now > due + 1.5:
+            break
         time.sleep(0.1)
     values = [v for _, v in seen]
     assert set(values) <= {line(old), line(new)}, values
     first_new = values.index(line(new)) if line(new) in values else None
-    assert first_new is not None, "still %r %.1fs after the change" % (
+    assert first_new is not None, "still %r %.1fs after it was due" % (
         values[-1], seen[-1][0])
     assert line(old) not in values[first_new:], \
         "the old text came back after the new one: %r" % values
-    assert seen[first_new][0] <= ttl + 1, \
-        "the new text showed only %.1fs after the change (ttl=%d)" % (
+    assert seen[first_new][0] <= 0.5, \
+        "the new text showed only %.1fs after it was due (ttl=%d)" % (
             seen[first_new][0], ttl)
 
     for _ in range(3):
@@ -355,12 +382,32 @@ def test_kernel_keeps_nothing_past_the_ttl_of_the_data(server, mounter,
     name = mfs.escape_name(tid)
     path = ("tasks", name, "description")   # tasks/ itself is never listed
     new = by_id[tid]["description"] + " (now with a longer text)"
-    t0 = time.monotonic()
+    server.reset()
     assert name in os.listdir(m.p("by-status", "IN_PROGRESS"))  # fetched
-    time.sleep(ttl - 1.2)           # time itself is under test here
+    done = time.time()
+    # Times from when the data was really fetched: the server's replies.
+    lists = mfs.list_entries(server.log())
+    answered = mfs.last_answer(lists)
+    fresh = mfs.fresh_until(lists, ttl)
+    # The first look, late in the data's ttl but surely before its end:
+    # time itself is under test, so wait for that moment.
+    first_look = answered + ttl - 1.5
+    mfs.wait_until(lambda: time.time() >= first_look, ttl + 10,
+                   "a moment late in the ttl of the listing")
     assert read(m, *path) == line(by_id[tid]["description"])  # first look
+    looked = time.time()
+    assert looked < fresh and gets_for(server.log(), tid) == [], \
+        "the first look came after the data's ttl (%.2fs after the " \
+        "listing's reply, ttl %d): the machine is too slow" % (
+            looked - answered, ttl)
     server.update_task(tid, {"description": new})
-    time.sleep(max(0, t0 + ttl + 0.8 - time.monotonic()))
+    # The kernel is told what is left of the ttl in whole seconds when it
+    # looks, so it may keep the file up to a second past floor(fetch) +
+    # ttl (whole seconds), never a whole new ttl from the first look.
+    mfs.wait_past_ttl(ttl + 1, done, answered)
+    assert time.time() < looked + ttl, \
+        "too late to tell a new ttl from the first look: the machine is " \
+        "too slow"
     # the data behind the kernel's copy is older than ttl now
     assert read(m, *path) == line(new)
 

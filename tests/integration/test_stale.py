@@ -15,7 +15,12 @@ TTL = 1
 
 
 def wait_out_ttl():
-    time.sleep(TTL + 1.0)     # time itself is under test here
+    """Sleep past the ttl of everything fetched so far (and of the one
+    more ttl a failed refresh trusts stale data for), the kernel's copies
+    included: called only once the steps that fetched have returned, so
+    it measures from after the data was really fetched. Time itself is
+    under test here."""
+    time.sleep(TTL + 1.0)
 
 
 def warnings_of(m):

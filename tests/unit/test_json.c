@@ -32,7 +32,7 @@ static void test_page(void)
 		CHECK(j.len == pg.tasks[0]->json_len);
 		buf_release(&j);
 	}
-	CHECK_STR(pg.tasks[1]->status, "");	/* wrong type: kept, empty */
+	CHECK_STR(pg.tasks[1]->status, ""); /* wrong type: kept, empty */
 	page_release(&pg);
 
 	CHECK(json_parse_page("<html>", 6, &pg) == -EIO);
@@ -49,7 +49,8 @@ static void test_raw_slices(void)
 {
 	static const char body[] =
 		" { \"pagination\" : {\"results\": [1]}, \"results\" : [\n"
-		"  {\"task_id\": \"a\", \"s\": \"]}\\\" ,[{\", \"n\": [1, {\"x\": []}]} ,"
+		"  {\"task_id\": \"a\", \"s\": \"]}\\\" ,[{\", \"n\": [1, "
+		"{\"x\": []}]} ,"
 		"{\"task_id\":\"b\",\"u\":\"\\u00e9\"}\n]}";
 	static const char *const want[] = {
 		"{\"task_id\":\"a\",\"s\":\"]}\\\" ,[{\",\"n\":[1,{\"x\":[]}]}",
@@ -77,14 +78,16 @@ static void test_too_deep(void)
 	struct page pg;
 	int i;
 
-	buf_addstr(&b, "{\"results\":[{\"task_id\":\"a\"},"
+	buf_addstr(&b,
+		   "{\"results\":[{\"task_id\":\"a\"},"
 		   "{\"task_id\":\"d\",\"x\":");
 	for (i = 0; i < 1200; i++)
 		buf_addstr(&b, "{\"k\":");
 	buf_addch(&b, '1');
 	for (i = 0; i < 1200; i++)
 		buf_addch(&b, '}');
-	buf_addstr(&b, "},{\"task_id\":\"b\"}],\"pagination\":{\"total\":3,"
+	buf_addstr(&b,
+		   "},{\"task_id\":\"b\"}],\"pagination\":{\"total\":3,"
 		   "\"next_cursor\":\"n\"}}");
 	CHECK(json_parse_page(b.data, b.len, &pg) == 0);
 	CHECK(pg.n == 2 && pg.skipped == 1);
@@ -102,8 +105,8 @@ static void test_task(void)
 	struct task *t;
 	struct buf b = BUF_INIT(1 << 20);
 
-	CHECK(json_parse_task("{\"task_id\":\"z\",\"status\":\"PENDING\"}",
-			      35, &t) == 0);
+	CHECK(json_parse_task("{\"task_id\":\"z\",\"status\":\"PENDING\"}", 35,
+			      &t) == 0);
 	CHECK_STR(t->id, "z");
 	{
 		struct buf j = BUF_INIT(1 << 20);
@@ -137,28 +140,28 @@ static void test_pretty(void)
 	static const char task[] =
 		"{\"a\":0.30000000000000004,\"b\":[1E+2,-0,{\"c\":0.0},[]],"
 		"\"big\":9007199254740993,\"u\":18446744073709551615,"
-		"\"x\":[1e400,-1.50,1e-999999999],\"s\":\"a\\u0000b\\/\\u00e9\","
+		"\"x\":[1e400,-1.50,1e-999999999],\"s\":\"a\\u0000b\\/"
+		"\\u00e9\","
 		"\"e\":{},\"o\":{\"k\":{\"n\":null,\"t\":true}},\"f\":[]}";
-	static const char want[] =
-		"{\n"
-		"\t\"a\":\t0.30000000000000004,\n"
-		"\t\"b\":\t[1E+2, -0, {\n"
-		"\t\t\t\"c\":\t0.0\n"
-		"\t\t}, []],\n"
-		"\t\"big\":\t9007199254740993,\n"
-		"\t\"u\":\t18446744073709551615,\n"
-		"\t\"x\":\t[1e400, -1.50, 1e-999999999],\n"
-		"\t\"s\":\t\"a\\u0000b\\/\\u00e9\",\n"
-		"\t\"e\":\t{\n"
-		"\t},\n"
-		"\t\"o\":\t{\n"
-		"\t\t\"k\":\t{\n"
-		"\t\t\t\"n\":\tnull,\n"
-		"\t\t\t\"t\":\ttrue\n"
-		"\t\t}\n"
-		"\t},\n"
-		"\t\"f\":\t[]\n"
-		"}\n";
+	static const char want[] = "{\n"
+				   "\t\"a\":\t0.30000000000000004,\n"
+				   "\t\"b\":\t[1E+2, -0, {\n"
+				   "\t\t\t\"c\":\t0.0\n"
+				   "\t\t}, []],\n"
+				   "\t\"big\":\t9007199254740993,\n"
+				   "\t\"u\":\t18446744073709551615,\n"
+				   "\t\"x\":\t[1e400, -1.50, 1e-999999999],\n"
+				   "\t\"s\":\t\"a\\u0000b\\/\\u00e9\",\n"
+				   "\t\"e\":\t{\n"
+				   "\t},\n"
+				   "\t\"o\":\t{\n"
+				   "\t\t\"k\":\t{\n"
+				   "\t\t\t\"n\":\tnull,\n"
+				   "\t\t\t\"t\":\ttrue\n"
+				   "\t\t}\n"
+				   "\t},\n"
+				   "\t\"f\":\t[]\n"
+				   "}\n";
 	check_pretty(task, sizeof(task) - 1, want);
 	/* pretty-printing what is pretty already changes nothing */
 	check_pretty(want, sizeof(want) - 1, want);
@@ -219,8 +222,10 @@ static void test_number_text(void)
 	buf_addstr(&b, "\"}]}");
 	check_kept(&b, true, nums);
 	/* an escaped key before "results" */
-	buf_printf(&b, "{\"re\\u0073ult\":1,\"results\":[{\"task_id\":"
-		   "\"e\",%s}]}", nums);
+	buf_printf(&b,
+		   "{\"re\\u0073ult\":1,\"results\":[{\"task_id\":"
+		   "\"e\",%s}]}",
+		   nums);
 	check_kept(&b, true, nums);
 	/* a task alone, after a byte-order mark */
 	buf_printf(&b, "\xEF\xBB\xBF {\"task_id\":\"m\",%s}", nums);
@@ -247,7 +252,8 @@ static void test_times(void)
 	uint32_t c, f, now = (uint32_t)time(NULL);
 
 	stamp(",\"updated_at\":\"2026-11-29T18:31:43Z\","
-	      "\"created_at\":\"2026-11-01T00:00:00Z\"", &c, &f);
+	      "\"created_at\":\"2026-11-01T00:00:00Z\"",
+	      &c, &f);
 	CHECK(c == 1795977103u && (f & TASK_UPDATED_AT));
 	stamp(",\"created_at\":\"2026-11-01T00:00:00Z\"", &c, &f);
 	CHECK(c == 1793491200u && !(f & TASK_UPDATED_AT));
@@ -285,7 +291,8 @@ static void test_body(void)
 	q.sort_field = "created_at";
 	q.sort_desc = true;
 	CHECK(json_list_body(&q, &b) == 0);
-	CHECK_STR(buf_str(&b), "{\"status\":\"FAILED\",\"task_type\":"
+	CHECK_STR(buf_str(&b),
+		  "{\"status\":\"FAILED\",\"task_type\":"
 		  "\"thumbnail\",\"sort\":{\"field\":\"created_at\","
 		  "\"direction\":\"desc\"},\"search\":\"oom\"}");
 	buf_release(&b);
@@ -293,7 +300,8 @@ static void test_body(void)
 	q.conds = conds;
 	q.nconds = 4;
 	CHECK(json_list_body(&q, &b) == 0);
-	CHECK_STR(buf_str(&b), "{\"filters\":{\"AND\":[{\"field\":"
+	CHECK_STR(buf_str(&b),
+		  "{\"filters\":{\"AND\":[{\"field\":"
 		  "\"additional_data.bucket_id\",\"operator\":\"eq\","
 		  "\"value\":\"bkt\"},{\"OR\":[{\"field\":\"status\","
 		  "\"operator\":\"eq\",\"value\":\"FAILED\"},{\"field\":"
@@ -305,7 +313,8 @@ static void test_body(void)
 
 static void test_errors(void)
 {
-	static const char env[] = "{\"success\":false,\"status\":401,"
+	static const char env[] =
+		"{\"success\":false,\"status\":401,"
 		"\"error\":{\"message\":\"Invalid key\",\"type\":\"U\"}}";
 	static const char fastapi[] =
 		"{\"detail\":[{\"loc\":[\"body\"],\"msg\":\"bad regex\","
@@ -327,12 +336,13 @@ static void test_errors(void)
 static void test_whole_object(void)
 {
 	static const char *const good[] = {
-		"{}", " {\"results\":[1,{\"a\":\"}\"}]} \n",
+		"{}",
+		" {\"results\":[1,{\"a\":\"}\"}]} \n",
 		"\xef\xbb\xbf{\"a\":1}",
 	};
 	static const char *const bad[] = {
-		"", "<html>oops", "{\"results\":[1,2", "{\"a\":\"}",
-		"{} {}", "[1]", "{\"a\":1}x",
+		"",	 "<html>oops", "{\"results\":[1,2", "{\"a\":\"}",
+		"{} {}", "[1]",	       "{\"a\":1}x",
 	};
 	size_t i;
 

@@ -31,7 +31,8 @@ static void round_trip(const char *src, size_t len)
 
 int main(void)
 {
-	static const char task[] = "{\"task_id\":\"task_1\",\"status\":"
+	static const char task[] =
+		"{\"task_id\":\"task_1\",\"status\":"
 		"\"FAILED\",\"additional_data\":{\"bucket_id\":\"bkt\"}}";
 	char *big = malloc(300000);
 	size_t i;

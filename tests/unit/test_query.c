@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "json.h"
 #include "query.h"
 
 /* The list body of the components names[0..n), in that order. */
@@ -54,17 +55,21 @@ int main(void)
 	static const char *const ba[] = { "b=x", "a=1", "a=1" };
 	char *x, *y;
 
-	check_body("status=FAILED", "{\"filters\":{\"AND\":[{\"field\":"
+	check_body("status=FAILED",
+		   "{\"filters\":{\"AND\":[{\"field\":"
 		   "\"status\",\"operator\":\"eq\",\"value\":\"FAILED\"}]}}");
 	check_body("additional_data.object_count:gte:1000",
 		   "{\"filters\":{\"AND\":[{\"field\":"
 		   "\"additional_data.object_count\",\"operator\":\"gte\","
 		   "\"value\":1000}]}}");
-	check_body("n!=null", "{\"filters\":{\"AND\":[{\"field\":\"n\","
+	check_body("n!=null",
+		   "{\"filters\":{\"AND\":[{\"field\":\"n\","
 		   "\"operator\":\"ne\",\"value\":null}]}}");
-	check_body("n=\"42\"", "{\"filters\":{\"AND\":[{\"field\":\"n\","
+	check_body("n=\"42\"",
+		   "{\"filters\":{\"AND\":[{\"field\":\"n\","
 		   "\"operator\":\"eq\",\"value\":\"42\"}]}}");
-	check_body("d:contains:42", "{\"filters\":{\"AND\":[{\"field\":"
+	check_body("d:contains:42",
+		   "{\"filters\":{\"AND\":[{\"field\":"
 		   "\"d\",\"operator\":\"contains\",\"value\":\"42\"}]}}");
 	check_body("not:status:in:COMPLETED,CANCELED,1.5",
 		   "{\"filters\":{\"NOT\":[{\"field\":\"status\",\"operator\":"
@@ -73,14 +78,18 @@ int main(void)
 		   "{\"filters\":{\"AND\":[{\"OR\":[{\"field\":\"status\","
 		   "\"operator\":\"eq\",\"value\":\"CANCELED\"},{\"field\":"
 		   "\"status\",\"operator\":\"eq\",\"value\":\"FAILED\"}]}]}}");
-	check_body("a=x%2Fy%7Cz%25", "{\"filters\":{\"AND\":[{\"field\":"
+	check_body("a=x%2Fy%7Cz%25",
+		   "{\"filters\":{\"AND\":[{\"field\":"
 		   "\"a\",\"operator\":\"eq\",\"value\":\"x/y|z%\"}]}}");
-	check_body("e:exists:false", "{\"filters\":{\"AND\":[{\"field\":"
+	check_body("e:exists:false",
+		   "{\"filters\":{\"AND\":[{\"field\":"
 		   "\"e\",\"operator\":\"exists\",\"value\":false}]}}");
 	check_body("@search=oom%20killed", "{\"search\":\"oom killed\"}");
-	check_body("@sort=-created_at", "{\"sort\":{\"field\":\"created_at\","
+	check_body("@sort=-created_at",
+		   "{\"sort\":{\"field\":\"created_at\","
 		   "\"direction\":\"desc\"}}");
-	check_body("@case=sensitive", "{\"filters\":{\"case_sensitive\":"
+	check_body("@case=sensitive",
+		   "{\"filters\":{\"case_sensitive\":"
 		   "true}}");
 	/* the same components in any order (and repeated): one body */
 	x = body_of(ab, 2, "FAILED");

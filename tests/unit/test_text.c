@@ -18,7 +18,7 @@ static void test_control(void)
 	CHECK(text_control_str("\x1b[31m") == 0);
 	CHECK(text_control_str("a\x7f") == 1);
 	CHECK(text_control("a\0b", 3) == 1);
-	CHECK(text_control_str("caf\xc3\xa9 ok") == -1);	/* UTF-8 */
+	CHECK(text_control_str("caf\xc3\xa9 ok") == -1); /* UTF-8 */
 }
 
 static void test_escape(void)
@@ -57,8 +57,7 @@ static void check_url(const char *url, int want, const char *want_url,
 	http_base_release(&b);
 }
 
-static void check_refused(const char *url, const char *why,
-			  const char *secret)
+static void check_refused(const char *url, const char *why, const char *secret)
 {
 	struct http_base b;
 	char err[256] = "";

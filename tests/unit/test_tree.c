@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* JSON to tree, the file/folder mapping, rendering and name escaping. */
+/* JSON to tree, the file/folder mapping and rendering. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,7 +76,7 @@ static void test_mapping(void)
 		count++;
 	}
 	CHECK(dups == 1);
-	CHECK(count == 18);	/* 20 keys, less one null and one repeat */
+	CHECK(count == 18); /* 20 keys, less one null and one repeat */
 	tnode_free(root);
 }
 
@@ -99,9 +99,17 @@ static void check_bytes(const struct tnode *root, const char *path,
 static void test_numbers(void)
 {
 	static const char *const nums[] = {
-		"0.30000000000000004", "9007199254740993",
-		"18446744073709551615", "0.0", "-0", "1e400", "1E+2",
-		"-1.50", "1e-400", "2.5E-999999999", "-7e+999999999999999999",
+		"0.30000000000000004",
+		"9007199254740993",
+		"18446744073709551615",
+		"0.0",
+		"-0",
+		"1e400",
+		"1E+2",
+		"-1.50",
+		"1e-400",
+		"2.5E-999999999",
+		"-7e+999999999999999999",
 		"123456789012345678901234567890.000000000000000000001",
 	};
 	struct buf doc = BUF_INIT(1 << 20);
@@ -160,54 +168,10 @@ static void test_nul_strings(void)
 	tnode_free(root);
 }
 
-static void test_escape(void)
-{
-	char out[TREE_NAME_MAX + 1], longname[400], *raw;
-	int i;
-
-	tree_name_escape("plain", out);
-	CHECK_STR(out, "plain");
-	tree_name_escape("a/b%c", out);
-	CHECK_STR(out, "a%2Fb%25c");
-	CHECK(tree_name_unescape(out, &raw) == 0);
-	CHECK_STR(raw, "a/b%c");
-	free(raw);
-	tree_name_escape("", out);
-	CHECK_STR(out, "%00");
-	CHECK(tree_name_unescape(out, &raw) == 0);
-	CHECK_STR(raw, "");
-	free(raw);
-	tree_name_escape("..", out);
-	CHECK_STR(out, "%2E%2E");
-	CHECK(tree_name_unescape("%2", &raw) == -EINVAL);
-	CHECK(tree_name_unescape("%zz", &raw) == -EINVAL);
-	CHECK(tree_name_unescape("a%00b", &raw) == -EINVAL);
-	/* a 300-byte name: 200 bytes, %~, 16 hex digits */
-	for (i = 0; i < 300; i++)
-		longname[i] = 'x';
-	longname[300] = '\0';
-	tree_name_escape(longname, out);
-	CHECK(strlen(out) == 218);
-	CHECK(!strncmp(out + 200, "%~", 2));
-	CHECK(tree_name_unescape(out, &raw) == -EINVAL);
-	/* never split an escape: '/' at byte 199 */
-	longname[199] = '/';
-	tree_name_escape(longname, out);
-	CHECK(!strncmp(out + 199, "%~", 2));
-	CHECK(strlen(out) <= TREE_NAME_MAX);
-	/* never split a UTF-8 sequence: é (2 bytes) across byte 200 */
-	memset(longname, 'y', 300);
-	longname[199] = (char)0xc3;
-	longname[200] = (char)0xa9;
-	tree_name_escape(longname, out);
-	CHECK(!strncmp(out + 199, "%~", 2));
-}
-
 int main(void)
 {
 	test_mapping();
 	test_numbers();
 	test_nul_strings();
-	test_escape();
 	return check_done();
 }

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * listing: a snapshot of one listing, as the store keeps it: task ids in
+ * the API's order. Immutable once made, but for the atomic fields;
+ * refcounted, so any thread may hold and read one. Never blocks.
+ */
+#ifndef MIXPEEKFS_LISTING_H
+#define MIXPEEKFS_LISTING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "buf.h"
+
+struct listing {
+	size_t n;
+	const char **ids; /* into one block owned by the listing */
+	uint32_t *by_id;  /* indexes of ids, sorted by id */
+	time_t fetched;
+	time_t changed;	   /* when the ids last differed from before */
+	unsigned version;  /* bumped with changed */
+	unsigned refs;	   /* atomic */
+	unsigned failures; /* atomic: refreshes that failed since */
+	bool expired;	   /* atomic: a forced refresh is due */
+};
+
+/*
+ * The ids of one listing, NUL-separated, before listing_new: as many as
+ * the API lists. No smaller cap: a listing is as long as the API says,
+ * and its records are bounded by cache_size; memory is the limit.
+ */
+#define LISTING_IDS_MAX (SIZE_MAX / 2)
+
+/*
+ * A listing of the n NUL-separated ids in ids (which is emptied), later
+ * repeats of an id dropped (*dups says how many); fetched is now, and
+ * refs 1. 0 or -ENOMEM.
+ */
+int listing_new(struct buf *ids, size_t n, struct listing **out, size_t *dups);
+
+struct listing *listing_ref(struct listing *l);
+void listing_unref(struct listing *l);
+
+/* Whether id is in l (binary search). */
+bool listing_has(const struct listing *l, const char *id);
+
+/* Whether two listings hold the same ids in the same order. */
+bool listing_same(const struct listing *a, const struct listing *b);
+
+#endif

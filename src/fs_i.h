@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs_i.h: what the files of the FUSE layer share (as libfuse's fuse_i.h).
+ * Not for core: nothing below src/fs_*.c, ns.c, dirsnap.c, vfile.c,
+ * kcache.c and session.c includes it.
+ *
+ *   session.c  command line, mount, daemon, the sigwait thread, the loop
+ *   fs_ops.c   the fuse_lowlevel_ops callbacks: find the node, ask, reply
+ *   ns.c       what a path is and what it shows (no libfuse calls)
+ *   dirsnap.c  a folder's entries as of one readdir (no libfuse calls)
+ *   vfile.c    README, .refresh, the files of .mixpeekfs (no libfuse calls)
+ *   kcache.c   the helper thread that tells the kernel what changed; the
+ *              only user of fuse_lowlevel_notify_*
+ *
+ * Lock order: the store's lock, then the notifier's (struct notifier),
+ * then the node table's. The store calls kcache's task_changed under its
+ * lock; nothing here calls the store with the notifier's lock held.
+ *
+ * The files call each other one way only: session -> fs_ops -> dirsnap,
+ * kcache -> ns -> vfile (checked by tests/unit/check_layers.sh).
+ *
+ * Which calls may block on HTTP: anything that reaches store_listing or
+ * store_task (node_listing with fetch, view_get, node_stat of a task,
+ * ns_lookup, kcache_refresh, snap_get). The rest never does.
+ */
+#ifndef MIXPEEKFS_FS_I_H
+#define MIXPEEKFS_FS_I_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <fuse_lowlevel.h>
+
+#include "buf.h"
+#include "json.h"
+#include "node.h"
+#include "opts.h"
+#include "query.h"
+#include "store.h"
+#include "tree.h"
+#include "ttree.h"
+
+/*
+ * One helper thread talks to the kernel outside request handlers:
+ *
+ * - Files found by LOOKUP are about to be read (stat and open look up by
+ *   name; ls uses readdirplus). It renders them and stores the bytes in
+ *   the kernel's page cache, which saves the READ round trip. That cannot
+ *   be done in the LOOKUP handler: the kernel makes the inode only after
+ *   the reply, so a store sent with it finds none (ENOENT).
+ * - When the store sees a task change, it drops the kernel's attributes
+ *   and pages for every path into that task, and the task's entries in
+ *   by-status/ folders (it may have moved).
+ * - On SIGHUP (from a second thread, in sigwait) it refreshes everything.
+ */
+#define PUSH_MAX (64 * 1024) /* bigger files wait for their READ */
+#define PUSH_QUEUE 4096
+#define NEG_MAX 1024
+
+/* The helper thread's work and state; see kcache.c. */
+struct notifier {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct node *push[PUSH_QUEUE]; /* held nodes (node_hold) */
+	size_t npush;
+	char **changed; /* task ids, malloc'd */
+	size_t nchanged, cap;
+	bool refresh_all; /* SIGHUP */
+	bool inval_all;	  /* too many changes to list */
+	bool stop, running;
+	bool helper_done; /* the helper has left its loop */
+	pthread_t thread;
+	/*
+	 * The last NEG_MAX names answered "no such entry": the kernel keeps
+	 * those for ttl, and a refresh must drop them too.
+	 */
+	struct neg {
+		struct node *parent; /* held; NULL: free slot */
+		char *name;
+		bool due; /* to drop now */
+	} negs[NEG_MAX];
+	size_t negpos, ndue;
+	/* work queued and done, so a reader can wait for it (flush) */
+	unsigned long queued, done;
+	pthread_cond_t idle;
+};
+
+#define REFRESH_NAME ".refresh"
+#define META_NAME ".mixpeekfs"
+
+/* One mount. */
+struct fs {
+	struct options *opts;
+	struct fuse_args args;
+	struct fuse_cmdline_opts cmd;
+	struct fuse_session *se;
+	bool mounted;
+	struct node_table nodes;
+	bool no_open;	 /* the kernel can do without OPEN */
+	bool no_opendir; /* ... and without OPENDIR */
+	uid_t uid;
+	gid_t gid;
+	time_t started;
+	int64_t refreshed;     /* atomic: the last forced refresh, in ns */
+	pthread_t main_thread; /* runs the loop */
+	pthread_t sig_thread;  /* sigwait (session.c) */
+	bool sig_running;
+	bool sig_stop; /* atomic: the sigwait thread is to end */
+	struct notifier note;
+};
+
+#define TASK_JSON "task.json"
+
+/* The JSON text of a status or type value (they are short). */
+#define QUOTED_MAX 65536
+/*
+ * The most a file of the mount may be: a field or task.json comes from
+ * one API response, which max_response caps at 1G; a little room for
+ * task.json's indentation.
+ */
+#define RENDER_MAX ((size_t)2 << 30)
+/* A path inside a task: cJSON nests at most 1000 deep. */
+#define TASK_PATH_MAX (1000 * (TREE_NAME_MAX + 1))
+
+/* ---- ns.c: what a path is and what it shows ---- */
+
+/* The request a listing folder stands for, parsed from its path. */
+struct lquery {
+	struct query q;
+	const char *status; /* of the folder the path starts in */
+	const char *type;
+	char *as_filter; /* malloc'd JSON text of status or type, when
+				 * the API's schema does not list the value */
+	struct json_cond *conds;
+	struct list_body b;
+};
+
+/* A node inside a task: the task, its tree and the node's place in it. */
+struct view {
+	struct task *task;
+	struct ttree *tree;
+	const struct tnode *at;
+};
+
+double ttl_of(struct fs *fs);
+bool is_query(const struct node *n);
+int lquery_get(const struct node *n, struct lquery *lq);
+void lquery_release(struct lquery *lq);
+/* store_listing for folder n (or its query child), naming it in logs. */
+int fetch_listing(const struct node *n, const char *child, struct lquery *lq,
+		  struct listing **out);
+/* The listing behind folder n: fetched if needed, or only if cached. */
+int node_listing(const struct node *n, bool fetch, struct listing **out);
+/* Whether t has left listing folder n since its listing was fetched. */
+bool moved_out(const struct node *n, const struct task *t);
+/* The task behind n (fetched if stale), its tree if tree, and name in it. */
+int view_get(const struct node *n, const char *name, bool tree, struct view *v);
+void view_release(struct view *v);
+void fill_dir(struct fs *fs, struct stat *st, time_t when);
+void fill_file(struct fs *fs, struct stat *st, off_t size, time_t when);
+/* The bytes of file node n; *when: the time they stand for (0: none). */
+int node_render(struct fs *fs, struct node *n, struct buf *out, time_t *when);
+int node_stat(struct fs *fs, struct node *n, struct stat *st);
+int root_entry(const char *name, enum nkind *kind, int *group);
+/* How long the kernel may keep n's entry and attributes. Never blocks. */
+double keep_for(struct fs *fs, const struct node *n);
+/*
+ * What name in folder parent is: its kind, group, raw value (malloc'd)
+ * and, for names inside a task, its attributes (st_mode 0: not filled).
+ * 0, -ENOENT (absent), or another -errno.
+ */
+int ns_lookup(struct fs *fs, struct node *parent, const char *name,
+	      enum nkind *kind, int *group, char **value, struct stat *st);
+
+/* ---- dirsnap.c: a folder's entries as of one readdir ---- */
+
+struct dent {
+	char *name;
+	enum nkind kind;
+	int group;
+	char *value;
+	struct stat st; /* st_mode 0: ask node_stat */
+	double keep;	/* < 0: ask keep_for */
+};
+
+struct dirsnap;
+void *dirsnap_ref(void *d);
+void dirsnap_unref(void *d);
+/* The snapshot to read from: a new one at offset 0, else the node's. */
+int snap_get(struct fs *fs, struct node *n, off_t off, struct dirsnap **out);
+size_t dirsnap_count(const struct dirsnap *d);
+/* Entry i of dir; false for a task that has left dir meanwhile. */
+bool dirsnap_entry(struct fs *fs, struct node *dir, const struct dirsnap *d,
+		   size_t i, char *name, struct dent *out);
+
+/* ---- vfile.c: README, .refresh, .mixpeekfs/ ---- */
+
+extern const char vfile_readme[];
+extern const char *const vfile_meta_names[];
+#define VFILE_META_COUNT 3
+int vfile_meta_render(struct fs *fs, const char *name, struct buf *out);
+/* What <folder>/.refresh reads, and the time of the last refresh. */
+int vfile_refresh_render(struct fs *fs, struct buf *out, struct timespec *ts);
+void vfile_refreshed_now(struct fs *fs);
+
+/* ---- kcache.c: telling the kernel outside requests ---- */
+
+/* Start and stop the helper thread; hook it to the store's changes. */
+void kcache_start(struct fs *fs);
+void kcache_stop(struct fs *fs);
+/* SIGHUP: have the helper refresh everything. */
+void kcache_hup(struct fs *fs);
+/* Stop the helper and wait until it has stopped (shutdown): false if it
+ * was stopping already. */
+bool kcache_quiesce(struct fs *fs);
+/* Queue file n, held by the caller, for its bytes to be pushed. */
+void push_add(struct fs *fs, struct node *n);
+/* Remember that name was not found in parent (for a later refresh). */
+void neg_add(struct fs *fs, struct node *parent, const char *name);
+/* Have the helper drop the names not found in parent (NULL: anywhere). */
+void neg_due(struct fs *fs, const struct node *parent);
+/* Wait until the helper has done the work queued so far (bounded). */
+void notifier_flush(struct fs *fs);
+/* Drop the kernel's caches of tasks ids[0..n) and free the ids. */
+void invalidate_changed(struct fs *fs, char **ids, size_t n, bool entries);
+/* Drop the kernel's attributes and pages of n (safe in a request). */
+void kcache_inval_node(struct fs *fs, struct node *n);
+/* Everything stale, in the store and in the kernel. */
+void refresh_all(struct fs *fs);
+/*
+ * The lookup of <folder>/.refresh: fetch n's listing (or task) now and
+ * drop what the kernel kept of it; at the root, everything. May block on
+ * HTTP.
+ */
+int kcache_refresh(struct fs *fs, struct node *n);
+
+/* ---- fs_ops.c ---- */
+
+extern const struct fuse_lowlevel_ops fs_ops;
+
+#endif
