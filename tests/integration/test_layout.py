@@ -168,3 +168,33 @@ def test_find_lists_task_files(server, mnt, main_tasks):
     r = mfs.sh("find by-status/FAILED -mindepth 1 -maxdepth 1 -type d",
                mnt.path)
     assert len(mfs.lines(r.out)) == len(failed)
+
+
+def test_grammar_is_the_same_in_every_text(mnt):
+    """One source for each fact: every operator and directive the parser
+    knows (src/query.c's table) is in the man page (the reference), the
+    README and the mount's own README, and none of them names another."""
+    import re
+    with open(os.path.join(mfs.REPO, "src", "query.c")) as f:
+        src = f.read()
+    table = re.search(r"ops\[\] = \{(.*?)\};", src, re.S).group(1)
+    ops = set(re.findall(r'"(\w+)"', table))
+    assert {"eq", "regex", "is_null"} <= ops, ops
+    directives = set(re.findall(r'"(@\w+)=', src))
+    assert "@limit" in directives, directives
+    with open(os.path.join(mfs.REPO, "man", "mixpeekfs.1")) as f:
+        man = f.read().replace("\\-", "-").replace("\\(at", "@")
+    with open(os.path.join(mfs.REPO, "README.md")) as f:
+        readme = f.read()
+    mounted = mfs.read(mnt, "README").decode()
+    for name, text in (("man page", man), ("README.md", readme),
+                       ("the mount's README", mounted)):
+        # the operator list, not the prose ("in" and "text" are words)
+        at = text.find("starts_with")
+        assert at >= 0, "%s has no operator list" % name
+        near = text[max(0, at - 600):at + 600]
+        missing = sorted(o for o in ops
+                         if not re.search(r"\b%s\b" % o, near))
+        assert not missing, "%s lacks operators %s" % (name, missing)
+        missing = sorted(d for d in directives if d not in text)
+        assert not missing, "%s lacks %s" % (name, missing)
