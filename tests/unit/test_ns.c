@@ -361,7 +361,7 @@ static void test_groups(void)
 {
 	struct node *bystatus = walk("by-status"), *failed = NULL;
 	char names[1024], *p;
-	struct dirsnap *d;
+	struct dirsnap *d = NULL;
 	struct stat st;
 
 	CHECK(bystatus && lookup(bystatus, "FAILED", &failed, &st) == 0);
@@ -706,7 +706,7 @@ static void test_stale_expire(void)
 	struct node *ls = walk("tasks");
 	struct lquery lq;
 	struct stat st;
-	struct dirsnap *d;
+	struct dirsnap *d = NULL;
 	unsigned li = lists;
 
 	CHECK(ls && node_stat(fs, ls, &st) == 0);
