@@ -101,6 +101,12 @@ struct fs {
 	struct node_table nodes;
 	bool no_open;	 /* the kernel can do without OPEN */
 	bool no_opendir; /* ... and without OPENDIR */
+	/*
+	 * atomic: fs_init wants FUSE_PARALLEL_DIROPS and the INIT reply,
+	 * not sent yet, is to carry it (session.c: libfuse before 3.17)
+	 */
+	bool dirops_due;
+	bool dirops_hook; /* session.c's writev hook is installed */
 	uid_t uid;
 	gid_t gid;
 	time_t started;

@@ -397,8 +397,12 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		fs->no_opendir = true;
 	}
 	/* lookups in one folder may run side by side */
-	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) {
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+		/* before 3.17 libfuse drops it: session.c puts it back */
+		__atomic_store_n(&fs->dirops_due, fs->dirops_hook,
+				 __ATOMIC_RELEASE);
+	}
 }
 
 const struct fuse_lowlevel_ops fs_ops = {

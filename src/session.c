@@ -8,10 +8,14 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include <linux/fuse.h>
 
 #include "config.h"
 #include "fs.h"
@@ -139,6 +143,69 @@ int fs_foreground(const struct fs *fs)
 	return fs->cmd.foreground;
 }
 
+/*
+ * The kernel runs the LOOKUPs and READDIRs of one folder one at a time
+ * unless the INIT reply carries FUSE_PARALLEL_DIROPS. libfuse before 3.17
+ * takes the wish (fs_init asks for it) but never copies it into the reply
+ * (libfuse PR #861; 3.17 sends it when asked, PR #880), so one lookup
+ * waiting on the API would hold every other lookup in its folder. Its
+ * custom-io hook sees each reply on the way to the kernel: the first
+ * reply after fs_init is the INIT reply (the kernel sends nothing else
+ * before it is answered), and gets the bit.
+ */
+static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *data)
+{
+	struct fs *fs = data;
+	const struct fuse_out_header *h = iov[0].iov_base;
+	struct fuse_init_out init;
+	const size_t least = offsetof(struct fuse_init_out, flags) +
+		sizeof(init.flags);
+	struct iovec v[2];
+
+	if (count != 2 || iov[0].iov_len != sizeof(*h) || !h->unique ||
+	    h->error || iov[1].iov_len < least ||
+	    iov[1].iov_len > sizeof(init) ||
+	    !__atomic_exchange_n(&fs->dirops_due, false, __ATOMIC_ACQ_REL))
+		return writev(fd, iov, count);
+	memcpy(&init, iov[1].iov_base, iov[1].iov_len);
+	init.flags |= FUSE_PARALLEL_DIROPS;
+	v[0] = iov[0];
+	v[1].iov_base = &init;
+	v[1].iov_len = iov[1].iov_len;
+	return writev(fd, v, 2);
+}
+
+static ssize_t dev_read(int fd, void *buf, size_t len, void *data)
+{
+	(void)data;
+	return read(fd, buf, len);
+}
+
+/* Whether the running libfuse is older than 3.17 (see dev_writev). */
+static bool fuse_drops_dirops(void)
+{
+	int major = 0, minor = 0;
+
+	return sscanf(fuse_pkgversion(), "%d.%d", &major, &minor) == 2 &&
+		(major < 3 || (major == 3 && minor < 17));
+}
+
+static void dirops_hook(struct fs *fs)
+{
+	static const struct fuse_custom_io io = { .writev = dev_writev,
+						  .read = dev_read };
+	int res;
+
+	if (!fuse_drops_dirops())
+		return;
+	res = fuse_session_custom_io(fs->se, &io, fuse_session_fd(fs->se));
+	if (res)
+		log_warn("lookups in one folder will run one at a time: %s",
+			 strerror(-res));
+	else
+		fs->dirops_hook = true;
+}
+
 int fs_mount(struct fs *fs)
 {
 	const char *host = fs->opts->host;
@@ -173,6 +240,7 @@ int fs_mount(struct fs *fs)
 	if (fuse_session_mount(fs->se, fs->cmd.mountpoint))
 		return -EIO;
 	fs->mounted = true;
+	dirops_hook(fs);
 	return 0;
 }
 

@@ -4,6 +4,8 @@ Also run under ThreadSanitizer by tests/run (a build with -Db_sanitize=thread).
 """
 
 import collections
+import errno
+import os
 import threading
 import time
 
@@ -79,3 +81,44 @@ def test_single_flight(server, main_tasks, mounter):
     assert all(o == failed for o in outs)
     # eight readers, one fetch
     assert server.requests()["list"] == mfs.pages(len(failed), 100)
+
+
+@pytest.mark.timeout(120)
+def test_lookups_in_one_folder_run_side_by_side(server, main_tasks, mounter):
+    """Eight lookups of unlisted tasks in tasks/ reach the API at once: the
+    kernel passes LOOKUPs of one folder side by side only when the INIT
+    reply carries FUSE_PARALLEL_DIROPS (session.c puts it there on
+    libfuse < 3.17). Each lookup held by the API counts in the server's
+    log; one at a time, there would never be more than one."""
+    timeout = 6
+    m = mounter(server, page_size=100, ttl=600,
+                extra_opts=["timeout=%d" % timeout, "retries=0"])
+    ids = [t["task_id"] for t in main_tasks][:8]
+    server.reset()
+    server.faults(hang=True)
+    results = {}
+
+    def stat(k):
+        try:
+            os.stat(m.p("tasks", mfs.escape_name(ids[k])))
+            results[k] = 0
+        except OSError as e:
+            results[k] = e.errno
+
+    threads = [threading.Thread(target=stat, args=(k,)) for k in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        mfs.wait_until(
+            lambda: len({e["path"] for e in server.log()
+                         if e["method"] == "GET" and e["status"] is None})
+            == 8, 4 * timeout, "eight GETs held at the same time")
+    finally:
+        server.faults()
+        for t in threads:
+            t.join(4 * timeout + 10)
+    assert results == {k: errno.EIO for k in range(8)}, results
+    # nothing failed is remembered: the same names resolve now
+    for k in range(8):
+        st = os.stat(m.p("tasks", mfs.escape_name(ids[k]), "task_id"))
+        assert st.st_size == len(ids[k].encode()) + 1

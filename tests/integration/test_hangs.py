@@ -76,12 +76,6 @@ def test_hang_at_mount_time_fails_within_bound(server, tmp_path):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(strict=True, reason="known: the kernel passes the "
-                   "READDIRs (and LOOKUPs) of one folder to the daemon one "
-                   "at a time, because libfuse before 3.17 does not put "
-                   "FUSE_PARALLEL_DIROPS in its INIT reply (libfuse PR "
-                   "#861), so readers queued behind a held fetch each "
-                   "wait their own timeout")
 def test_concurrent_readers_of_a_held_folder(server, mounter, main_tasks):
     """Three readers of one folder whose listing is held: each gets EIO
     within the timeout (plus a margin), not one timeout after another."""
@@ -118,12 +112,6 @@ def test_concurrent_readers_of_a_held_folder(server, mounter, main_tasks):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(strict=True, reason="known: while one LOOKUP in a folder "
-                   "waits on the API, the kernel holds the next LOOKUP (or "
-                   "READDIR) in the same folder until it ends: it "
-                   "serialises them because libfuse before 3.17 does not "
-                   "put FUSE_PARALLEL_DIROPS in its INIT reply (libfuse PR "
-                   "#861)")
 def test_hang_does_not_block_cached_data(server, mounter, main_tasks):
     """While a listing and a task lookup are held, cached folders, their
     files, the same tasks under tasks/, and the static folders answer at
