@@ -170,31 +170,174 @@ def test_find_lists_task_files(server, mnt, main_tasks):
     assert len(mfs.lines(r.out)) == len(failed)
 
 
-def test_grammar_is_the_same_in_every_text(mnt):
-    """One source for each fact: every operator and directive the parser
-    knows (src/query.c's table) is in the man page (the reference), the
-    README and the mount's own README, and none of them names another."""
+# One source for each fact (issue 12): mixpeekfs(1) is the reference; the
+# mount's README is made from it at build time (man/readme.py); README.md
+# points to it and holds no copy of its tables.
+
+def man_text():
+    with open(os.path.join(mfs.source_tree(), "man", "mixpeekfs.1")) as f:
+        return f.read()
+
+
+def readme_py():
+    """man/readme.py of the tree the binary was built from, as a module."""
+    import importlib.util
+    path = os.path.join(mfs.source_tree(), "man", "readme.py")
+    spec = importlib.util.spec_from_file_location("readme_py", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def query_grammar():
+    """The operators and directives the parser knows (src/query.c)."""
     import re
-    with open(os.path.join(mfs.REPO, "src", "query.c")) as f:
+    with open(os.path.join(mfs.source_tree(), "src", "query.c")) as f:
         src = f.read()
     table = re.search(r"ops\[\] = \{(.*?)\};", src, re.S).group(1)
     ops = set(re.findall(r'"(\w+)"', table))
-    assert {"eq", "regex", "is_null"} <= ops, ops
+    assert {"eq", "regex", "is_null", "starts_with"} <= ops, ops
     directives = set(re.findall(r'"(@\w+)=', src))
-    assert "@limit" in directives, directives
-    with open(os.path.join(mfs.REPO, "man", "mixpeekfs.1")) as f:
-        man = f.read().replace("\\-", "-").replace("\\(at", "@")
-    with open(os.path.join(mfs.REPO, "README.md")) as f:
-        readme = f.read()
+    assert {"@limit", "@sort", "@search"} <= directives, directives
+    return ops, directives
+
+
+def test_mount_readme_is_made_from_the_man_page(mnt):
+    """The README a mount serves is, byte for byte, readme.py's rendering
+    of the man page's sections LAYOUT to ERRORS: no hand-kept copy."""
+    mounted = mfs.read(mnt, "README").decode("ascii")
+    gen = readme_py()
+    man = man_text()
+    assert mounted == gen.readme(man)
+    # every section from LAYOUT to ERRORS, in the man page's order
+    names = list(gen.sections(man))
+    wanted = names[names.index("LAYOUT"):names.index("ERRORS") + 1]
+    assert {"LAYOUT", "QUERY FOLDERS", "HIDDEN FILES", "ERRORS"} <= \
+        set(wanted), wanted
+    heads = [l for l in mounted.splitlines() if l and l == l.upper()
+             and l[0] != " " and l[0].isalpha()]
+    assert heads == wanted
+    # and src/vfile.c holds no text of its own
+    with open(os.path.join(mfs.source_tree(), "src", "vfile.c")) as f:
+        vfile = f.read()
+    assert "VFILE_README_TEXT" in vfile
+    for phrase in ("by-status/", "starts_with", "EACCES", "%2F"):
+        assert phrase not in vfile, phrase
+
+
+def man_sections_by_groff(man):
+    """{name: text} of the man page as groff renders it (plain ASCII)."""
+    import re
+    import shutil
+    import subprocess
+    import pytest
+    if not shutil.which("groff"):
+        pytest.skip("groff is not installed (Debian: groff-base)")
+    r = subprocess.run(["groff", "-ww", "-man", "-Tascii", "-P-cbou",
+                        "-rLL=100n"], input=man, capture_output=True,
+                       text=True, check=True)
+    assert r.stderr == "", r.stderr
+    out = {}
+    name = None
+    for line in r.stdout.splitlines():
+        if re.match(r"[A-Z][A-Z ]+$", line):
+            name = line
+            out[name] = []
+        elif name and line.startswith(" "):
+            out[name].append(line)
+    return {k: "\n".join(v) for k, v in out.items()}
+
+
+def test_readme_py_keeps_every_word_groff_shows():
+    """readme.py renders a small subset of man(7); what it renders must
+    be what man shows: each section's characters, but for spaces,
+    hyphens (groff breaks words at them) and bullets, equal groff's."""
+    import re
+    gen = readme_py()
+    man = man_text()
+    by_groff = man_sections_by_groff(man)
+    mine = gen.readme(man)
+    sections = re.split(r"^([A-Z][A-Z ]+)$", mine, flags=re.M)
+    assert len(sections) > 10, sections[:3]
+
+    def squeeze(text):
+        return re.sub(r"[\s\-]+", "", text)
+    for name, text in zip(sections[1::2], sections[2::2]):
+        assert name in by_groff, name
+        # groff's -Tascii bullet is an "o" at the start of an item
+        theirs = re.sub(r"(?m)^(\s*)o ", r"\1", by_groff[name])
+        assert squeeze(text) == squeeze(theirs), name
+    # the title is the page's NAME line
+    assert squeeze(mine.splitlines()[0]) == squeeze(by_groff["NAME"])
+
+
+def test_every_option_is_in_the_man_page_and_help():
+    """Each option of src/opts.c's tables has an item in the man page's
+    OPTIONS and a line in --help; the man page documents no other."""
+    import re
+    import subprocess
+    with open(os.path.join(mfs.source_tree(), "src", "opts.c")) as f:
+        src = f.read()
+    table = re.search(r"opt_table\[\] = \{(.*?)\};", src, re.S).group(1)
+    flags = set(re.findall(r'OPT\("(\w+)', table))
+    nums = set(re.findall(r'\{ "(\w+)", offsetof', src))
+    assert {"url", "key_file", "debug"} <= flags, flags
+    assert {"ttl", "cache_size"} <= nums, nums
+    options = flags | nums
+    gen = readme_py()
+    opts = "\n".join(gen.sections(man_text())["OPTIONS"])
+    in_man = set(re.findall(r'^\.B\w* "?\\-o (\w+)', opts, re.M))
+    assert in_man == options, (sorted(in_man - options),
+                               sorted(options - in_man))
+    r = subprocess.run([mfs.mixpeekfs_bin(), "--help"],
+                       capture_output=True, text=True, timeout=30)
+    in_help = set(re.findall(r"^ +-o (\w+)", r.stdout, re.M))
+    assert options <= in_help, sorted(options - in_help)
+
+
+def test_grammar_of_the_parser_is_the_man_pages(mnt):
+    """Every operator and directive the parser knows (src/query.c's
+    table) is in the man page's QUERY FOLDERS, and so in the mount's
+    README, which is made from it."""
+    import re
+    ops, directives = query_grammar()
+    gen = readme_py()
+    man = gen.sections(man_text())["QUERY FOLDERS"]
+    text = gen.unescape(" ".join(l for l in man if not l.startswith(".\\\"")),
+                        "QUERY FOLDERS")
     mounted = mfs.read(mnt, "README").decode()
-    for name, text in (("man page", man), ("README.md", readme),
-                       ("the mount's README", mounted)):
-        # the operator list, not the prose ("in" and "text" are words)
-        at = text.find("starts_with")
+    for name, t in (("man page", text), ("the mount's README", mounted)):
+        at = t.find("starts_with")
         assert at >= 0, "%s has no operator list" % name
-        near = text[max(0, at - 600):at + 600]
+        near = t[max(0, at - 600):at + 600]
         missing = sorted(o for o in ops
                          if not re.search(r"\b%s\b" % o, near))
         assert not missing, "%s lacks operators %s" % (name, missing)
-        missing = sorted(d for d in directives if d not in text)
+        missing = sorted(d for d in directives if d not in t)
         assert not missing, "%s lacks %s" % (name, missing)
+
+
+def test_readme_md_points_to_the_man_page_and_copies_none_of_it():
+    """README.md holds the quick start, a tour and pointers: not the
+    operator list, nor a table of options or errnos, nor the layout's
+    mapping table, which are the man page's."""
+    import re
+    ops, _ = query_grammar()
+    with open(os.path.join(mfs.source_tree(), "README.md")) as f:
+        readme = f.read()
+    rare = ops - {"eq", "ne", "gt", "gte", "lt", "lte", "in", "text"}
+    for line in readme.splitlines():
+        named = [o for o in rare if re.search(r"\b%s\b" % o, line)]
+        assert len(named) < 3, "README.md lists operators: " + line
+        assert not re.match(r"\|\s*`-o ", line), \
+            "README.md has an options table: " + line
+        assert not re.match(r"\|\s*`E[A-Z]+`", line), \
+            "README.md has an errno table: " + line
+        assert not re.match(r"\|\s*(object|null|string)\b", line), \
+            "README.md maps JSON values: " + line
+    assert "man mixpeekfs" in readme
+    assert "man man/mixpeekfs.1" in readme
+    # the quick start opens with the two commands for a fresh machine
+    block = re.search(r"```sh\n(.*?)```", readme, re.S).group(1)
+    cmds = [l.split("#")[0].strip() for l in block.splitlines()]
+    assert cmds == ["bash contrib/quickstart", "bash tests/run"], cmds
