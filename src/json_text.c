@@ -225,6 +225,13 @@ int json_line(const char *json, size_t len, struct buf *out)
 	const char *run = p;
 	int res = 0;
 
+	/* the first value, as cJSON reads it; nothing after it */
+	if (p < end)
+		end = *p == '{' || *p == '[' ? json_value_end(p, end) :
+			*p == '"'	     ? json_string_end(p, end) :
+					       json_token_end(p, end);
+	if (!end)
+		return -EIO;
 	while (p < end && !res) {
 		if ((unsigned char)*p <= 0x20) {
 			res = buf_add(out, run, (size_t)(p - run));

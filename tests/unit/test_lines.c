@@ -37,6 +37,10 @@ static void test_json_line(void)
 	/* a BOM is left out, as cJSON skips it */
 	check_line("\xEF\xBB\xBF{}", 5, "{}\n");
 	check_line("", 0, "\n");
+	/* the first value only, as cJSON reads it */
+	check_line("\"\"[1,\"x", 7, "\"\"\n");
+	check_line("{} {", 4, "{}\n");
+	check_line("false{\"a", 8, "false\n");
 	{
 		struct buf b = BUF_INIT(64);
 
