@@ -465,3 +465,44 @@ def test_xattrs_of_weird_ids(weird_server, mounter):
         t = [x for x in tasks if x["task_id"] == tid][0]
         p = m.p("tasks", mfs.escape_name(tid))
         assert xattrs_of(p) == expected_xattrs(t), tid
+
+
+@pytest.mark.timeout(300)
+def test_concurrent_readers_see_whole_views(server, mounter, main_tasks):
+    """Readers of one view at once, while the folder is refreshed and
+    tasks' attributes are read: every read is the whole, exact file."""
+    import threading
+    m = mounter(server, page_size=100, ttl=600)
+    failed = where(main_tasks, status="FAILED")
+    want_tsv = tsv_of(failed)
+    problems = []
+
+    def reader(view):
+        for _ in range(6):
+            try:
+                with open(m.p("by-status", "FAILED", view), "rb") as f:
+                    data = f.read()
+                if view == ".jsonl":
+                    ok = jsonl_tasks(data) == failed
+                else:
+                    ok = data == want_tsv
+                if not ok:
+                    problems.append("%s: %d bytes" % (view, len(data)))
+                for t in failed[:20]:
+                    p = m.p("by-status", "FAILED",
+                            mfs.escape_name(t["task_id"]))
+                    if xattrs_of(p) != expected_xattrs(t):
+                        problems.append("xattrs of " + t["task_id"])
+            except Exception as e:  # reported below
+                problems.append("%s: %r" % (view, e))
+
+    threads = [threading.Thread(target=reader, args=(v,))
+               for v in VIEWS * 4]
+    for t in threads:
+        t.start()
+    for _ in range(3):
+        mfs.sh("cat by-status/FAILED/.refresh", m.path)
+    for t in threads:
+        t.join(240)
+    assert not any(t.is_alive() for t in threads)
+    assert problems == []
