@@ -54,6 +54,15 @@ int json_to_tree(const char *json, size_t len, struct tnode **root);
 int json_pretty(const char *json, size_t len, struct buf *out);
 
 /*
+ * Append json on one line and a newline to out: every token as written,
+ * no whitespace between them, and a raw control byte in a string as
+ * \u00XX (as json_pretty), so the line holds no newline of its own and
+ * parses back to what json says. The same input conditions as
+ * json_pretty. Thread-safe.
+ */
+int json_line(const char *json, size_t len, struct buf *out);
+
+/*
  * The ListTasksRequest body for b, compact, with keys in a fixed order so
  * equal requests give equal bytes (the listing cache keys on it).
  */

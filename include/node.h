@@ -30,6 +30,8 @@ enum nkind {
 	NK_META,     /* .mixpeekfs/ */
 	NK_METAFILE, /* .mixpeekfs/stats, config, version */
 	NK_REFRESH,  /* <folder>/.refresh: looking it up refreshes */
+	NK_JSONL,    /* <listing>/.jsonl: its tasks, one JSON a line */
+	NK_TSV,	     /* <listing>/.tsv: its tasks, a table */
 };
 
 struct node {

@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "buf.h"
+
 /* Index of the first control byte (0x00-0x1f, 0x7f) in s[0..len), or -1. */
 long text_control(const char *s, size_t len);
 
@@ -23,6 +25,12 @@ long text_control_str(const char *s);
  * \\ and \xNN. Returns the length written.
  */
 size_t text_escape(char *out, size_t size, const char *in, size_t len);
+
+/*
+ * The same escapes appended to out, whole (for a file of the mount's own,
+ * such as a listing's .tsv): 0, -ENOMEM or -EFBIG (out is then released).
+ */
+int text_escape_buf(struct buf *out, const char *in, size_t len);
 
 /* A short name for byte c ("a space", "a tab", "a NUL byte", ...). */
 const char *text_byte_name(unsigned char c);

@@ -2,7 +2,9 @@
 /*
  * dirsnap: a folder's entries as of one readdir from offset 0, kept on
  * the node so later offsets see the same list (the kernel sends no
- * OPENDIR, so there is no handle to keep it on). No libfuse calls.
+ * OPENDIR, so there is no handle to keep it on); and the same for a
+ * listing's .jsonl and .tsv: their bytes as of one read from offset 0
+ * (lview.c renders them). No libfuse calls.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,9 +15,15 @@
 
 struct dirsnap {
 	unsigned refs;		 /* atomic */
-	struct listing *listing; /* NK_LISTING: the entries */
+	struct listing *listing; /* NK_LISTING: the entries; a view: its
+				  * listing */
 	struct dent *ents;	 /* other folders */
 	size_t n;
+	/* a view (.jsonl, .tsv), as of listing and of the records then */
+	unsigned long changes; /* fs->changes when it was made */
+	struct buf text;       /* its bytes; dropped once read to the end */
+	size_t len;
+	struct timespec mtime;
 };
 
 void *dirsnap_ref(void *p)
@@ -40,6 +48,7 @@ void dirsnap_unref(void *p)
 		free(d->ents[i].value);
 	}
 	free(d->ents);
+	buf_release(&d->text);
 	free(d);
 }
 
@@ -235,4 +244,148 @@ bool dirsnap_entry(struct fs *fs, struct node *dir, const struct dirsnap *d,
 	shown = !moved_out(dir, t);
 	task_unref(t);
 	return shown;
+}
+
+/* ---- .jsonl and .tsv ---- */
+
+/* FNV-1a over 8-byte words: a view's mtime moves when its bytes do. */
+static uint64_t text_hash(const char *p, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325u, w;
+
+	for (; len >= 8; p += 8, len -= 8) {
+		memcpy(&w, p, 8);
+		h = (h ^ w) * 0x100000001b3u;
+	}
+	while (len--)
+		h = (h ^ (unsigned char)*p++) * 0x100000001b3u;
+	return h;
+}
+
+/* A new snapshot of view n, from listing l (the reference is taken). */
+static int view_new(struct node *n, struct listing *l, unsigned long changes,
+		    struct dirsnap **out)
+{
+	struct dirsnap *d = calloc(1, sizeof(*d));
+	time_t newest;
+	int res;
+
+	if (!d) {
+		listing_unref(l);
+		return -ENOMEM;
+	}
+	d->refs = 1;
+	d->listing = l;
+	d->changes = changes;
+	buf_init(&d->text, RENDER_MAX);
+	res = lview_render(n->parent, l, n->kind, &d->text, &newest);
+	if (res) {
+		dirsnap_unref(d);
+		return res;
+	}
+	d->len = d->text.len;
+	d->mtime.tv_sec = newest;
+	d->mtime.tv_nsec = (long)(text_hash(buf_str(&d->text), d->len) %
+				  1000000000u);
+	*out = d;
+	return 0;
+}
+
+/*
+ * The snapshot of view file n (.jsonl or .tsv): the node's while it
+ * stands for the folder's listing as it is now (fetched if stale, as
+ * the folder's readdir would) and no task changed since; else a new one.
+ * With text, one that has its bytes. With keep, the node's whenever it
+ * has them (a read past offset 0 goes on with what the first read saw).
+ * May block on HTTP.
+ */
+static int view_get_snap(struct fs *fs, struct node *n, bool text, bool keep,
+			 struct dirsnap **out)
+{
+	struct dirsnap *d = node_get_cache(&fs->nodes, n, dirsnap_ref);
+	unsigned long changes;
+	struct listing *l;
+	int res;
+
+	if (d && keep && d->text.data) {
+		*out = d;
+		return 0;
+	}
+	res = node_listing(n->parent, true, &l);
+	/* after the fetch: what it changed, the render below shows */
+	changes = __atomic_load_n(&fs->changes, __ATOMIC_ACQUIRE);
+	if (!res && d && d->listing == l && d->changes == changes &&
+	    (d->text.data || !text)) {
+		listing_unref(l);
+		*out = d;
+		return 0;
+	}
+	dirsnap_unref(d);
+	if (res)
+		return res;
+	res = view_new(n, l, changes, &d);
+	if (res)
+		return res;
+	dirsnap_unref(node_swap_cache(&fs->nodes, n, dirsnap_ref(d)));
+	*out = d;
+	return 0;
+}
+
+int vsnap_stat(struct fs *fs, struct node *n, struct stat *st)
+{
+	struct dirsnap *d;
+	int res = view_get_snap(fs, n, false, false, &d);
+
+	if (res)
+		return res;
+	fill_file(fs, st, (off_t)d->len, d->mtime.tv_sec);
+	st->st_mtim = st->st_ctim = d->mtime;
+	st->st_ino = node_ino(&fs->nodes, n);
+	dirsnap_unref(d);
+	return 0;
+}
+
+/*
+ * Once the last byte of a view is read, the kernel holds it all: keep
+ * only what stat needs (a snapshot without the text), unless the node
+ * has a newer one meanwhile.
+ */
+static void view_drop_text(struct fs *fs, struct node *n, struct dirsnap *d)
+{
+	struct dirsnap *lean = calloc(1, sizeof(*lean)), *cur;
+
+	if (!lean)
+		return;
+	lean->refs = 1;
+	lean->listing = listing_ref(d->listing);
+	lean->changes = d->changes;
+	lean->len = d->len;
+	lean->mtime = d->mtime;
+	buf_init(&lean->text, RENDER_MAX);
+	cur = node_get_cache(&fs->nodes, n, dirsnap_ref);
+	if (cur == d) {
+		dirsnap_unref(node_swap_cache(&fs->nodes, n, lean));
+		lean = NULL;
+	}
+	dirsnap_unref(cur);
+	dirsnap_unref(lean);
+}
+
+int vsnap_read(struct fs *fs, struct node *n, size_t size, off_t off,
+	       struct buf *out)
+{
+	struct dirsnap *d;
+	int res = view_get_snap(fs, n, true, off > 0, &d);
+
+	if (res)
+		return res;
+	if (off < 0 || (size_t)off >= d->len)
+		size = 0;
+	else if (size > d->len - (size_t)off)
+		size = d->len - (size_t)off;
+	res = size ? buf_add(out, d->text.data + off, size) : 0;
+	if (!res && (size_t)off + size >= d->len)
+		view_drop_text(fs, n, d);
+	dirsnap_unref(d);
+	return res;
 }

@@ -9,6 +9,7 @@
  *   ns.c       what a path is and what it shows (no libfuse calls)
  *   dirsnap.c  a folder's entries as of one readdir (no libfuse calls)
  *   vfile.c    README, .refresh, the files of .mixpeekfs (no libfuse calls)
+ *   lview.c    a listing's .jsonl and .tsv (no libfuse calls)
  *   kcache.c   the helper thread that tells the kernel what changed; the
  *              only user of fuse_lowlevel_notify_*
  *
@@ -17,7 +18,7 @@
  * lock; nothing here calls the store with the notifier's lock held.
  *
  * The files call each other one way only: session -> fs_ops -> dirsnap,
- * kcache -> ns -> vfile (checked by tests/unit/check_layers.sh).
+ * kcache -> ns -> vfile, dirsnap -> lview -> ns (checked by tests/unit/check_layers.sh).
  *
  * Which calls may block on HTTP: anything that reaches store_listing or
  * store_task (node_listing with fetch, view_get, node_stat of a task,
@@ -90,6 +91,9 @@ struct notifier {
 
 #define REFRESH_NAME ".refresh"
 #define META_NAME ".mixpeekfs"
+/* in every listing folder, never listed: its tasks in one file */
+#define JSONL_NAME ".jsonl"
+#define TSV_NAME ".tsv"
 
 /* One mount. */
 struct fs {
@@ -114,7 +118,10 @@ struct fs {
 	pthread_t main_thread; /* runs the loop */
 	pthread_t sig_thread;  /* sigwait (session.c) */
 	bool sig_running;
-	bool sig_stop; /* atomic: the sigwait thread is to end */
+	bool sig_stop;	       /* atomic: the sigwait thread is to end */
+	unsigned long changes; /* atomic: task changes the store told of
+				* (kcache's hook); views made before are
+				* made again */
 	struct notifier note;
 };
 
@@ -180,6 +187,16 @@ double keep_for(struct fs *fs, const struct node *n);
  */
 int ns_lookup(struct fs *fs, struct node *parent, const char *name,
 	      enum nkind *kind, int *group, char **value, struct stat *st);
+/*
+ * Extended attributes: user.mixpeek.task_id, .task_type and .status on
+ * every node in a task (the record's values, raw: no request but what
+ * the task's data needs). xattr_get: name's value into out; -ENODATA for
+ * another user.* name, -EOPNOTSUPP for other namespaces (no ACLs, no
+ * labels). xattr_list: the names, each ending in a NUL (none outside a
+ * task). May block on HTTP (a stale task record).
+ */
+int xattr_get(struct fs *fs, struct node *n, const char *name, struct buf *out);
+int xattr_list(const struct node *n, struct buf *out);
 
 /* ---- dirsnap.c: a folder's entries as of one readdir ---- */
 
@@ -201,6 +218,34 @@ size_t dirsnap_count(const struct dirsnap *d);
 /* Entry i of dir; false for a task that has left dir meanwhile. */
 bool dirsnap_entry(struct fs *fs, struct node *dir, const struct dirsnap *d,
 		   size_t i, char *name, struct dent *out);
+
+/*
+ * The .jsonl or .tsv of listing folder n: its attributes and bytes (the
+ * node's snapshot, or a new one: the listing is fetched if stale). A read
+ * at offset 0 takes a new snapshot if the listing or a task changed; a
+ * read past it goes on with the node's. May block on HTTP.
+ */
+int vsnap_stat(struct fs *fs, struct node *n, struct stat *st);
+int vsnap_read(struct fs *fs, struct node *n, size_t size, off_t off,
+	       struct buf *out);
+
+/* ---- lview.c: a listing's .jsonl and .tsv ---- */
+
+static inline bool is_view(const struct node *n)
+{
+	return n->kind == NK_JSONL || n->kind == NK_TSV;
+}
+
+/* NK_JSONL or NK_TSV for those names in a listing folder, else NK_ROOT. */
+enum nkind view_kind(const struct node *parent, const char *name);
+/*
+ * The bytes of view kind of listing folder dir, as of listing l and the
+ * task records held now, appended to out; *newest: the latest time of
+ * the listing and its tasks. No request, but for a task the store let
+ * go of (cache_size), which is fetched again.
+ */
+int lview_render(const struct node *dir, const struct listing *l,
+		 enum nkind kind, struct buf *out, time_t *newest);
 
 /* ---- vfile.c: README, .refresh, .mixpeekfs/ ---- */
 

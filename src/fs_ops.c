@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/limits.h>
 #include <sys/statvfs.h>
 
 #include "fs_i.h"
@@ -23,6 +24,12 @@
 static struct fs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
+}
+
+/* node_stat, or for a listing's .jsonl and .tsv their snapshot's. */
+static int stat_of(struct fs *fs, struct node *n, struct stat *st)
+{
+	return is_view(n) ? vsnap_stat(fs, n, st) : node_stat(fs, n, st);
 }
 
 static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
@@ -44,6 +51,8 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 	     parent->kind == NK_TASK)) {
 		kind = NK_REFRESH; /* looking it up is the refresh */
 		res = kcache_refresh(fs, parent);
+	} else if ((kind = view_kind(parent, name)) != NK_ROOT) {
+		res = 0; /* a listing's .jsonl or .tsv: stat says the rest */
 	} else {
 		res = ns_lookup(fs, parent, name, &kind, &group, &value,
 				&e.attr);
@@ -66,7 +75,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 		goto out;
 	}
 	/* a lookup inside a task has the attributes already */
-	res = e.attr.st_mode ? 0 : node_stat(fs, n, &e.attr);
+	res = e.attr.st_mode ? 0 : stat_of(fs, n, &e.attr);
 	e.attr_timeout = e.entry_timeout = keep_for(fs, n);
 	e.ino = node_ino(&fs->nodes, n);
 	e.attr.st_ino = e.ino;
@@ -129,7 +138,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	res = node_stat(fs, n, &st);
+	res = stat_of(fs, n, &st);
 	if (res)
 		fuse_reply_err(req, -res);
 	else
@@ -287,6 +296,20 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 }
 
+/* A read of a listing's .jsonl or .tsv: a slice of its snapshot. */
+static void view_reply(fuse_req_t req, struct fs *fs, struct node *n,
+		       size_t size, off_t off)
+{
+	struct buf b = BUF_INIT(RENDER_MAX);
+	int res = vsnap_read(fs, n, size, off, &b);
+
+	if (res)
+		fuse_reply_err(req, -res);
+	else
+		fuse_reply_buf(req, b.data, b.len);
+	buf_release(&b);
+}
+
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -299,6 +322,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	(void)fi;
 	if (!n) {
 		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if (is_view(n)) {
+		view_reply(req, fs, n, size, off);
 		return;
 	}
 	/* reading .refresh returns once the kernel's caches are dropped */
@@ -365,6 +392,64 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_err(req, EROFS);
 }
 
+/*
+ * Extended attributes (ns.c: xattr_get, xattr_list). size 0 asks for the
+ * length; a smaller buffer than the value is ERANGE.
+ */
+static void xattr_reply(fuse_req_t req, int res, const struct buf *b,
+			size_t size)
+{
+	if (res)
+		fuse_reply_err(req, res == -EFBIG ? E2BIG : -res);
+	else if (size == 0)
+		fuse_reply_xattr(req, b->len);
+	else if (size < b->len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, b->data, b->len);
+}
+
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct fs *fs = fs_of(req);
+	struct node *n = node_get(&fs->nodes, ino);
+	struct buf b = BUF_INIT(XATTR_SIZE_MAX);
+
+	xattr_reply(req, n ? xattr_get(fs, n, name, &b) : -ESTALE, &b, size);
+	buf_release(&b);
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs *fs = fs_of(req);
+	struct node *n = node_get(&fs->nodes, ino);
+	struct buf b = BUF_INIT(XATTR_LIST_MAX);
+
+	xattr_reply(req, n ? xattr_list(n, &b) : -ESTALE, &b, size);
+	buf_release(&b);
+}
+
+/* The mount is read-only: the kernel answers EROFS itself (ro), and so
+ * does this, should it ever ask. */
+static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	(void)ino;
+	(void)name;
+	(void)value;
+	(void)size;
+	(void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino;
+	(void)name;
+	fuse_reply_err(req, EROFS);
+}
+
 static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv;
@@ -423,4 +508,8 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.readdir = fs_readdir,
 	.readdirplus = fs_readdirplus,
 	.statfs = fs_statfs,
+	.setxattr = fs_setxattr,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.removexattr = fs_removexattr,
 };

@@ -122,6 +122,25 @@ static int add_tabs(struct buf *out, size_t n)
  * not: a raw control byte, or a quote left bare by a broken \u, becomes
  * \u00XX, and a \u without four hex digits \u0000 (as cJSON reads it).
  */
+/* Whether the unit of k bytes at p is JSON as it stands. */
+static bool unit_ok(const char *p, size_t k)
+{
+	return k == 6 ? json_is_hex4(p + 2) :
+			k == 2 || ((unsigned char)*p >= 0x20 && *p != '"');
+}
+
+/* Whether the string literal [p, e) needs nothing of add_string. */
+static bool string_ok(const char *p, const char *e)
+{
+	const char *q = e - 1;
+	size_t k;
+
+	for (p++; p < q; p += k)
+		if (!unit_ok(p, k = json_unit_len(p, q)))
+			return false;
+	return p == q;
+}
+
 static int add_string(struct buf *out, const char *p, const char *e)
 {
 	const char *q = e - 1, *run = p; /* q: the closing quote */
@@ -130,8 +149,7 @@ static int add_string(struct buf *out, const char *p, const char *e)
 
 	for (p++; p < q && !res; p += k) {
 		k = json_unit_len(p, q);
-		if (k == 6 ? json_is_hex4(p + 2) :
-			     k == 2 || ((unsigned char)*p >= 0x20 && *p != '"'))
+		if (unit_ok(p, k))
 			continue;
 		res = buf_add(out, run, (size_t)(p - run));
 		if (!res)
@@ -199,6 +217,43 @@ int json_pretty(const char *json, size_t len, struct buf *out)
 		p = e;
 	} while (depth);
 	return buf_addch(out, '\n');
+}
+
+int json_line(const char *json, size_t len, struct buf *out)
+{
+	const char *end = json + len, *p = json_doc_start(json, end), *e;
+	const char *run = p;
+	int res = 0;
+
+	/* the first value, as cJSON reads it; nothing after it */
+	if (p < end)
+		end = *p == '{' || *p == '[' ? json_value_end(p, end) :
+			*p == '"'	     ? json_string_end(p, end) :
+					       json_token_end(p, end);
+	if (!end)
+		return -EIO;
+	while (p < end && !res) {
+		if ((unsigned char)*p <= 0x20) {
+			res = buf_add(out, run, (size_t)(p - run));
+			p = run = json_skip_ws(p, end);
+			continue;
+		}
+		if (*p != '"') {
+			p++;
+			continue;
+		}
+		e = json_string_end(p, end);
+		if (!e)
+			return -EIO;
+		if (!string_ok(p, e)) {
+			res = buf_add(out, run, (size_t)(p - run));
+			res = res ? res : add_string(out, p, e);
+			run = e;
+		}
+		p = e;
+	}
+	res = res ? res : buf_add(out, run, (size_t)(p - run));
+	return res ? res : buf_addch(out, '\n');
 }
 
 bool json_whole_object(const char *body, size_t len)

@@ -199,6 +199,8 @@ static void task_changed(const char *id, void *arg)
 	struct notifier *nt = &((struct fs *)arg)->note;
 	char **v;
 
+	/* every .jsonl and .tsv made before is made again */
+	__atomic_add_fetch(&((struct fs *)arg)->changes, 1, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&nt->lock);
 	if (!nt->running || nt->stop)
 		goto out;
@@ -255,6 +257,8 @@ static bool in_idset(const struct node *n, void *arg)
 	if (n->kind == NK_LISTING && n->parent->kind == NK_GROUP &&
 	    n->group == STORE_STATUSES)
 		return true; /* status folders: a task may have moved */
+	if (is_view(n))
+		return true; /* any listing's .jsonl and .tsv may show it */
 	return in_task_of(n, arg);
 }
 
@@ -400,6 +404,25 @@ static void *notifier_main(void *arg)
 	return NULL;
 }
 
+static bool view_in(const struct node *n, void *dir)
+{
+	return is_view(n) && n->parent == dir;
+}
+
+/* Drop the kernel's attributes and pages of folder dir's views. */
+static void inval_views(struct fs *fs, struct node *dir)
+{
+	struct node **v;
+	long n = node_collect(&fs->nodes, view_in, dir, &v), i;
+
+	for (i = 0; i < n; i++) {
+		kcache_inval_node(fs, v[i]);
+		node_forget(&fs->nodes, v[i], 1);
+	}
+	if (n > 0)
+		free(v);
+}
+
 /*
  * A lookup of <folder>/.refresh: fetch the folder's listing (or task) now
  * and drop what the kernel kept of it; at the root, everything. Within a
@@ -442,6 +465,7 @@ int kcache_refresh(struct fs *fs, struct node *n)
 		if (res)
 			return res;
 		kcache_inval_node(fs, n);
+		inval_views(fs, n);
 	}
 	neg_due(fs, n);
 	vfile_refreshed_now(fs);

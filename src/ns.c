@@ -361,6 +361,8 @@ int node_stat(struct fs *fs, struct node *n, struct stat *st)
 			view_release(&v);
 		}
 		break;
+	case NK_JSONL:
+	case NK_TSV: res = -EIO; break; /* fs_ops asks vsnap_stat */
 	case NK_README:
 	case NK_TASKJSON:
 		res = node_render(fs, n, &b, &when);
@@ -419,6 +421,8 @@ double keep_for(struct fs *fs, const struct node *n)
 	if (n->kind == NK_REFRESH ||
 	    (n->kind == NK_METAFILE && !strcmp(n->name, "stats")))
 		return 0;
+	if (is_view(n))
+		n = n->parent; /* it shows its folder's listing */
 	if (n->kind == NK_LISTING && !node_listing(n, false, &l)) {
 		data = store_listing_left(l);
 		listing_unref(l);
@@ -592,4 +596,47 @@ int ns_lookup(struct fs *fs, struct node *parent, const char *name,
 	case NK_FIELD: return lookup_in_task(fs, parent, name, kind, st);
 	default: return -ENOTDIR;
 	}
+}
+
+/* ---- extended attributes ---- */
+
+#define XATTR_PREFIX "user.mixpeek."
+
+static const char *const xattr_names[] = { XATTR_PREFIX "task_id",
+					   XATTR_PREFIX "task_type",
+					   XATTR_PREFIX "status" };
+#define XATTR_COUNT (sizeof(xattr_names) / sizeof(*xattr_names))
+
+int xattr_list(const struct node *n, struct buf *out)
+{
+	size_t i;
+	int res = 0;
+
+	for (i = 0; node_task(n) && i < XATTR_COUNT && !res; i++)
+		res = buf_add(out, xattr_names[i], strlen(xattr_names[i]) + 1);
+	return res;
+}
+
+int xattr_get(struct fs *fs, struct node *n, const char *name, struct buf *out)
+{
+	const struct node *tn = node_task(n);
+	struct view v;
+	size_t i;
+	int res;
+
+	(void)fs;
+	if (strncmp(name, "user.", 5))
+		return -EOPNOTSUPP;
+	for (i = 0; i < XATTR_COUNT && strcmp(name, xattr_names[i]); i++)
+		;
+	if (!tn || i == XATTR_COUNT)
+		return -ENODATA;
+	if (i == 0) /* the id needs no record */
+		return buf_addstr(out, node_value(tn));
+	res = view_get(n, NULL, false, &v);
+	if (res)
+		return res;
+	res = buf_addstr(out, i == 1 ? v.task->type : v.task->status);
+	view_release(&v);
+	return res;
 }

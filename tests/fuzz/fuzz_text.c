@@ -70,6 +70,14 @@ static void check_escape(const uint8_t *data, size_t size)
 	FUZZ_CHECK(out && back);
 	n = text_escape(out, cap, (const char *)data, size);
 	FUZZ_CHECK(n == strlen(out));
+	{
+		/* the whole-buffer form writes the same */
+		struct buf b = BUF_INIT(cap);
+
+		FUZZ_CHECK(text_escape_buf(&b, (const char *)data, size) == 0);
+		FUZZ_CHECK(b.len == n && !memcmp(buf_str(&b), out, n));
+		buf_release(&b);
+	}
 	FUZZ_CHECK(text_control_str(out) < 0);
 	len = unescape(out, back);
 	FUZZ_CHECK(len == (long)size);

@@ -3,7 +3,8 @@
  * Fuzz the generic tree of arbitrary JSON: json_to_tree on the bytes, then
  * the whole tree as the filesystem shows it (tnode_next_shown, names,
  * lookups by name and by path, rendering), checking the invariants in
- * fuzz_common.c.
+ * fuzz_common.c; and the document on one line (.jsonl) and as a .tsv
+ * line.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,6 +13,8 @@
 #include "buf.h"
 #include "fuzz.h"
 #include "json.h"
+#include "lines.h"
+#include "text.h"
 #include "tree.h"
 
 #define MAX_DEPTH 1100 /* beyond cJSON's nesting limit: the whole tree */
@@ -32,6 +35,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(pretty.len > 0 && pretty.data[pretty.len - 1] == '\n');
 	FUZZ_CHECK(json_to_tree(pretty.data, pretty.len, &again) == 0);
 	FUZZ_CHECK(fuzz_tree_equal(root, again));
+
+	tnode_free(again);
+	again = NULL;
+
+	/*
+	 * On one line (a .jsonl line): no byte below 0x20 but its last
+	 * newline (a DEL may stay: JSON allows it), and the same tree; the
+	 * .tsv line, one line too.
+	 */
+	buf_release(&pretty);
+	FUZZ_CHECK(json_line((const char *)data, size, &pretty) == 0);
+	FUZZ_CHECK(pretty.len > 0 && pretty.data[pretty.len - 1] == '\n');
+	for (size_t i = 0; i + 1 < pretty.len; i++)
+		FUZZ_CHECK((unsigned char)pretty.data[i] >= 0x20);
+	FUZZ_CHECK(json_to_tree(pretty.data, pretty.len, &again) == 0);
+	FUZZ_CHECK(fuzz_tree_equal(root, again));
+	buf_release(&pretty);
+	FUZZ_CHECK(lines_tsv("i", "t", "s", (const char *)data, size,
+			     &pretty) == 0);
+	FUZZ_CHECK(pretty.len > 0 && pretty.data[pretty.len - 1] == '\n');
+	FUZZ_CHECK(memchr(pretty.data, '\n', pretty.len) ==
+		   pretty.data + pretty.len - 1);
+	FUZZ_CHECK(text_control(pretty.data + 6, pretty.len - 7) < 0);
 
 	tnode_free(again);
 	tnode_free(root);
