@@ -30,6 +30,7 @@ enum nkind {
 	NK_META,     /* .mixpeekfs/ */
 	NK_METAFILE, /* .mixpeekfs/stats, config, version */
 	NK_REFRESH,  /* <folder>/.refresh: looking it up refreshes */
+	NK_WAIT,     /* <task>/.wait: reading it waits for the task to end */
 };
 
 struct node {

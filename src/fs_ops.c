@@ -25,6 +25,12 @@ static struct fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/* <task>/.wait: not listed, like .refresh; reading it waits (wait.c). */
+static bool is_wait(const struct node *parent, const char *name)
+{
+	return parent->kind == NK_TASK && !strcmp(name, WAIT_NAME);
+}
+
 static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 {
 	struct fs *fs = fs_of(req);
@@ -44,6 +50,9 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 	     parent->kind == NK_TASK)) {
 		kind = NK_REFRESH; /* looking it up is the refresh */
 		res = kcache_refresh(fs, parent);
+	} else if (is_wait(parent, name)) {
+		kind = NK_WAIT;
+		res = 0;
 	} else {
 		res = ns_lookup(fs, parent, name, &kind, &group, &value,
 				&e.attr);
@@ -142,7 +151,8 @@ static mode_t kind_mode(enum nkind kind)
 	case NK_README:
 	case NK_TASKJSON:
 	case NK_METAFILE:
-	case NK_REFRESH: return S_IFREG;
+	case NK_REFRESH:
+	case NK_WAIT: return S_IFREG;
 	case NK_FIELD: return 0; /* file or folder: unknown without the task */
 	default: return S_IFDIR;
 	}
@@ -301,6 +311,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
+	if (n->kind == NK_WAIT) {
+		wait_read(fs, req, n, size, off); /* replies now or later */
+		return;
+	}
 	/* reading .refresh returns once the kernel's caches are dropped */
 	if (n->kind == NK_REFRESH)
 		notifier_flush(fs);
@@ -386,6 +400,13 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	/* readdirplus always: attributes come with the entries */
 	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
+	/*
+	 * Reads are sent as the reader's own requests, never in the
+	 * background: a kept READ of .wait (wait.c) must get the kernel's
+	 * FUSE_INTERRUPT when its reader is interrupted, and must not take
+	 * one of the few background slots that other reads need.
+	 */
+	conn->want &= ~(unsigned)FUSE_CAP_ASYNC_READ;
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) {

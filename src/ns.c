@@ -361,6 +361,15 @@ int node_stat(struct fs *fs, struct node *n, struct stat *st)
 			view_release(&v);
 		}
 		break;
+	case NK_WAIT: {
+		/* the same attributes until the task ends: see wait.c */
+		char text[WAIT_TEXT_MAX];
+		int len = wait_text(node_value(node_task(n)), text,
+				    sizeof(text), &when);
+
+		fill_file(fs, st, len ? len : WAIT_SIZE, when);
+		break;
+	}
 	case NK_README:
 	case NK_TASKJSON:
 		res = node_render(fs, n, &b, &when);
@@ -419,6 +428,8 @@ double keep_for(struct fs *fs, const struct node *n)
 	if (n->kind == NK_REFRESH ||
 	    (n->kind == NK_METAFILE && !strcmp(n->name, "stats")))
 		return 0;
+	if (n->kind == NK_WAIT)
+		return WAIT_KEEP;
 	if (n->kind == NK_LISTING && !node_listing(n, false, &l)) {
 		data = store_listing_left(l);
 		listing_unref(l);

@@ -68,6 +68,10 @@ const char vfile_readme[] =
 	"and trusted for ttl seconds; a finished task for ttl_terminal. "
 	"Reading\n"
 	"<folder>/.refresh fetches that folder now; kill -HUP refreshes all.\n"
+	"Reading <task>/.wait waits until the task ends and says how:\n"
+	"  status=$(cat tasks/<id>/.wait)          # COMPLETED, FAILED, ...\n"
+	"It polls the task (1 s, doubling to 30 s); Ctrl-C stops it (EINTR),\n"
+	"wait_max ends it (ETIMEDOUT), a task gone ends it (ENOENT).\n"
 	"Times are the tasks' updated_at (else created_at, then the time a "
 	"change\n"
 	"was seen). .mixpeekfs/ holds stats, config and\n"
@@ -84,19 +88,21 @@ static int meta_config(struct fs *fs, struct buf *out)
 {
 	const struct options *o = fs->opts;
 
-	return buf_printf(
-		out,
-		"url %s\nnamespace %s\nkey <redacted>\nkey_file %s\n"
-		"ca_file %s\n"
-		"mountpoint %s\npage_size %u\nttl %u\nttl_terminal %u\n"
-		"max_connections %u\ntimeout %u\nconnect_timeout %u\n"
-		"retries %u\nmax_response %zu\ncache_size %zu\n"
-		"allow_http %d\ndebug %d\n",
-		o->url, o->namespace ? o->namespace : "-",
-		o->key_file ? o->key_file : "-", o->ca_file ? o->ca_file : "-",
-		fs->cmd.mountpoint, o->page_size, o->ttl, o->ttl_terminal,
-		o->max_connections, o->timeout, o->connect_timeout, o->retries,
-		o->max_response, o->cache_size, o->allow_http, o->debug);
+	return buf_printf(out,
+			  "url %s\nnamespace %s\nkey <redacted>\nkey_file %s\n"
+			  "ca_file %s\n"
+			  "mountpoint %s\npage_size %u\nttl %u\nttl_terminal "
+			  "%u\n"
+			  "max_connections %u\ntimeout %u\nconnect_timeout %u\n"
+			  "retries %u\nmax_response %zu\ncache_size %zu\n"
+			  "wait_max %u\nallow_http %d\ndebug %d\n",
+			  o->url, o->namespace ? o->namespace : "-",
+			  o->key_file ? o->key_file : "-",
+			  o->ca_file ? o->ca_file : "-", fs->cmd.mountpoint,
+			  o->page_size, o->ttl, o->ttl_terminal,
+			  o->max_connections, o->timeout, o->connect_timeout,
+			  o->retries, o->max_response, o->cache_size,
+			  o->wait_max, o->allow_http, o->debug);
 }
 
 static long rss_bytes(void)
@@ -134,6 +140,8 @@ static int meta_stats(struct fs *fs, struct buf *out)
 			u.tasks, u.task_bytes, u.task_cap, u.listings, u.listed,
 			node_count(&fs->nodes), rss_bytes(),
 			(long)(time(NULL) - fs->started), when, t ? line : "-");
+	if (!res)
+		res = wait_stats(fs, out); /* reads of .wait kept */
 	return res;
 }
 
