@@ -126,6 +126,12 @@ static double mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* fs->waits: set once the threads run (the sigwait thread may look). */
+static struct waits *waits_of(struct fs *fs)
+{
+	return __atomic_load_n(&fs->waits, __ATOMIC_ACQUIRE);
+}
+
 /* The interval after one that showed no change. */
 static double longer(double interval)
 {
@@ -459,7 +465,7 @@ static void *replier_main(void *arg)
 
 int wait_stats(struct fs *fs, struct buf *out)
 {
-	struct waits *ws = fs->waits;
+	struct waits *ws = waits_of(fs);
 	size_t kept = 0, tasks = 0;
 
 	if (ws) {
@@ -474,7 +480,7 @@ int wait_stats(struct fs *fs, struct buf *out)
 /* The store's change hook, through kcache's (under the store's lock). */
 void wait_changed(struct fs *fs, const char *id)
 {
-	struct waits *ws = fs->waits;
+	struct waits *ws = waits_of(fs);
 	struct wtask *wt;
 
 	if (!ws)
@@ -495,9 +501,7 @@ void wait_changed(struct fs *fs, const char *id)
  */
 static void interrupted(fuse_req_t req, void *data)
 {
-	struct waits *ws = fuse_req_userdata(req) ?
-		((struct fs *)fuse_req_userdata(req))->waits :
-		NULL;
+	struct waits *ws = waits_of(fuse_req_userdata(req));
 	uint64_t serial = (uint64_t)(uintptr_t)data;
 	struct waiter *w, *done = NULL;
 
@@ -545,7 +549,7 @@ static int arm_locked(struct waits *ws, struct waiter *w, const char *id,
 void wait_read(struct fs *fs, fuse_req_t req, struct node *n, size_t size,
 	       off_t off)
 {
-	struct waits *ws = fs->waits;
+	struct waits *ws = waits_of(fs);
 	const char *id = node_value(node_task(n));
 	uint64_t ino = node_ino(&fs->nodes, n);
 	pid_t pid = fuse_req_ctx(req)->pid;
@@ -633,7 +637,7 @@ int wait_start(struct fs *fs)
 	pthread_condattr_destroy(&ca);
 	ws->poller_up = !pthread_create(&ws->poller, NULL, poller_main, ws);
 	ws->replier_up = !pthread_create(&ws->replier, NULL, replier_main, ws);
-	fs->waits = ws;
+	__atomic_store_n(&fs->waits, ws, __ATOMIC_RELEASE);
 	if (ws->poller_up && ws->replier_up)
 		return 0;
 	log_warn("no threads for .wait: reading it fails with EIO");
@@ -663,7 +667,7 @@ static void end_all(struct waits *ws)
 
 void wait_shutdown(struct fs *fs)
 {
-	struct waits *ws = fs->waits;
+	struct waits *ws = waits_of(fs);
 	double until = mono() + WAIT_SHUTDOWN_GRACE;
 
 	if (!ws)
@@ -681,7 +685,7 @@ void wait_shutdown(struct fs *fs)
  */
 void wait_stop(struct fs *fs)
 {
-	struct waits *ws = fs->waits;
+	struct waits *ws = waits_of(fs);
 
 	if (!ws)
 		return;
@@ -690,7 +694,7 @@ void wait_stop(struct fs *fs)
 		pthread_join(ws->poller, NULL);
 	if (ws->replier_up)
 		pthread_join(ws->replier, NULL);
-	fs->waits = NULL;
+	__atomic_store_n(&fs->waits, NULL, __ATOMIC_RELEASE);
 	pthread_cond_destroy(&ws->poll_wake);
 	pthread_cond_destroy(&ws->reply_wake);
 	pthread_cond_destroy(&ws->retried);

@@ -21,7 +21,6 @@ import pytest
 
 import mfs
 from mfs import names, read, wait_until
-from test_freshness import stats_of
 
 # The wait ends within about a second of mixpeekfs seeing the end.
 WITHIN = 1.0
@@ -48,8 +47,15 @@ def gets_of(log, task_id):
 
 
 def kept(m):
-    """(reads of .wait kept by the daemon, tasks it polls for them)"""
-    s = stats_of(m)
+    """(reads of .wait kept by the daemon, tasks it polls for them).
+    stats is rendered on every read: one that came out longer than its
+    size a moment before is cut short, so read it again then."""
+    def whole():
+        text = read(m, ".mixpeekfs", "stats").decode()
+        return ("\nwaits " in text and "\nwaited_tasks " in text and
+                text.endswith("\n") and text)
+    s = dict(l.partition(" ")[::2]
+             for l in wait_until(whole, 30, "whole stats").splitlines())
     return int(s["waits"]), int(s["waited_tasks"])
 
 
