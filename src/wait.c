@@ -86,6 +86,7 @@ struct wtask {
 	double due;	   /* the next poll, monotonic */
 	double interval;   /* since the last change */
 	double down_since; /* the start of the first failed poll, or 0 */
+	double changed_at; /* when the status last changed */
 	char *status;	   /* the last one seen, malloc'd, or NULL */
 	bool seen;	   /* the store reported a change */
 	UT_hash_handle hh; /* waits.tasks */
@@ -298,6 +299,7 @@ static enum seen saw_locked(struct waits *ws, struct wtask *wt,
 		wt->status = copy;
 	}
 	wt->interval = WAIT_POLL_MIN; /* it moves: look again soon */
+	wt->changed_at = mono();
 	return SEEN_NEW;
 }
 
@@ -315,7 +317,11 @@ static void polled_locked(struct waits *ws, const char *id, int res,
 		wt->down_since = 0;
 		switch (saw_locked(ws, wt, t->status, done)) {
 		case SEEN_END: return;
-		case SEEN_SAME: wt->interval = longer(wt->interval); break;
+		case SEEN_SAME:
+			/* not if the store's hook saw this poll's change */
+			if (wt->changed_at < start)
+				wt->interval = longer(wt->interval);
+			break;
 		case SEEN_NEW: break;
 		}
 	} else if (res == -ENOENT || res == -EACCES || res == -EPERM) {

@@ -344,6 +344,23 @@ def test_sigterm_answers_every_kept_read(server, main_tasks, mounter):
         no_hung(cats)
 
 
+def test_lazy_unmount_lets_the_wait_end_then_the_daemon_exits(
+        server, main_tasks, mounter):
+    tid = "task_wait_lazy"
+    with one_reader(server, main_tasks, mounter, tid) as (m, cat):
+        r = subprocess.run(["fusermount3", "-uz", m.path],
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert not mfs.mounted(m.path)
+        assert cat.poll() is None and m.proc.poll() is None
+        server.update_task(tid, {"status": "COMPLETED"})
+        ended(cat)
+        assert cat.communicate()[0] == b"COMPLETED\n"
+        # the last file closed: the kernel ends the session
+        assert m.proc.wait(30) == 0
+        assert m.unmount() == []
+
+
 # ---------------------------------------------------------------------------
 # many waiters leave the rest of the mount as it was
 
