@@ -11,13 +11,17 @@
  *   vfile.c    README, .refresh, the files of .mixpeekfs (no libfuse calls)
  *   kcache.c   the helper thread that tells the kernel what changed; the
  *              only user of fuse_lowlevel_notify_*
+ *   wait.c     <task>/.wait: READs kept and answered from its own threads
  *
  * Lock order: the store's lock, then the notifier's (struct notifier),
  * then the node table's. The store calls kcache's task_changed under its
  * lock; nothing here calls the store with the notifier's lock held.
+ * wait.c's lock is taken alone or right under the store's (its change
+ * hook), never with another held.
  *
  * The files call each other one way only: session -> fs_ops -> dirsnap,
- * kcache -> ns -> vfile (checked by tests/unit/check_layers.sh).
+ * kcache -> ns -> vfile, and session, fs_ops, kcache, ns, vfile -> wait
+ * (checked by tests/unit/check_layers.sh).
  *
  * Which calls may block on HTTP: anything that reaches store_listing or
  * store_task (node_listing with fetch, view_get, node_stat of a task,
