@@ -87,22 +87,21 @@ const char *const vfile_meta_names[VFILE_META_COUNT] = { "config", "stats",
 static int meta_config(struct fs *fs, struct buf *out)
 {
 	const struct options *o = fs->opts;
+	int res = buf_printf(
+		out,
+		"url %s\nnamespace %s\nkey <redacted>\nkey_file %s\n"
+		"ca_file %s\n"
+		"mountpoint %s\npage_size %u\nttl %u\nttl_terminal %u\n"
+		"max_connections %u\ntimeout %u\nconnect_timeout %u\n"
+		"retries %u\nmax_response %zu\ncache_size %zu\n"
+		"allow_http %d\ndebug %d\n",
+		o->url, o->namespace ? o->namespace : "-",
+		o->key_file ? o->key_file : "-", o->ca_file ? o->ca_file : "-",
+		fs->cmd.mountpoint, o->page_size, o->ttl, o->ttl_terminal,
+		o->max_connections, o->timeout, o->connect_timeout, o->retries,
+		o->max_response, o->cache_size, o->allow_http, o->debug);
 
-	return buf_printf(out,
-			  "url %s\nnamespace %s\nkey <redacted>\nkey_file %s\n"
-			  "ca_file %s\n"
-			  "mountpoint %s\npage_size %u\nttl %u\nttl_terminal "
-			  "%u\n"
-			  "max_connections %u\ntimeout %u\nconnect_timeout %u\n"
-			  "retries %u\nmax_response %zu\ncache_size %zu\n"
-			  "wait_max %u\nallow_http %d\ndebug %d\n",
-			  o->url, o->namespace ? o->namespace : "-",
-			  o->key_file ? o->key_file : "-",
-			  o->ca_file ? o->ca_file : "-", fs->cmd.mountpoint,
-			  o->page_size, o->ttl, o->ttl_terminal,
-			  o->max_connections, o->timeout, o->connect_timeout,
-			  o->retries, o->max_response, o->cache_size,
-			  o->wait_max, o->allow_http, o->debug);
+	return res ? res : buf_printf(out, "wait_max %u\n", o->wait_max);
 }
 
 static long rss_bytes(void)
