@@ -275,7 +275,7 @@ void wait_changed(struct fs *fs, const char *id);
 int wait_start(struct fs *fs);
 void wait_stop(struct fs *fs);
 /* SIGTERM, while the loop still runs: answer every kept read EIO, and
- * the kernel's second try of each (bounded: half a second). */
+ * the kernel's second try of each (bounded: a second). */
 void wait_shutdown(struct fs *fs);
 
 /* ---- fs_ops.c ---- */

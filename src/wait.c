@@ -57,7 +57,7 @@
 #define WAIT_RETRIES 256
 #define WAIT_RETRY_WINDOW 2.0
 /* How long SIGTERM waits for those READs before the loop ends. */
-#define WAIT_SHUTDOWN_GRACE 0.5
+#define WAIT_SHUTDOWN_GRACE 1.0
 
 struct wtask;
 
