@@ -32,6 +32,7 @@ enum nkind {
 	NK_REFRESH,  /* <folder>/.refresh: looking it up refreshes */
 	NK_JSONL,    /* <listing>/.jsonl: its tasks, one JSON a line */
 	NK_TSV,	     /* <listing>/.tsv: its tasks, a table */
+	NK_WAIT,     /* <task>/.wait: reading it waits for the task to end */
 };
 
 struct node {

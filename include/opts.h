@@ -12,7 +12,7 @@
 struct fuse_args;
 
 /* How many numeric options there are (opts.c's table of ranges). */
-#define OPTS_NUMS 9
+#define OPTS_NUMS 10
 
 struct options {
 	char *url;  /* malloc'd; as libcurl parsed it, once valid */
@@ -32,6 +32,7 @@ struct options {
 	unsigned retries;
 	size_t max_response; /* bytes */
 	size_t cache_size;   /* bytes */
+	unsigned wait_max;   /* seconds a read of .wait may wait */
 	int allow_http;
 	int debug;
 	char *key;	       /* loaded by opts_load_key; wiped on free */

@@ -82,6 +82,9 @@ int store_task(const char *id, struct task **out);
 /* store_task, fetching even a fresh record; a failed fetch is an error
  * (the stored record stays). May block on HTTP. */
 int store_task_refresh(const char *id, struct task **out);
+/* The same for a poll (.wait), which is not a refresh by hand: an outage
+ * backoff or a rejected key stays as it is. May block on HTTP. */
+int store_task_poll(const char *id, struct task **out);
 /*
  * fn(id, arg) runs, under the store's lock, whenever a task's JSON
  * changes, the task goes away, leaves a listing or is evicted. It must

@@ -12,13 +12,17 @@
  *   lview.c    a listing's .jsonl and .tsv (no libfuse calls)
  *   kcache.c   the helper thread that tells the kernel what changed; the
  *              only user of fuse_lowlevel_notify_*
+ *   wait.c     <task>/.wait: READs kept and answered from its own threads
  *
  * Lock order: the store's lock, then the notifier's (struct notifier),
  * then the node table's. The store calls kcache's task_changed under its
  * lock; nothing here calls the store with the notifier's lock held.
+ * wait.c's lock is taken alone or right under the store's (its change
+ * hook), never with another held.
  *
  * The files call each other one way only: session -> fs_ops -> dirsnap,
- * kcache -> ns -> vfile, dirsnap -> lview -> ns (checked by tests/unit/check_layers.sh).
+ * kcache -> ns -> vfile, dirsnap -> lview -> ns, and session, fs_ops,
+ * kcache, ns, vfile -> wait (checked by tests/unit/check_layers.sh).
  *
  * Which calls may block on HTTP: anything that reaches store_listing or
  * store_task (node_listing with fetch, view_get, node_stat of a task,
@@ -90,6 +94,7 @@ struct notifier {
 };
 
 #define REFRESH_NAME ".refresh"
+#define WAIT_NAME ".wait"
 #define META_NAME ".mixpeekfs"
 /* in every listing folder, never listed: its tasks in one file */
 #define JSONL_NAME ".jsonl"
@@ -123,6 +128,7 @@ struct fs {
 				* (kcache's hook); views made before are
 				* made again */
 	struct notifier note;
+	struct waits *waits; /* wait.c; NULL when not running */
 };
 
 #define TASK_JSON "task.json"
@@ -287,6 +293,41 @@ void refresh_all(struct fs *fs);
  * HTTP.
  */
 int kcache_refresh(struct fs *fs, struct node *n);
+
+/* ---- wait.c: <task>/.wait, reading it waits for the task to end ---- */
+
+/* "COMPLETED_WITH_ERRORS\n", the longest answer, and room */
+#define WAIT_TEXT_MAX 32
+/*
+ * The size .wait shows while its task runs: at least the longest answer
+ * (a READ answered shorter tells the kernel the true size). It and the
+ * mtime stay the same until the task ends.
+ */
+#define WAIT_SIZE 22
+/* How long the kernel keeps .wait's entry and attributes: longer than any
+ * wait (wait_max), so none of them changes while a READ is kept. */
+#define WAIT_KEEP (30.0 * 86400)
+/*
+ * The answer for a task already in a terminal status ("FAILED\n") into
+ * text, its length returned, and its time in *when (if not NULL); 0 if
+ * the store holds no terminal record. Never blocks.
+ */
+int wait_text(const char *id, char *text, size_t cap, time_t *when);
+/* The READ of .wait node n: answered now if the task has ended, else kept
+ * and answered from wait.c's threads. Never blocks. */
+void wait_read(struct fs *fs, fuse_req_t req, struct node *n, size_t size,
+	       off_t off);
+/* "waits N\nwaited_tasks N\n": the reads kept, the tasks polled. */
+int wait_stats(struct fs *fs, struct buf *out);
+/* The store's change hook (called by kcache's, under the store's lock). */
+void wait_changed(struct fs *fs, const char *id);
+/* Start the threads; stop them once the loop has ended and the change
+ * hook is gone, answering every kept read (EIO). */
+int wait_start(struct fs *fs);
+void wait_stop(struct fs *fs);
+/* SIGTERM, while the loop still runs: answer every kept read EIO, and
+ * the kernel's second try of each (bounded: a second). */
+void wait_shutdown(struct fs *fs);
 
 /* ---- fs_ops.c ---- */
 

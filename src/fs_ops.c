@@ -32,6 +32,12 @@ static int stat_of(struct fs *fs, struct node *n, struct stat *st)
 	return is_view(n) ? vsnap_stat(fs, n, st) : node_stat(fs, n, st);
 }
 
+/* <task>/.wait: not listed, like .refresh; reading it waits (wait.c). */
+static bool is_wait(const struct node *parent, const char *name)
+{
+	return parent->kind == NK_TASK && !strcmp(name, WAIT_NAME);
+}
+
 static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 {
 	struct fs *fs = fs_of(req);
@@ -53,6 +59,9 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 		res = kcache_refresh(fs, parent);
 	} else if ((kind = view_kind(parent, name)) != NK_ROOT) {
 		res = 0; /* a listing's .jsonl or .tsv: stat says the rest */
+	} else if (is_wait(parent, name)) {
+		kind = NK_WAIT;
+		res = 0;
 	} else {
 		res = ns_lookup(fs, parent, name, &kind, &group, &value,
 				&e.attr);
@@ -151,7 +160,8 @@ static mode_t kind_mode(enum nkind kind)
 	case NK_README:
 	case NK_TASKJSON:
 	case NK_METAFILE:
-	case NK_REFRESH: return S_IFREG;
+	case NK_REFRESH:
+	case NK_WAIT: return S_IFREG;
 	case NK_FIELD: return 0; /* file or folder: unknown without the task */
 	default: return S_IFDIR;
 	}
@@ -328,6 +338,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		view_reply(req, fs, n, size, off);
 		return;
 	}
+	if (n->kind == NK_WAIT) {
+		wait_read(fs, req, n, size, off); /* replies now or later */
+		return;
+	}
 	/* reading .refresh returns once the kernel's caches are dropped */
 	if (n->kind == NK_REFRESH)
 		notifier_flush(fs);
@@ -471,6 +485,13 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	/* readdirplus always: attributes come with the entries */
 	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
+	/*
+	 * Reads are sent as the reader's own requests, never in the
+	 * background: a kept READ of .wait (wait.c) must get the kernel's
+	 * FUSE_INTERRUPT when its reader is interrupted, and must not take
+	 * one of the few background slots that other reads need.
+	 */
+	conn->want &= ~(unsigned)FUSE_CAP_ASYNC_READ;
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) {

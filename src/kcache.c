@@ -201,6 +201,7 @@ static void task_changed(const char *id, void *arg)
 
 	/* every .jsonl and .tsv made before is made again */
 	__atomic_add_fetch(&((struct fs *)arg)->changes, 1, __ATOMIC_RELEASE);
+	wait_changed(arg, id); /* a read of .wait may end */
 	pthread_mutex_lock(&nt->lock);
 	if (!nt->running || nt->stop)
 		goto out;
@@ -252,8 +253,8 @@ static bool in_task_of(const struct node *n, const void *arg)
 
 static bool in_idset(const struct node *n, void *arg)
 {
-	if (n->kind == NK_REFRESH)
-		return false; /* its READ may be waiting for us */
+	if (n->kind == NK_REFRESH || n->kind == NK_WAIT)
+		return false; /* its READ may be waiting (for us) */
 	if (n->kind == NK_LISTING && n->parent->kind == NK_GROUP &&
 	    n->group == STORE_STATUSES)
 		return true; /* status folders: a task may have moved */
@@ -265,7 +266,8 @@ static bool in_idset(const struct node *n, void *arg)
 static bool any_node(const struct node *n, void *arg)
 {
 	(void)arg;
-	return n->kind != NK_REFRESH; /* its READ may be waiting for us */
+	/* its READ may be waiting (for us) */
+	return n->kind != NK_REFRESH && n->kind != NK_WAIT;
 }
 
 /* A task folder in a by-status/ folder: its entry may have to go. */

@@ -363,6 +363,15 @@ int node_stat(struct fs *fs, struct node *n, struct stat *st)
 		break;
 	case NK_JSONL:
 	case NK_TSV: res = -EIO; break; /* fs_ops asks vsnap_stat */
+	case NK_WAIT: {
+		/* the same attributes until the task ends: see wait.c */
+		char text[WAIT_TEXT_MAX];
+		int len = wait_text(node_value(node_task(n)), text,
+				    sizeof(text), &when);
+
+		fill_file(fs, st, len ? len : WAIT_SIZE, when);
+		break;
+	}
 	case NK_README:
 	case NK_TASKJSON:
 		res = node_render(fs, n, &b, &when);
@@ -423,6 +432,8 @@ double keep_for(struct fs *fs, const struct node *n)
 		return 0;
 	if (is_view(n))
 		n = n->parent; /* it shows its folder's listing */
+	if (n->kind == NK_WAIT)
+		return WAIT_KEEP;
 	if (n->kind == NK_LISTING && !node_listing(n, false, &l)) {
 		data = store_listing_left(l);
 		listing_unref(l);

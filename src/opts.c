@@ -78,6 +78,8 @@ static const struct num_opt {
 	  "64G", "a size",
 	  "a smaller cache would drop tasks before they are read, and fetch "
 	  "them again" },
+	{ "wait_max", offsetof(struct options, wait_max), false, "1", "604800",
+	  "a whole number of seconds", NULL },
 };
 
 _Static_assert(sizeof(nums) / sizeof(*nums) == OPTS_NUMS,
@@ -95,6 +97,7 @@ void opts_init(struct options *o)
 	o->retries = 3;
 	o->max_response = (size_t)64 << 20;
 	o->cache_size = (size_t)256 << 20;
+	o->wait_max = 3600;
 }
 
 /* An option NAME=VALUE that is numeric: keep VALUE's text. */
@@ -673,6 +676,10 @@ void opts_print_help(void)
 	       "least\n"
 	       "                           recently used is dropped, 16M-64G "
 	       "(default 256M)\n"
+	       "    -o wait_max=SECONDS    longest a read of <task>/.wait "
+	       "waits before\n"
+	       "                           ETIMEDOUT, 1-604800 (default "
+	       "3600)\n"
 	       "    -o allow_http          allow plain http to a host that is "
 	       "not "
 	       "loopback\n"

@@ -298,7 +298,8 @@ static void *signal_main(void *arg)
 			kcache_hup(fs);
 			continue;
 		}
-		http_abort_all(); /* requests waiting on the API give up */
+		wait_shutdown(fs); /* reads of .wait end while the loop runs */
+		http_abort_all();  /* requests waiting on the API give up */
 		if (kcache_quiesce(fs)) {
 			fuse_session_exit(fs->se);
 			pthread_kill(fs->main_thread, SIGUSR1);
@@ -363,10 +364,12 @@ int fs_run(struct fs *fs)
 	int res;
 
 	signals_start(fs); /* first: every thread after it blocks them */
+	wait_start(fs);	   /* before kcache_start hooks it to the store */
 	kcache_start(fs);
 	res = run_loop(fs);
 	signals_stop(fs);
 	kcache_stop(fs);
+	wait_stop(fs); /* answers the reads of .wait still kept */
 	return loop_result(res);
 }
 

@@ -571,12 +571,12 @@ int store_listing_peek(const struct list_body *q, long limit,
 
 /* ---- single tasks ---- */
 
-static int task_get(const char *id, bool force, struct task **out)
+static int task_get(const char *id, bool force, bool by_hand, struct task **out)
 {
 	struct task *stale = NULL, *t;
 	int res;
 
-	if (force)
+	if (by_hand)
 		asked_by_hand();
 	pthread_mutex_lock(&st.lock);
 	HASH_FIND_STR(st.tasks, id, t);
@@ -627,12 +627,17 @@ static int task_get(const char *id, bool force, struct task **out)
 
 int store_task(const char *id, struct task **out)
 {
-	return task_get(id, false, out);
+	return task_get(id, false, false, out);
 }
 
 int store_task_refresh(const char *id, struct task **out)
 {
-	return task_get(id, true, out);
+	return task_get(id, true, true, out);
+}
+
+int store_task_poll(const char *id, struct task **out)
+{
+	return task_get(id, true, false, out);
 }
 
 void store_expire(const struct list_body *q, long limit)

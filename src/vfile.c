@@ -30,8 +30,7 @@ const char *const vfile_meta_names[VFILE_META_COUNT] = { "config", "stats",
 static int meta_config(struct fs *fs, struct buf *out)
 {
 	const struct options *o = fs->opts;
-
-	return buf_printf(
+	int res = buf_printf(
 		out,
 		"url %s\nnamespace %s\nkey <redacted>\nkey_file %s\n"
 		"ca_file %s\n"
@@ -44,6 +43,8 @@ static int meta_config(struct fs *fs, struct buf *out)
 		fs->cmd.mountpoint, o->page_size, o->ttl, o->ttl_terminal,
 		o->max_connections, o->timeout, o->connect_timeout, o->retries,
 		o->max_response, o->cache_size, o->allow_http, o->debug);
+
+	return res ? res : buf_printf(out, "wait_max %u\n", o->wait_max);
 }
 
 static long rss_bytes(void)
@@ -81,6 +82,8 @@ static int meta_stats(struct fs *fs, struct buf *out)
 			u.tasks, u.task_bytes, u.task_cap, u.listings, u.listed,
 			node_count(&fs->nodes), rss_bytes(),
 			(long)(time(NULL) - fs->started), when, t ? line : "-");
+	if (!res)
+		res = wait_stats(fs, out); /* reads of .wait kept */
 	return res;
 }
 

@@ -21,6 +21,7 @@ RANGES = [
     ("retries", "0", "10", None, "11"),
     ("max_response", "1M", "1G", "1048575", "1025M"),
     ("cache_size", "16M", "64G", "16383K", "65537M"),
+    ("wait_max", "1", "604800", "0", "604801"),
 ]
 RANGE_OF = {r[0]: (r[1], r[2]) for r in RANGES}
 

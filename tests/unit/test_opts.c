@@ -69,6 +69,7 @@ static const struct range {
 	{ "retries", "0", "10", NULL, "11" },
 	{ "max_response", "1M", "1G", "1048575", "1073741825" },
 	{ "cache_size", "16M", "64G", "16777215", "65G" },
+	{ "wait_max", "1", "604800", "0", "604801" },
 };
 
 static void test_ranges(void)
@@ -118,6 +119,7 @@ static void test_values(void)
 	CHECK(o.connect_timeout == 10);
 	CHECK(o.max_response == (size_t)64 << 20);
 	CHECK(o.cache_size == (size_t)256 << 20);
+	CHECK(o.wait_max == 3600);
 	CHECK_STR(o.url, OPTS_DEFAULT_URL);
 	CHECK_STR(o.host, "api.mixpeek.com");
 	opts_release(&o);
