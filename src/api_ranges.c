@@ -65,6 +65,7 @@ struct ranges {
 	const struct page *probe;
 	struct range *r;
 	size_t n, cap;
+	long total; /* the listing's */
 	long cover; /* the most tasks one range fetches by offset */
 	long requests;
 };
@@ -296,6 +297,29 @@ static bool too_deep(const struct ranges *rs, const struct range *r)
 	return r->total < 0 || r->total > rs->cover;
 }
 
+/*
+ * Fetch the heads of the new ranges, then check that the totals still
+ * add up to the listing's: an API that ignores the filter, or counts
+ * otherwise, is caught before any more pages are asked for.
+ */
+static int fetch_new(struct ranges *rs)
+{
+	long sum = 0;
+	size_t i;
+	int res = fetch_ends(rs, is_new, false);
+
+	for (i = 0; i < rs->n && !res; i++)
+		sum += rs->r[i].total;
+	if (!res && sum != rs->total) {
+		log_warn("POST /v1/tasks/list: task_id ranges add up to %ld "
+			 "tasks, not the listing's %ld; paging by cursor "
+			 "instead",
+			 sum, rs->total);
+		return -EAGAIN;
+	}
+	return res;
+}
+
 static const char *last_id(const struct page *pg)
 {
 	return pg->tasks[pg->n - 1]->id;
@@ -423,7 +447,7 @@ static int split_deep(struct ranges *rs)
 	}
 	ranges_release(rs);
 	*rs = out;
-	return res ? res : fetch_ends(rs, is_new, false);
+	return res ? res : fetch_new(rs);
 }
 
 static int more_add(struct range *r, struct page *pg)
@@ -623,7 +647,7 @@ static int first_ranges(struct ranges *rs)
 				i < ncuts ? cuts[i] : NULL);
 	free(ids);
 	free(cuts);
-	return res ? res : fetch_ends(rs, is_new, false);
+	return res ? res : fetch_new(rs);
 }
 
 int api_list_ranges(const struct list_body *q, const struct page *probe,
@@ -636,6 +660,7 @@ int api_list_ranges(const struct list_body *q, const struct page *probe,
 
 	if (probe->total < 0 || q->range_lo || q->range_hi)
 		return -EAGAIN;
+	rs.total = probe->total;
 	rs.cover = (API_OFFSET_MAX / ps + 1) * ps;
 	res = first_ranges(&rs);
 	for (round = 0; round < SPLIT_ROUNDS && !res; round++) {
