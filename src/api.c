@@ -2,8 +2,12 @@
 /*
  * api: requests to /v1/tasks. The first list page asks for the total;
  * the remaining offset pages go out concurrently (bounded by
- * max_connections), and listings deeper than the offset cap continue
- * one page at a time with next_cursor.
+ * max_connections). A listing deeper than the offset cap, without a
+ * sort, comes sorted by task_id: from both ends at once while two offset
+ * windows cover it, as task_id ranges at once past that (api_ranges.c);
+ * sorted by task_id, as ranges too. Otherwise (another sort, a limit, or
+ * an API that refuses the ranges or ignores the sort) it continues one
+ * page at a time with next_cursor.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -180,6 +184,12 @@ out:
 	return res;
 }
 
+/* The most tasks one offset window holds: offsets 0 to the cap. */
+static long window_cover(void)
+{
+	return (API_OFFSET_MAX / api_page_size + 1) * (long)api_page_size;
+}
+
 /* Whether the ids of the pages run in order (ascending or descending). */
 static bool pages_sorted(const struct page *pages, size_t n, int dir)
 {
@@ -208,7 +218,7 @@ static int list_two_ended(const struct list_body *q, long total,
 {
 	struct list_body qa = *q, qb = *q;
 	struct buf ba = BUF_INIT(1 << 20), bb = BUF_INIT(1 << 20);
-	long cover = (API_OFFSET_MAX / api_page_size + 1) * (long)api_page_size;
+	long cover = window_cover();
 	long na = total < cover ? total : cover, nb, off, middle, sent;
 	size_t npa = 0, i, j;
 	struct plan p;
@@ -304,8 +314,14 @@ int api_list(const struct list_body *q, long limit, api_sink sink, void *ctx)
 	deep = !api_last_page(&first) && !api_short_page(&first, first_limit) &&
 		first.total >= 0 && limit <= 0 &&
 		api_plan_needs_cursor(first.total, api_page_size);
-	if (deep && (!q->sort_field || !strcmp(q->sort_field, "task_id"))) {
-		/* in task_id order, as ranges of ids at once */
+	if (deep &&
+	    (q->sort_field ? !strcmp(q->sort_field, "task_id") :
+			     first.total > 2 * window_cover())) {
+		/*
+		 * In task_id order, as ranges of ids at once. Without a sort,
+		 * a listing that two windows from both ends cover takes one
+		 * request less that way (and no cursor): ranges past that.
+		 */
 		res = api_list_ranges(q, &first, sink, ctx);
 		if (res != -EAGAIN)
 			goto out_first;
