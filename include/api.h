@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * api: the Mixpeek tasks endpoints. Builds list requests, pages through
- * results (offset pages fetched concurrently, then the cursor chain past
- * the API's offset cap) and returns task records. Logs each failure once.
+ * results (offset pages fetched concurrently; past the API's offset cap,
+ * ranges of task_id fetched concurrently, or the cursor chain) and
+ * returns task records. Logs each failure once.
  * Thread-safe after api_init. api_list, api_get_task and api_probe block
  * on HTTP (http_request); the others never do.
  */

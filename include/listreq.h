@@ -30,6 +30,15 @@ struct list_body {
 	bool case_sensitive;
 	const struct json_cond *conds;
 	size_t nconds;
+	/*
+	 * A task_id range the listing is cut to (api.c's partitioned deep
+	 * listings; query folders never set it): ids above range_lo (or
+	 * equal to it when range_lo_incl) and below range_hi, compared
+	 * case-sensitively whatever case_sensitive says. NULL: unbounded.
+	 */
+	const char *range_lo;
+	bool range_lo_incl;
+	const char *range_hi;
 };
 
 #endif

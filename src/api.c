@@ -2,8 +2,12 @@
 /*
  * api: requests to /v1/tasks. The first list page asks for the total;
  * the remaining offset pages go out concurrently (bounded by
- * max_connections), and listings deeper than the offset cap continue
- * one page at a time with next_cursor.
+ * max_connections). A listing deeper than the offset cap, without a
+ * sort, comes sorted by task_id: from both ends at once while two offset
+ * windows cover it, as task_id ranges at once past that (api_ranges.c);
+ * sorted by task_id, as ranges too. Otherwise (another sort, a limit, or
+ * an API that refuses the ranges or ignores the sort) it continues one
+ * page at a time with next_cursor.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,36 +19,10 @@
 #include "api.h"
 #include "http.h"
 #include "json.h"
+#include "api_i.h"
 #include "log.h"
 
 #define MAX_CURSOR_PAGES 1000000
-
-static unsigned page_size = 100;
-static unsigned max_conns = 4;
-
-void api_init(unsigned ps, unsigned conns)
-{
-	page_size = ps ? ps : 100;
-	max_conns = conns ? conns : 1;
-}
-
-int api_list_path(unsigned limit, long offset, const char *cursor,
-		  bool include_total, struct buf *out)
-{
-	int res = buf_printf(out, "/v1/tasks/list?limit=%u", limit);
-
-	if (!res && cursor) {
-		char *e = http_escape(cursor);
-
-		res = e ? buf_printf(out, "&cursor=%s", e) : -ENOMEM;
-		free(e);
-	} else if (!res && offset > 0) {
-		res = buf_printf(out, "&offset=%ld", offset);
-	}
-	if (!res && include_total)
-		res = buf_addstr(out, "&include_total=true");
-	return res;
-}
 
 size_t api_plan_offsets(long total, unsigned ps, long *offsets, size_t max)
 {
@@ -64,145 +42,6 @@ bool api_plan_needs_cursor(long total, unsigned ps)
 	long last = (API_OFFSET_MAX / ps) * ps; /* deepest offset page */
 
 	return total > last + (long)ps;
-}
-
-/* The most of a request body a debug line shows. */
-#define LOG_BODY_MAX 200
-
-/* One request; logs the failure once. */
-static int request(const char *method, const char *path, const char *body,
-		   struct http_response *resp)
-{
-	struct timespec t0, t1;
-	char msg[200];
-	int res;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	res = http_request(method, path, body, json_whole_object, resp);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	/* the body tells listings apart; it holds no secret */
-	log_debug("%s %s%s%.*s%s: status %ld, %zu bytes, %ld ms, %u attempts",
-		  method, path, body ? " " : "", LOG_BODY_MAX, body ? body : "",
-		  body && strlen(body) > LOG_BODY_MAX ? "..." : "",
-		  resp->status, resp->body.len,
-		  (t1.tv_sec - t0.tv_sec) * 1000 +
-			  (t1.tv_nsec - t0.tv_nsec) / 1000000,
-		  resp->attempts);
-	if (resp->key_change < 0)
-		log_info("the API accepts the key again");
-	if (!res)
-		return 0;
-	json_error_message(buf_str(&resp->body), resp->body.len, msg,
-			   sizeof(msg));
-	if (resp->key_change > 0) /* once, not once per request */
-		log_err("the API rejected the key (%s%s%s): every fetch fails "
-			"with EACCES, and the key is tried again at most once "
-			"per ttl",
-			resp->error, msg[0] ? ": " : "", msg);
-	if (res == -ENOENT || res == -EACCES)
-		log_debug("%s %s: %s", method, path, resp->error);
-	else if (res == -EINVAL) /* the same bad folder, again and again */
-		log_once(LOG_ERR, "%s %s: %s%s%s", method, path, resp->error,
-			 msg[0] ? ": " : "", msg);
-	else
-		log_err("%s %s: %s%s%s", method, path, resp->error,
-			msg[0] ? ": " : "", msg);
-	return res;
-}
-
-static int fetch_page(const char *body, unsigned limit, long offset,
-		      const char *cursor, bool total, struct page *pg)
-{
-	struct buf path = BUF_INIT(65536);
-	struct http_response resp;
-	int res;
-
-	memset(pg, 0, sizeof(*pg));
-	pg->total = -1;
-	res = api_list_path(limit, offset, cursor, total, &path);
-	if (res)
-		return res;
-	res = request("POST", buf_str(&path), body, &resp);
-	if (!res) {
-		res = json_parse_page(buf_str(&resp.body), resp.body.len, pg);
-		if (res == -EIO)
-			log_err("POST %s: HTTP %ld: body is not a task list",
-				buf_str(&path), resp.status);
-		else if (!res && pg->skipped)
-			log_warn("POST %s: skipped %zu malformed tasks",
-				 buf_str(&path), pg->skipped);
-	}
-	http_response_release(&resp);
-	buf_release(&path);
-	return res;
-}
-
-struct window {
-	pthread_mutex_t lock;
-	const char *const *bodies; /* one per page */
-	const long *offsets;
-	struct page *pages;
-	int *errs;
-	size_t n;
-	size_t next; /* protected by lock */
-	int failed;  /* protected by lock */
-};
-
-static void *window_worker(void *arg)
-{
-	struct window *w = arg;
-
-	for (;;) {
-		size_t i;
-
-		pthread_mutex_lock(&w->lock);
-		i = w->failed ? w->n : w->next++;
-		pthread_mutex_unlock(&w->lock);
-		if (i >= w->n)
-			return NULL;
-		w->errs[i] = fetch_page(w->bodies[i], page_size, w->offsets[i],
-					NULL, false, &w->pages[i]);
-		if (w->errs[i]) {
-			pthread_mutex_lock(&w->lock);
-			w->failed = 1;
-			pthread_mutex_unlock(&w->lock);
-		}
-	}
-}
-
-/*
- * Fetch page i of bodies[i] at offsets[i], for i in [0, n), with up to
- * max_conns requests at once.
- */
-static int fetch_window(const char *const *bodies, const long *offsets,
-			size_t n, struct page *pages)
-{
-	struct window w = {
-		.bodies = bodies, .offsets = offsets, .pages = pages, .n = n
-	};
-	pthread_t tids[64];
-	size_t i, nthreads = n < max_conns ? n : max_conns;
-	int res = 0;
-
-	if (nthreads > 64)
-		nthreads = 64;
-	w.errs = calloc(n, sizeof(*w.errs));
-	if (!w.errs)
-		return -ENOMEM;
-	pthread_mutex_init(&w.lock, NULL);
-	for (i = 0; i < nthreads; i++)
-		if (pthread_create(&tids[i], NULL, window_worker, &w))
-			break;
-	if (i == 0)
-		window_worker(&w); /* no thread: do it here */
-	nthreads = i;
-	for (i = 0; i < nthreads; i++)
-		pthread_join(tids[i], NULL);
-	for (i = 0; i < n && !res; i++)
-		res = w.errs[i];
-	pthread_mutex_destroy(&w.lock);
-	free(w.errs);
-	return res;
 }
 
 struct delivery {
@@ -229,18 +68,6 @@ static int deliver(struct delivery *d, const struct page *pg)
 	return d->limit > 0 && d->seen >= d->limit;
 }
 
-/* The API says nothing follows (or sent nothing to follow on from). */
-static bool last_page(const struct page *pg)
-{
-	return !pg->next_cursor || pg->n + pg->skipped == 0;
-}
-
-/* Fewer results than asked for: offsets after it would skip some. */
-static bool short_page(const struct page *pg, unsigned limit)
-{
-	return pg->n + pg->skipped < limit;
-}
-
 /* Follow next_cursor from pg (consumed) to the end. */
 static int follow_cursor(const char *body, struct page *pg, struct delivery *d)
 {
@@ -259,7 +86,8 @@ static int follow_cursor(const char *body, struct page *pg, struct delivery *d)
 			res = -EIO;
 			break;
 		}
-		res = fetch_page(body, page_size, 0, cursor, false, &next);
+		res = api_fetch_page(body, api_page_size, 0, cursor, false,
+				     &next);
 		if (res)
 			break;
 		res = deliver(d, &next);
@@ -271,7 +99,7 @@ static int follow_cursor(const char *body, struct page *pg, struct delivery *d)
 		}
 		free(cursor);
 		cursor = NULL;
-		if (!res && !last_page(&next)) {
+		if (!res && !api_last_page(&next)) {
 			cursor = next.next_cursor;
 			next.next_cursor = NULL;
 		}
@@ -323,22 +151,22 @@ static int list_forward(const char *body, struct page *first, long limit,
 	size_t n, i;
 	int res;
 
-	n = api_plan_offsets(first->total, page_size, NULL, 0);
+	n = api_plan_offsets(first->total, api_page_size, NULL, 0);
 	res = plan_init(&p, n);
 	if (res)
 		goto out;
 	for (i = 0; i < n; i++) {
-		long off = (long)(i + 1) * page_size;
+		long off = (long)(i + 1) * api_page_size;
 
 		if (limit > 0 && off >= limit)
 			break;
 		plan_add(&p, body, off);
 	}
-	res = fetch_window(p.bodies, p.offsets, p.n, p.pages);
+	res = api_fetch_window(p.bodies, p.offsets, p.n, false, p.pages);
 	for (i = 0; i < p.n && !res; i++) {
 		res = deliver(d, &p.pages[i]);
-		if (!res && i + 1 < p.n && !last_page(&p.pages[i]) &&
-		    short_page(&p.pages[i], page_size)) {
+		if (!res && i + 1 < p.n && !api_last_page(&p.pages[i]) &&
+		    api_short_page(&p.pages[i], api_page_size)) {
 			/* the offsets after a short page would leave a gap */
 			log_warn("POST /v1/tasks/list: a short page at offset "
 				 "%ld; following the cursor instead",
@@ -347,13 +175,19 @@ static int list_forward(const char *body, struct page *first, long limit,
 			goto out;
 		}
 	}
-	if (!res && p.n > 0 && !last_page(&p.pages[p.n - 1]))
+	if (!res && p.n > 0 && !api_last_page(&p.pages[p.n - 1]))
 		res = follow_cursor(body, &p.pages[p.n - 1], d);
 	else if (!res && p.n == 0)
 		res = follow_cursor(body, first, d);
 out:
 	plan_release(&p);
 	return res;
+}
+
+/* The most tasks one offset window holds: offsets 0 to the cap. */
+static long window_cover(void)
+{
+	return (API_OFFSET_MAX / api_page_size + 1) * (long)api_page_size;
 }
 
 /* Whether the ids of the pages run in order (ascending or descending). */
@@ -375,7 +209,7 @@ static bool pages_sorted(const struct page *pages, size_t n, int dir)
 
 /*
  * A listing too deep for one offset window: fetch it sorted by task_id
- * from both ends at once (two windows of up to 10,000 + page_size tasks),
+ * from both ends at once (two windows of up to 10,000 + api_page_size tasks),
  * and the middle, if any, by cursor from the end of the first window.
  * Comes out in task_id order. -EAGAIN when the API ignores the sort.
  */
@@ -384,7 +218,7 @@ static int list_two_ended(const struct list_body *q, long total,
 {
 	struct list_body qa = *q, qb = *q;
 	struct buf ba = BUF_INIT(1 << 20), bb = BUF_INIT(1 << 20);
-	long cover = (API_OFFSET_MAX / page_size + 1) * (long)page_size;
+	long cover = window_cover();
 	long na = total < cover ? total : cover, nb, off, middle, sent;
 	size_t npa = 0, i, j;
 	struct plan p;
@@ -398,14 +232,14 @@ static int list_two_ended(const struct list_body *q, long total,
 	if (!res)
 		res = json_list_body(&qb, &bb);
 	if (!res)
-		res = plan_init(&p, (size_t)((na + nb) / page_size + 2));
+		res = plan_init(&p, (size_t)((na + nb) / api_page_size + 2));
 	if (res)
 		goto out_bodies;
-	for (off = 0; off < na; off += page_size, npa++)
+	for (off = 0; off < na; off += api_page_size, npa++)
 		plan_add(&p, buf_str(&ba), off);
-	for (off = 0; off < nb; off += page_size)
+	for (off = 0; off < nb; off += api_page_size)
 		plan_add(&p, buf_str(&bb), off);
-	res = fetch_window(p.bodies, p.offsets, p.n, p.pages);
+	res = api_fetch_window(p.bodies, p.offsets, p.n, false, p.pages);
 	if (res)
 		goto out;
 	if (!pages_sorted(p.pages, npa, 1) ||
@@ -419,8 +253,8 @@ static int list_two_ended(const struct list_body *q, long total,
 		long want = (i < npa ? na : nb) -
 			(p.offsets[i] > 0 ? p.offsets[i] : 0);
 
-		if (want > (long)page_size)
-			want = page_size;
+		if (want > (long)api_page_size)
+			want = api_page_size;
 		if ((long)(p.pages[i].n + p.pages[i].skipped) < want) {
 			log_warn("POST /v1/tasks/list: a short page; paging by "
 				 "cursor instead");
@@ -462,8 +296,9 @@ int api_list(const struct list_body *q, long limit, api_sink sink, void *ctx)
 {
 	struct delivery d = { sink, ctx, limit, 0 };
 	struct buf body = BUF_INIT(1 << 20);
-	unsigned first_limit = page_size;
+	unsigned first_limit = api_page_size;
 	struct page first;
+	bool deep;
 	int res;
 
 	res = json_list_body(q, &body);
@@ -472,21 +307,35 @@ int api_list(const struct list_body *q, long limit, api_sink sink, void *ctx)
 	/* a listing cut at limit (at most 1000) takes one request */
 	if (limit > 0 && limit <= 1000)
 		first_limit = (unsigned)limit;
-	res = fetch_page(buf_str(&body), first_limit, 0, NULL, true, &first);
+	res = api_fetch_page(buf_str(&body), first_limit, 0, NULL, true,
+			     &first);
 	if (res)
 		goto out_body;
-	if (!last_page(&first) && !short_page(&first, first_limit) &&
-	    first.total >= 0 && limit <= 0 && !q->sort_field &&
-	    api_plan_needs_cursor(first.total, page_size)) {
+	deep = !api_last_page(&first) && !api_short_page(&first, first_limit) &&
+		first.total >= 0 && limit <= 0 &&
+		api_plan_needs_cursor(first.total, api_page_size);
+	if (deep &&
+	    (q->sort_field ? !strcmp(q->sort_field, "task_id") :
+			     first.total > 2 * window_cover())) {
+		/*
+		 * In task_id order, as ranges of ids at once. Without a sort,
+		 * a listing that two windows from both ends cover takes one
+		 * request less that way (and no cursor): ranges past that.
+		 */
+		res = api_list_ranges(q, &first, sink, ctx);
+		if (res != -EAGAIN)
+			goto out_first;
+	}
+	if (deep && !q->sort_field) {
 		res = list_two_ended(q, first.total, &d);
 		if (res != -EAGAIN)
 			goto out_first;
 		d.seen = 0; /* nothing was delivered */
 	}
 	res = deliver(&d, &first);
-	if (res || last_page(&first))
+	if (res || api_last_page(&first))
 		goto out_first;
-	if (short_page(&first, first_limit)) {
+	if (api_short_page(&first, first_limit)) {
 		res = follow_cursor(buf_str(&body), &first, &d);
 	} else if (first.total >= 0) {
 		res = list_forward(buf_str(&body), &first, limit, &d);
@@ -496,19 +345,20 @@ int api_list(const struct list_body *q, long limit, api_sink sink, void *ctx)
 		long off;
 
 		memset(&first, 0, sizeof(first));
-		for (off = page_size; off <= API_OFFSET_MAX; off += page_size) {
-			res = fetch_page(buf_str(&body), page_size, off, NULL,
-					 false, &pg);
+		for (off = api_page_size; off <= API_OFFSET_MAX;
+		     off += api_page_size) {
+			res = api_fetch_page(buf_str(&body), api_page_size, off,
+					     NULL, false, &pg);
 			if (res)
 				break;
 			page_release(&last);
 			last = pg;
 			res = deliver(&d, &last);
-			if (res || last_page(&last) ||
-			    short_page(&last, page_size))
+			if (res || api_last_page(&last) ||
+			    api_short_page(&last, api_page_size))
 				break;
 		}
-		if (!res && !last_page(&last))
+		if (!res && !api_last_page(&last))
 			res = follow_cursor(buf_str(&body), &last, &d);
 		page_release(&last);
 	}
@@ -532,7 +382,7 @@ int api_get_task(const char *id, struct task **out)
 	free(e);
 	if (res)
 		return res;
-	res = request("GET", buf_str(&path), NULL, &resp);
+	res = api_request("GET", buf_str(&path), NULL, &resp);
 	if (!res) {
 		res = json_parse_task(buf_str(&resp.body), resp.body.len, out);
 		if (res)

@@ -673,7 +673,55 @@ static cJSON *cond_json(const struct json_cond *c)
 	return o;
 }
 
-/* AND of plain conditions and OR groups; NOT of negated ones. */
+/* One string condition on task_id. */
+static cJSON *id_cond(const char *op, const char *value)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o || !cJSON_AddStringToObject(o, "field", "task_id") ||
+	    !cJSON_AddStringToObject(o, "operator", op) ||
+	    !cJSON_AddStringToObject(o, "value", value)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+/*
+ * The task_id range as a group of its own, case-sensitive (the listing's
+ * order is the ids' byte order, whatever the folder's conditions say).
+ */
+static cJSON *range_json(const struct list_body *b)
+{
+	cJSON *g = cJSON_CreateObject(), *and, *c;
+
+	and = g ? cJSON_AddArrayToObject(g, "AND") : NULL;
+	if (!and)
+		goto fail;
+	if (b->range_lo) {
+		c = id_cond(b->range_lo_incl ? "gte" : "gt", b->range_lo);
+		if (!c)
+			goto fail;
+		cJSON_AddItemToArray(and, c);
+	}
+	if (b->range_hi) {
+		c = id_cond("lt", b->range_hi);
+		if (!c)
+			goto fail;
+		cJSON_AddItemToArray(and, c);
+	}
+	if (!cJSON_AddTrueToObject(g, "case_sensitive"))
+		goto fail;
+	return g;
+fail:
+	cJSON_Delete(g);
+	return NULL;
+}
+
+/*
+ * AND of plain conditions, OR groups and the task_id range; NOT of
+ * negated ones.
+ */
 static cJSON *filters_json(const struct list_body *b)
 {
 	cJSON *f = cJSON_CreateObject(), *and = NULL, *not = NULL;
@@ -712,6 +760,19 @@ static cJSON *filters_json(const struct list_body *b)
 			goto fail;
 		cJSON_AddItemToArray(*list, item);
 	}
+	if (b->range_lo || b->range_hi) {
+		cJSON *r = range_json(b);
+
+		if (!r)
+			goto fail;
+		if (!and)
+			and = cJSON_AddArrayToObject(f, "AND");
+		if (!and) {
+			cJSON_Delete(r);
+			goto fail;
+		}
+		cJSON_AddItemToArray(and, r);
+	}
 	if (b->case_sensitive)
 		cJSON_AddTrueToObject(f, "case_sensitive");
 	return f;
@@ -733,7 +794,7 @@ int json_list_body(const struct list_body *b, struct buf *out)
 	if (b->task_type &&
 	    !cJSON_AddStringToObject(o, "task_type", b->task_type))
 		goto out;
-	if (b->nconds || b->case_sensitive) {
+	if (b->nconds || b->case_sensitive || b->range_lo || b->range_hi) {
 		cJSON *f = filters_json(b);
 
 		if (!f)

@@ -141,6 +141,14 @@ are 422 ``ValidationError`` with ``details.validation_errors`` =
     All conditions (status, task_type, filters, search) are ANDed.  The
     filtered and sorted result is cached per query and data version.
 
+    An index on task_id: a list request sorted by task_id whose
+    ``filters.AND`` holds one group ``{"AND": [conditions on task_id with
+    gt/gte/lt/lte and string values], "case_sensitive": true}`` is
+    answered from the cached result of the same request without that
+    group, cut with a binary search (the same tasks, in the same order,
+    as filtering would give; it keeps range requests cheap, as an index
+    makes them on the real API).
+
 ``GET /v1/tasks/{task_id}``
     The id is percent-decoded from a single path segment: ids containing
     "/" must be sent as %2F, ".." as %2E%2E (a raw "/" gives a 404).
@@ -226,6 +234,11 @@ Faults (apply to /v1 only)
    cursor_loop      list: next_cursor is always the cursor of the second
                     page, on every page, even an empty one
 ``huge_bytes``  (209715200) size of the huge_body reply
+``task_id_filter`` (null) list requests whose filters hold a condition
+                on task_id (anywhere in the tree):
+   refuse       400 BadRequestError, as an API that cannot filter on it
+   ignore       the task_id conditions are dropped (always hold)
+   total_off    include_total reports one task more than there is
 Order of checks per /v1 request: latency, hang, fail_next, error_rate,
 rate_429, garbage_rate, then auth, then the endpoint (with ``bad``).
 """
@@ -273,7 +286,10 @@ FAULT_DEFAULTS = {
     "rate_429": 0.0, "retry_after": "1", "garbage_rate": 0.0,
     "hang": False, "fail_next": 0, "seed": None, "bad": None,
     "huge_bytes": 200 * 1024 * 1024, "error_message": None,
+    "task_id_filter": None,
 }
+TASK_ID_FILTER_MODES = ("refuse", "ignore", "total_off")
+RANGE_OPS = ("gt", "gte", "lt", "lte")
 TLS_VERSIONS = ("1.1", "1.2", "1.3")
 ERROR_TYPES = {400: "BadRequestError", 401: "UnauthorizedError",
                403: "ForbiddenError", 404: "NotFoundError",
@@ -626,6 +642,97 @@ def sort_records(recs, field, desc):
     return [r for _, r in present] + missing
 
 
+# ------------------------------------------------ task_id ranges
+
+def mentions_task_id(node):
+    """Whether a filters tree holds a condition on task_id."""
+    if isinstance(node, list):
+        return any(mentions_task_id(n) for n in node)
+    if not isinstance(node, dict):
+        return False
+    if node.get("field") == "task_id" or "task_id" in node:
+        return True
+    return any(mentions_task_id(v) for v in node.values()
+               if isinstance(v, (dict, list)))
+
+
+def strip_task_id(node):
+    """A copy of a filters tree without its conditions on task_id."""
+    if isinstance(node, list):
+        return [strip_task_id(n) for n in node if not (
+            isinstance(n, dict) and n.get("field") == "task_id")]
+    if not isinstance(node, dict):
+        return node
+    return {k: strip_task_id(v) for k, v in node.items()
+            if k != "task_id"}
+
+
+def _range_group(item):
+    if not isinstance(item, dict) or set(item) != {"AND", "case_sensitive"} \
+            or item["case_sensitive"] is not True or \
+            not isinstance(item["AND"], list) or not item["AND"]:
+        return None
+    conds = []
+    for c in item["AND"]:
+        if not isinstance(c, dict) or set(c) != {"field", "operator",
+                                                 "value"} or \
+                c["field"] != "task_id" or c["operator"] not in RANGE_OPS \
+                or not isinstance(c["value"], str):
+            return None
+        conds.append((c["operator"], c["value"]))
+    return conds
+
+
+def split_id_range(data):
+    """(the body without its task_id range group, the range's conditions)
+    for a body sorted by task_id with one such group in filters.AND, else
+    None."""
+    if not isinstance(data, dict):
+        return None
+    sort, filters = data.get("sort"), data.get("filters")
+    if not isinstance(sort, dict) or sort.get("field") != "task_id" or \
+            not isinstance(filters, dict) or \
+            not isinstance(filters.get("AND"), list):
+        return None
+    groups = [i for i, item in enumerate(filters["AND"])
+              if _range_group(item) is not None]
+    if len(groups) != 1:
+        return None
+    conds = _range_group(filters["AND"][groups[0]])
+    rest = [item for i, item in enumerate(filters["AND"]) if i != groups[0]]
+    base_filters = {k: v for k, v in filters.items() if k != "AND"}
+    if rest:
+        base_filters["AND"] = rest
+    base = {k: v for k, v in data.items() if k != "filters"}
+    if base_filters:
+        base["filters"] = base_filters
+    return base, conds
+
+
+def id_slice(recs, conds, desc):
+    """The records (sorted by task_id) whose id meets every condition."""
+    def holds(rec, ops):
+        tid = rec.task.get("task_id")
+        return isinstance(tid, str) and all(
+            _compare(op, tid, v) for op, v in conds if op in ops)
+
+    def first(pred):    # pred is False, then True, along recs
+        lo, hi = 0, len(recs)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if pred(recs[mid]):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+    low, high = ("gt", "gte"), ("lt", "lte")
+    if desc:
+        low, high = high, low
+    start = first(lambda r: holds(r, low))
+    end = first(lambda r: not holds(r, high))
+    return recs[start:max(start, end)]
+
+
 # ------------------------------------------------------------ the query
 
 class Query:
@@ -881,6 +988,15 @@ class State:
                     self.cache.popitem(last=False)
         return result
 
+    def query_body(self, q, data):
+        """query(), with a task_id range cut from the cache (see above)."""
+        split = split_id_range(data)
+        if split is None:
+            return self.query(q)
+        base, conds = split
+        return id_slice(self.query(Query(base)), conds,
+                        data["sort"].get("direction") == "desc")
+
     # -- statistics
 
     def record(self, entry, kind):
@@ -954,6 +1070,10 @@ class State:
               "seed", "null or an integer")
         check(new["bad"] is None or new["bad"] in BAD_MODES, "bad",
               "null or one of " + ", ".join(BAD_MODES))
+        check(new["task_id_filter"] is None or
+              new["task_id_filter"] in TASK_ID_FILTER_MODES,
+              "task_id_filter",
+              "null or one of " + ", ".join(TASK_ID_FILTER_MODES))
         with self.lock:
             self.faults = new
             self.fault_rng = random.Random(new["seed"])
@@ -1261,10 +1381,20 @@ class Handler(BaseHTTPRequestHandler):
         limit = parse_int(self.params, "limit", 1, MAX_LIMIT, DEFAULT_LIMIT)
         offset = parse_int(self.params, "offset", 0, MAX_OFFSET, 0)
         include_total = parse_bool(self.params, "include_total")
+        tid_fault = faults["task_id_filter"]
+        if tid_fault and isinstance(data, dict) and \
+                mentions_task_id(data.get("filters")):
+            if tid_fault == "refuse":
+                raise ApiError(400, "BadRequestError",
+                               "filters on task_id are not supported")
+            if tid_fault == "ignore":
+                data = dict(data, filters=strip_task_id(data["filters"]))
+        else:
+            tid_fault = None
         q = Query(data)
         cursor = self.params.get("cursor") or None
         pos = decode_cursor(cursor, q.fingerprint) if cursor else offset
-        recs = self.state.query(q)
+        recs = self.state.query_body(q, data)
         total = len(recs)
 
         bad = faults["bad"]
@@ -1287,6 +1417,8 @@ class Handler(BaseHTTPRequestHandler):
                "total_pages": None, "next_page": None,
                "previous_page": None, "next_cursor": next_cursor}
         if include_total:
+            if tid_fault == "total_off":
+                total += 1
             pag.update(total=total, page=pos // limit + 1, page_size=limit,
                        total_pages=math.ceil(total / limit))
         text = '{"results":[' + ",".join(

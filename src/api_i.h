@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * api_i: what api.c, api_page.c and api_ranges.c share, private to them.
+ * api_page.c sends requests and fetches list pages; api_ranges.c fetches
+ * a deep listing as task_id ranges; api.c pages through everything else.
+ * All of it blocks on HTTP but the two inline tests; thread-safe after
+ * api_init.
+ */
+#ifndef MIXPEEKFS_API_I_H
+#define MIXPEEKFS_API_I_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "api.h"
+#include "http.h"
+#include "json.h"
+
+/* Set once by api_init, before any thread starts; read-only after. */
+extern unsigned api_page_size;
+extern unsigned api_max_conns;
+
+/* One request; logs a failure once. 0 or -errno (http_status_errno). */
+int api_request(const char *method, const char *path, const char *body,
+		struct http_response *resp);
+
+/*
+ * One list page of body at offset (or cursor, when set), limit tasks,
+ * with the total when total is set. 0 or -errno; pg is always filled in
+ * (released by the caller, page_release).
+ */
+int api_fetch_page(const char *body, unsigned limit, long offset,
+		   const char *cursor, bool total, struct page *pg);
+
+/*
+ * Fetch page i of bodies[i] at offsets[i] (page_size tasks), for i in
+ * [0, n), up to max_connections at once; each asks for the total when
+ * total is set. 0, or the error of the first page (in index order) that
+ * failed; after a failure no new request starts.
+ */
+int api_fetch_window(const char *const *bodies, const long *offsets, size_t n,
+		     bool total, struct page *pages);
+
+/*
+ * A listing in task_id order fetched as ranges of task_id at once (see
+ * api_ranges.c): q has no sort or sorts by task_id, probe is its first
+ * page (with the total). Calls sink for every task in order, only once
+ * the whole listing came and checked out. -EAGAIN, with nothing
+ * delivered, when the API refused the ranges or they did not add up:
+ * the caller pages another way.
+ */
+int api_list_ranges(const struct list_body *q, const struct page *probe,
+		    api_sink sink, void *ctx);
+
+/* The API says nothing follows (or sent nothing to follow on from). */
+static inline bool api_last_page(const struct page *pg)
+{
+	return !pg->next_cursor || pg->n + pg->skipped == 0;
+}
+
+/* Fewer results than asked for: offsets after it would skip some. */
+static inline bool api_short_page(const struct page *pg, unsigned limit)
+{
+	return pg->n + pg->skipped < limit;
+}
+
+#endif

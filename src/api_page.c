@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+/*
+ * api_page: one request to /v1/tasks and one list page, and a window of
+ * list pages fetched at once (up to max_connections). Shared by api.c
+ * and api_ranges.c through api_i.h.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "api_i.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+
+unsigned api_page_size = 100;
+unsigned api_max_conns = 4;
+
+void api_init(unsigned ps, unsigned conns)
+{
+	api_page_size = ps ? ps : 100;
+	api_max_conns = conns ? conns : 1;
+}
+
+int api_list_path(unsigned limit, long offset, const char *cursor,
+		  bool include_total, struct buf *out)
+{
+	int res = buf_printf(out, "/v1/tasks/list?limit=%u", limit);
+
+	if (!res && cursor) {
+		char *e = http_escape(cursor);
+
+		res = e ? buf_printf(out, "&cursor=%s", e) : -ENOMEM;
+		free(e);
+	} else if (!res && offset > 0) {
+		res = buf_printf(out, "&offset=%ld", offset);
+	}
+	if (!res && include_total)
+		res = buf_addstr(out, "&include_total=true");
+	return res;
+}
+
+/* The most of a request body a debug line shows. */
+#define LOG_BODY_MAX 200
+
+int api_request(const char *method, const char *path, const char *body,
+		struct http_response *resp)
+{
+	struct timespec t0, t1;
+	char msg[200];
+	int res;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	res = http_request(method, path, body, json_whole_object, resp);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	/* the body tells listings apart; it holds no secret */
+	log_debug("%s %s%s%.*s%s: status %ld, %zu bytes, %ld ms, %u attempts",
+		  method, path, body ? " " : "", LOG_BODY_MAX, body ? body : "",
+		  body && strlen(body) > LOG_BODY_MAX ? "..." : "",
+		  resp->status, resp->body.len,
+		  (t1.tv_sec - t0.tv_sec) * 1000 +
+			  (t1.tv_nsec - t0.tv_nsec) / 1000000,
+		  resp->attempts);
+	if (resp->key_change < 0)
+		log_info("the API accepts the key again");
+	if (!res)
+		return 0;
+	json_error_message(buf_str(&resp->body), resp->body.len, msg,
+			   sizeof(msg));
+	if (resp->key_change > 0) /* once, not once per request */
+		log_err("the API rejected the key (%s%s%s): every fetch fails "
+			"with EACCES, and the key is tried again at most once "
+			"per ttl",
+			resp->error, msg[0] ? ": " : "", msg);
+	if (res == -ENOENT || res == -EACCES)
+		log_debug("%s %s: %s", method, path, resp->error);
+	else if (res == -EINVAL) /* the same bad folder, again and again */
+		log_once(LOG_ERR, "%s %s: %s%s%s", method, path, resp->error,
+			 msg[0] ? ": " : "", msg);
+	else
+		log_err("%s %s: %s%s%s", method, path, resp->error,
+			msg[0] ? ": " : "", msg);
+	return res;
+}
+
+int api_fetch_page(const char *body, unsigned limit, long offset,
+		   const char *cursor, bool total, struct page *pg)
+{
+	struct buf path = BUF_INIT(65536);
+	struct http_response resp;
+	int res;
+
+	memset(pg, 0, sizeof(*pg));
+	pg->total = -1;
+	res = api_list_path(limit, offset, cursor, total, &path);
+	if (res)
+		return res;
+	res = api_request("POST", buf_str(&path), body, &resp);
+	if (!res) {
+		res = json_parse_page(buf_str(&resp.body), resp.body.len, pg);
+		if (res == -EIO)
+			log_err("POST %s: HTTP %ld: body is not a task list",
+				buf_str(&path), resp.status);
+		else if (!res && pg->skipped)
+			log_warn("POST %s: skipped %zu malformed tasks",
+				 buf_str(&path), pg->skipped);
+	}
+	http_response_release(&resp);
+	buf_release(&path);
+	return res;
+}
+
+struct window {
+	pthread_mutex_t lock;
+	const char *const *bodies; /* one per page */
+	const long *offsets;
+	struct page *pages;
+	int *errs;
+	size_t n;
+	bool total;  /* ask each page for the total */
+	size_t next; /* protected by lock */
+	int failed;  /* protected by lock */
+};
+
+static void *window_worker(void *arg)
+{
+	struct window *w = arg;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&w->lock);
+		i = w->failed ? w->n : w->next++;
+		pthread_mutex_unlock(&w->lock);
+		if (i >= w->n)
+			return NULL;
+		w->errs[i] = api_fetch_page(w->bodies[i], api_page_size,
+					    w->offsets[i], NULL, w->total,
+					    &w->pages[i]);
+		if (w->errs[i]) {
+			pthread_mutex_lock(&w->lock);
+			w->failed = 1;
+			pthread_mutex_unlock(&w->lock);
+		}
+	}
+}
+
+int api_fetch_window(const char *const *bodies, const long *offsets, size_t n,
+		     bool total, struct page *pages)
+{
+	struct window w = { .bodies = bodies,
+			    .offsets = offsets,
+			    .pages = pages,
+			    .n = n,
+			    .total = total };
+	pthread_t tids[64];
+	size_t i, nthreads = n < api_max_conns ? n : api_max_conns;
+	int res = 0;
+
+	if (nthreads > 64)
+		nthreads = 64;
+	w.errs = calloc(n, sizeof(*w.errs));
+	if (!w.errs)
+		return -ENOMEM;
+	pthread_mutex_init(&w.lock, NULL);
+	for (i = 0; i < nthreads; i++)
+		if (pthread_create(&tids[i], NULL, window_worker, &w))
+			break;
+	if (i == 0)
+		window_worker(&w); /* no thread: do it here */
+	nthreads = i;
+	for (i = 0; i < nthreads; i++)
+		pthread_join(tids[i], NULL);
+	for (i = 0; i < n && !res; i++)
+		res = w.errs[i];
+	pthread_mutex_destroy(&w.lock);
+	free(w.errs);
+	return res;
+}
