@@ -27,6 +27,61 @@ static struct node *node_new(const char *name, enum nkind kind, int group,
 	return n;
 }
 
+/* What n takes: its block, its value's, malloc's words, a hash share. */
+static size_t node_cost(const struct node *n)
+{
+	size_t c = (sizeof(*n) + strlen(n->name) + 1 + sizeof(size_t) + 15) &
+		~(size_t)15;
+
+	if (n->value)
+		c += (strlen(n->value) + 1 + sizeof(size_t) + 15) & ~(size_t)15;
+	return c + 2 * sizeof(void *);
+}
+
+/* Count n's bytes in or out (sign): the table's, its listing's. */
+static void account_locked(struct node_table *t, struct node *n, int sign)
+{
+	size_t c = node_cost(n);
+	struct node *l = n;
+
+	while (l && l->kind != NK_LISTING)
+		l = l->parent;
+	if (sign > 0) {
+		__atomic_store_n(&t->bytes, t->bytes + c, __ATOMIC_RELAXED);
+		if (l)
+			l->sub += c;
+	} else {
+		__atomic_store_n(&t->bytes, t->bytes - c, __ATOMIC_RELAXED);
+		if (l && l != n)
+			l->sub -= c;
+	}
+}
+
+/* Add n to the listing nodes, or take it out. 0 or -ENOMEM. */
+static int lnodes_add_locked(struct node_table *t, struct node *n)
+{
+	if (t->nlnodes == t->lcap) {
+		size_t cap = t->lcap ? t->lcap * 2 : 64;
+		struct node **v = realloc(t->lnodes, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		t->lnodes = v;
+		t->lcap = cap;
+	}
+	n->lidx = (uint32_t)t->nlnodes;
+	t->lnodes[t->nlnodes++] = n;
+	return 0;
+}
+
+static void lnodes_del_locked(struct node_table *t, struct node *n)
+{
+	struct node *last = t->lnodes[--t->nlnodes];
+
+	t->lnodes[n->lidx] = last;
+	last->lidx = n->lidx;
+}
+
 static void node_free(struct node_table *t, struct node *n)
 {
 	if (n->cache && t->cache_free)
@@ -59,6 +114,9 @@ void node_table_release(struct node_table *t)
 	}
 	if (t->root)
 		node_free(t, t->root);
+	free(t->lnodes);
+	t->lnodes = NULL;
+	t->nlnodes = t->lcap = 0;
 	pthread_mutex_destroy(&t->lock);
 	t->root = NULL;
 }
@@ -88,6 +146,8 @@ struct node *node_child(struct node_table *t, struct node *parent,
 {
 	size_t len = strlen(name);
 	char stack[256], *key = stack;
+	void (*grew)(void *) = NULL;
+	void *grew_arg = NULL;
 	struct node *n;
 
 	if (KEYLEN(len) > sizeof(stack) && !(key = malloc(KEYLEN(len))))
@@ -101,15 +161,28 @@ struct node *node_child(struct node_table *t, struct node *parent,
 		if (!n)
 			goto out;
 		n->parent = parent;
+		if (kind == NK_LISTING && lnodes_add_locked(t, n)) {
+			node_free(t, n);
+			n = NULL;
+			goto out;
+		}
 		HASH_ADD_KEYPTR(hh, t->nodes, KEY(n), KEYLEN(len), n);
 		parent->nkids++;
 		t->count++;
+		account_locked(t, n, 1);
+		if (t->bytes >= t->mark + NODE_GROW_STEP) {
+			t->mark = t->bytes;
+			grew = t->grew;
+			grew_arg = t->grew_arg;
+		}
 	}
 	n->nlookup++;
 out:
 	pthread_mutex_unlock(&t->lock);
 	if (key != stack)
 		free(key);
+	if (grew)
+		grew(grew_arg);
 	return n;
 }
 
@@ -165,10 +238,54 @@ void node_forget(struct node_table *t, struct node *n, uint64_t count)
 		HASH_DELETE(hh, t->nodes, n);
 		parent->nkids--;
 		t->count--;
+		account_locked(t, n, -1);
+		if (n->kind == NK_LISTING)
+			lnodes_del_locked(t, n);
 		node_free(t, n);
 		n = parent;
 	}
+	if (t->bytes < t->mark)
+		t->mark = t->bytes;
 	pthread_mutex_unlock(&t->lock);
+}
+
+size_t node_bytes(struct node_table *t)
+{
+	return __atomic_load_n(&t->bytes, __ATOMIC_RELAXED);
+}
+
+void node_on_grow(struct node_table *t, void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&t->lock);
+	t->grew = fn;
+	t->grew_arg = arg;
+	t->mark = t->bytes;
+	pthread_mutex_unlock(&t->lock);
+}
+
+long node_listings(struct node_table *t, struct node ***out, size_t **subs)
+{
+	struct node **v;
+	size_t *s, i;
+
+	pthread_mutex_lock(&t->lock);
+	v = malloc((t->nlnodes + 1) * sizeof(*v));
+	s = malloc((t->nlnodes + 1) * sizeof(*s));
+	if (!v || !s) {
+		pthread_mutex_unlock(&t->lock);
+		free(v);
+		free(s);
+		return -ENOMEM;
+	}
+	for (i = 0; i < t->nlnodes; i++) {
+		v[i] = t->lnodes[i];
+		v[i]->nlookup++;
+		s[i] = v[i]->sub;
+	}
+	pthread_mutex_unlock(&t->lock);
+	*out = v;
+	*subs = s;
+	return (long)i;
 }
 
 const struct node *node_task(const struct node *n)

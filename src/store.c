@@ -72,8 +72,11 @@ struct lentry {
 	char *key;	     /* request body + limit */
 	struct listing *cur; /* last good snapshot, or NULL */
 	bool loading;
-	unsigned gen; /* bumped when a load ends */
-	int err;      /* result of the last load */
+	unsigned gen;	  /* bumped when a load ends */
+	int err;	  /* result of the last load */
+	unsigned waiters; /* threads waiting for the load to end */
+	size_t bytes;	  /* counted in st.lbytes: entry, key and cur */
+	struct lentry *prev, *next; /* st.lru_listings */
 	UT_hash_handle hh;
 };
 
@@ -97,6 +100,9 @@ static struct {
 	size_t bytes;	    /* protected by lock: of all tasks */
 	size_t cap;
 	struct lentry *listings;	   /* protected by lock */
+	struct lentry *lru_listings;	   /* protected by lock: oldest first */
+	size_t lbytes;			   /* protected by lock: of listings */
+	struct store_mem_hooks mem;	   /* protected by lock */
 	struct value *values[2];	   /* protected by lock; append only */
 	struct missing *missing;	   /* protected by lock: by id */
 	struct missing *gone[MISSING_MAX]; /* protected by lock: a ring */
@@ -169,6 +175,7 @@ static void missing_clear_locked(void)
 }
 
 static void drop_locked(struct task *t);
+static void lentry_free_locked(struct lentry *le);
 
 static int values_add(enum store_values which, const char *name)
 {
@@ -213,13 +220,8 @@ void store_cleanup(void)
 	drop_locked(t);
 	missing_clear_locked();
 	HASH_ITER(hh, st.listings, le, ltmp)
-	{
-		HASH_DEL(st.listings, le);
-		if (le->cur)
-			listing_unref(le->cur);
-		free(le->key);
-		free(le);
-	}
+	lentry_free_locked(le);
+	memset(&st.mem, 0, sizeof(st.mem));
 	task_cleanup();
 	for (i = 0; i < 2; i++) {
 		while (st.values[i]) {
@@ -326,7 +328,9 @@ static void changed_locked(const char *id)
 
 static size_t task_bytes(const struct task *t)
 {
-	return sizeof(*t) + strlen(t->id) + 1 + t->packed_len;
+	/* and malloc's word, and the hash table's bucket share */
+	return sizeof(*t) + strlen(t->id) + 1 + t->packed_len +
+		2 * sizeof(size_t);
 }
 
 static void drop_locked(struct task *t)
@@ -347,7 +351,7 @@ static void touch_locked(struct task *t)
 /* Drop the least recently used tasks beyond the cap, keeping keep. */
 static void evict_locked(const struct task *keep)
 {
-	while (st.bytes > st.cap && st.lru && st.lru != keep) {
+	while (st.bytes + st.lbytes > st.cap && st.lru && st.lru != keep) {
 		/* refetched later, it could not be compared: drop the
 		 * kernel's copies now */
 		changed_locked(st.lru->id);
@@ -392,6 +396,41 @@ static int ingest_locked(struct task *t)
 }
 
 /* ---- listings ---- */
+
+static size_t extra_locked(void)
+{
+	return st.mem.extra ? st.mem.extra(st.mem.arg) : 0;
+}
+
+/* Count le's bytes again (its snapshot changed); mark it just used. */
+static void lentry_touch_locked(struct lentry *le)
+{
+	st.lbytes -= le->bytes;
+	le->bytes = sizeof(*le) + strlen(le->key) + 1 + 4 * sizeof(size_t) +
+		(le->cur ? le->cur->bytes : 0);
+	st.lbytes += le->bytes;
+	if (le->prev) /* in the list: a new entry is not yet */
+		DL_DELETE(st.lru_listings, le);
+	DL_APPEND(st.lru_listings, le);
+}
+
+static void lentry_free_locked(struct lentry *le)
+{
+	HASH_DEL(st.listings, le);
+	DL_DELETE(st.lru_listings, le);
+	st.lbytes -= le->bytes;
+	if (le->cur)
+		listing_unref(le->cur);
+	free(le->key);
+	free(le);
+}
+
+/* A listing grew the store: over the cap, the layer above trims. */
+static void grew_locked(void)
+{
+	if (st.mem.full && st.bytes + st.lbytes + extra_locked() > st.cap)
+		st.mem.full(st.mem.arg);
+}
 
 /* Collects ids while a listing is fetched. */
 struct builder {
@@ -438,7 +477,7 @@ static void recheck_leavers_locked(const struct listing *old,
 	}
 }
 
-static int listing_key(const struct list_body *q, long limit, struct buf *key)
+int store_key(const struct list_body *q, long limit, struct buf *key)
 {
 	int res = json_list_body(q, key);
 
@@ -473,7 +512,7 @@ static int listing_get(const struct list_body *q, long limit,
 	unsigned gen;
 	int res;
 
-	res = listing_key(q, limit, &key);
+	res = store_key(q, limit, &key);
 	if (res)
 		return res;
 	pthread_mutex_lock(&st.lock);
@@ -490,9 +529,12 @@ static int listing_get(const struct list_body *q, long limit,
 			goto out;
 		}
 		HASH_ADD_KEYPTR(hh, st.listings, le->key, strlen(le->key), le);
+		lentry_touch_locked(le);
 	}
 	for (;;) {
 		if (le->cur && listing_fresh(le->cur)) {
+			if (fetch)
+				lentry_touch_locked(le);
 			*out = listing_ref(le->cur);
 			stats_add(STATS_LISTING_HITS, fetch);
 			res = 0;
@@ -508,8 +550,10 @@ static int listing_get(const struct list_body *q, long limit,
 			break;
 		/* single-flight: wait for the fetch in progress */
 		gen = le->gen;
+		le->waiters++; /* store_trim leaves le alone meanwhile */
 		while (le->loading && le->gen == gen)
 			pthread_cond_wait(&st.loaded, &st.lock);
+		le->waiters--;
 		if (le->err) {
 			res = le->err;
 			if (le->cur && serve_stale(res)) {
@@ -542,6 +586,8 @@ static int listing_get(const struct list_body *q, long limit,
 		}
 		le->cur = l;
 		*out = listing_ref(l);
+		lentry_touch_locked(le);
+		grew_locked();
 	} else if (le->cur && serve_stale(res)) {
 		note_failure(res);
 		__atomic_add_fetch(&le->cur->failures, 1, __ATOMIC_RELAXED);
@@ -640,7 +686,7 @@ void store_expire(const struct list_body *q, long limit)
 	struct buf key = BUF_INIT(1 << 20);
 	struct lentry *le;
 
-	if (listing_key(q, limit, &key))
+	if (store_key(q, limit, &key))
 		return;
 	pthread_mutex_lock(&st.lock);
 	HASH_FIND_STR(st.listings, buf_str(&key), le);
@@ -667,6 +713,76 @@ void store_expire_all(void)
 	pthread_mutex_unlock(&st.lock);
 }
 
+void store_on_memory(const struct store_mem_hooks *h)
+{
+	pthread_mutex_lock(&st.lock);
+	if (h)
+		st.mem = *h;
+	else
+		memset(&st.mem, 0, sizeof(st.mem));
+	pthread_mutex_unlock(&st.lock);
+}
+
+bool store_over(size_t extra)
+{
+	bool over;
+
+	pthread_mutex_lock(&st.lock);
+	over = st.bytes + st.lbytes + extra > st.cap;
+	pthread_mutex_unlock(&st.lock);
+	return over;
+}
+
+/*
+ * Which listing goes next: of those nobody waits for, one past its ttl
+ * (or that never loaded) and in no one's hands, then one in no one's
+ * hands, then any; the least recently used of each kind.
+ */
+static struct lentry *victim_locked(void)
+{
+	struct lentry *le, *unused = NULL, *any = NULL;
+
+	DL_FOREACH(st.lru_listings, le)
+	{
+		bool idle;
+
+		if (le->loading || le->waiters)
+			continue;
+		idle = !le->cur ||
+			__atomic_load_n(&le->cur->refs, __ATOMIC_RELAXED) == 1;
+		if (idle && (!le->cur || !listing_fresh(le->cur)))
+			return le;
+		if (idle && !unused)
+			unused = le;
+		if (!any)
+			any = le;
+	}
+	return unused ? unused : any;
+}
+
+size_t store_trim(size_t extra, size_t (*charge)(const char *key, void *arg),
+		  void (*dropped)(const char *key, void *arg), void *arg)
+{
+	size_t low, n = 0;
+	struct lentry *le;
+
+	pthread_mutex_lock(&st.lock);
+	low = st.cap - st.cap / 8;
+	while (st.bytes + st.lbytes + extra > low && (le = victim_locked())) {
+		size_t c = charge ? charge(le->key, arg) : 0;
+
+		extra -= c < extra ? c : extra;
+		if (dropped)
+			dropped(le->key, arg);
+		lentry_free_locked(le);
+		n++;
+	}
+	pthread_mutex_unlock(&st.lock);
+	if (n)
+		mem_trim();
+	return n;
+}
+
 void store_usage(struct store_usage *u)
 {
 	struct lentry *le, *ltmp;
@@ -676,6 +792,8 @@ void store_usage(struct store_usage *u)
 	u->tasks = HASH_COUNT(st.tasks);
 	u->task_bytes = st.bytes;
 	u->task_cap = st.cap;
+	u->listing_bytes = st.lbytes;
+	u->extra_bytes = extra_locked();
 	HASH_ITER(hh, st.listings, le, ltmp)
 	if (le->cur) {
 		u->listings++;
