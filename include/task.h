@@ -19,6 +19,7 @@
 #ifndef MIXPEEKFS_TASK_H
 #define MIXPEEKFS_TASK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -71,6 +72,9 @@ struct task *task_new(const char *id, const char *status, const char *type,
 		      const char *json, size_t json_len);
 struct task *task_ref(struct task *t);
 void task_unref(struct task *t);
+
+/* Whether a and b hold the same JSON. */
+bool task_same_json(const struct task *a, const struct task *b);
 
 /* Append the task's compact JSON to out. 0 or -errno. */
 int task_json(const struct task *t, struct buf *out);

@@ -373,8 +373,7 @@ static int ingest_locked(struct task *t)
 	if (st.missing)
 		missing_drop_locked(t->id);
 	if (old) {
-		if (old->packed_len == t->packed_len &&
-		    !memcmp(TASK_PACKED(old), TASK_PACKED(t), t->packed_len)) {
+		if (task_same_json(old, t)) {
 			t->changed = old->changed;
 		} else {
 			if (!(t->flags & TASK_UPDATED_AT))
