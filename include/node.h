@@ -13,8 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uthash.h>
-
 #include "buf.h"
 
 #define NODE_ROOT_INO 1
@@ -32,26 +30,32 @@ enum nkind {
 	NK_REFRESH,  /* <folder>/.refresh: looking it up refreshes */
 };
 
+/*
+ * One per path the kernel knows, so kept small: a task listed with
+ * readdirplus is one node, about 110 bytes with its name.
+ */
 struct node {
 	uint64_t nlookup; /* protected by table->lock */
-	unsigned nkids;	  /* protected by table->lock */
-	enum nkind kind;
-	int group;	   /* NK_GROUP, NK_LISTING: enum store_values */
-	uint32_t lidx;	   /* NK_LISTING: its place in table->lnodes */
-	size_t sub;	   /* NK_LISTING, protected by table->lock: bytes of
-			    * the nodes it is the nearest listing above of,
-			    * itself included */
-	void *cache;	   /* protected by table->lock; see node_swap */
-	char *value;	   /* raw status, type or task id, if not name */
-	UT_hash_handle hh; /* table->nodes, keyed by parent and name */
-	/* the key: these two stay together, in this order */
 	struct node *parent;
+	struct node *hnext; /* protected by table->lock: the hash chain */
+	void *cache;	    /* protected by table->lock; see node_swap */
+	char *value;	    /* raw status, type or task id, if not name */
+	size_t sub;	    /* NK_LISTING, protected by table->lock: bytes of
+			     * the nodes it is the nearest listing above of,
+			     * itself included */
+	uint32_t hash;	    /* of parent and name */
+	uint32_t lidx;	    /* NK_LISTING: its place in table->lnodes */
+	unsigned nkids;	    /* protected by table->lock */
+	enum nkind kind;
+	int group;   /* NK_GROUP, NK_LISTING: enum store_values */
 	char name[]; /* as shown, escaped */
 };
 
 struct node_table {
 	pthread_mutex_t lock;
-	struct node *nodes;	 /* protected by lock: all but the root */
+	struct node **buckets; /* protected by lock: all but the root, by
+				* parent and name; nbuckets a power of 2 */
+	size_t nbuckets;
 	size_t count;		 /* protected by lock */
 	size_t bytes;		 /* written under lock; read atomically */
 	struct node **lnodes;	 /* protected by lock: the NK_LISTING nodes */

@@ -13,7 +13,7 @@
  *     with __atomic stores; read under that lock, or with __atomic_load_n
  *     without it (store_task_left).
  *   - refs: atomic.
- * The store's links (prev, next, hh) belong to the store and its lock.
+ * The store's links (prev, next, hnext, hash) belong to the store and its lock.
  * Nothing here blocks but on the intern table's mutex.
  */
 #ifndef MIXPEEKFS_TASK_H
@@ -24,8 +24,6 @@
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
-
-#include <uthash.h>
 
 #include "buf.h"
 
@@ -48,7 +46,8 @@ struct task {
 	/* the store's links, protected by its lock */
 	struct task *prev; /* least recently used first */
 	struct task *next;
-	UT_hash_handle hh;
+	struct task *hnext; /* the store's hash chain */
+	uint32_t hash;	    /* of the id, for the store */
 };
 
 #define TASK_UPDATED_AT 1u /* changed came from updated_at */

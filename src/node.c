@@ -27,7 +27,7 @@ static struct node *node_new(const char *name, enum nkind kind, int group,
 	return n;
 }
 
-/* What n takes: its block, its value's, malloc's words, a hash share. */
+/* What n takes: its block, its value's, malloc's words, its bucket. */
 static size_t node_cost(const struct node *n)
 {
 	size_t c = (sizeof(*n) + strlen(n->name) + 1 + sizeof(size_t) + 15) &
@@ -35,7 +35,54 @@ static size_t node_cost(const struct node *n)
 
 	if (n->value)
 		c += (strlen(n->value) + 1 + sizeof(size_t) + 15) & ~(size_t)15;
-	return c + 2 * sizeof(void *);
+	return c + sizeof(struct node *);
+}
+
+/* FNV-1a of the parent's address and the name. */
+static uint32_t key_hash(const struct node *parent, const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325u, p = (uint64_t)(uintptr_t)parent;
+	int i;
+
+	for (i = 0; i < 8; i++, p >>= 8)
+		h = (h ^ (p & 0xff)) * 0x100000001b3u;
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 0x100000001b3u;
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+static struct node **bucket_of(struct node_table *t, uint32_t hash)
+{
+	return &t->buckets[hash & (t->nbuckets - 1)];
+}
+
+/* Twice the buckets once there are more nodes than buckets. */
+static void grow_locked(struct node_table *t)
+{
+	size_t nb = t->nbuckets ? t->nbuckets * 2 : 1024, i;
+	struct node **b = calloc(nb, sizeof(*b)), *n;
+
+	if (!b)
+		return; /* longer chains, still right */
+	for (i = 0; i < t->nbuckets; i++) {
+		while ((n = t->buckets[i])) {
+			t->buckets[i] = n->hnext;
+			n->hnext = b[n->hash & (nb - 1)];
+			b[n->hash & (nb - 1)] = n;
+		}
+	}
+	free(t->buckets);
+	t->buckets = b;
+	t->nbuckets = nb;
+}
+
+static void unlink_locked(struct node_table *t, struct node *n)
+{
+	struct node **pp = bucket_of(t, n->hash);
+
+	while (*pp != n)
+		pp = &(*pp)->hnext;
+	*pp = n->hnext;
 }
 
 /* Count n's bytes in or out (sign): the table's, its listing's. */
@@ -100,18 +147,24 @@ int node_table_init(struct node_table *t, void (*cache_free)(void *))
 		return -ENOMEM;
 	t->root->nlookup = 1;
 	t->count = 1;
-	return 0;
+	grow_locked(t);
+	return t->buckets ? 0 : -ENOMEM;
 }
 
 void node_table_release(struct node_table *t)
 {
-	struct node *n, *tmp;
+	struct node *n;
+	size_t i;
 
-	HASH_ITER(hh, t->nodes, n, tmp)
-	{
-		HASH_DELETE(hh, t->nodes, n);
-		node_free(t, n);
+	for (i = 0; i < t->nbuckets; i++) {
+		while ((n = t->buckets[i])) {
+			t->buckets[i] = n->hnext;
+			node_free(t, n);
+		}
 	}
+	free(t->buckets);
+	t->buckets = NULL;
+	t->nbuckets = 0;
 	if (t->root)
 		node_free(t, t->root);
 	free(t->lnodes);
@@ -120,10 +173,6 @@ void node_table_release(struct node_table *t)
 	pthread_mutex_destroy(&t->lock);
 	t->root = NULL;
 }
-
-/* The key of a node: its parent's address, then its name. */
-#define KEY(n) ((const char *)&(n)->parent)
-#define KEYLEN(namelen) (sizeof(struct node *) + (namelen))
 
 struct node *node_get(struct node_table *t, uint64_t ino)
 {
@@ -144,18 +193,16 @@ struct node *node_child(struct node_table *t, struct node *parent,
 			const char *name, enum nkind kind, int group,
 			const char *value)
 {
-	size_t len = strlen(name);
-	char stack[256], *key = stack;
+	uint32_t hash = key_hash(parent, name);
 	void (*grew)(void *) = NULL;
 	void *grew_arg = NULL;
 	struct node *n;
 
-	if (KEYLEN(len) > sizeof(stack) && !(key = malloc(KEYLEN(len))))
-		return NULL;
-	memcpy(key, &parent, sizeof(parent));
-	memcpy(key + sizeof(parent), name, len);
 	pthread_mutex_lock(&t->lock);
-	HASH_FIND(hh, t->nodes, key, KEYLEN(len), n);
+	for (n = *bucket_of(t, hash); n; n = n->hnext)
+		if (n->hash == hash && n->parent == parent &&
+		    !strcmp(n->name, name))
+			break;
 	if (!n) {
 		n = node_new(name, kind, group, value);
 		if (!n)
@@ -166,7 +213,11 @@ struct node *node_child(struct node_table *t, struct node *parent,
 			n = NULL;
 			goto out;
 		}
-		HASH_ADD_KEYPTR(hh, t->nodes, KEY(n), KEYLEN(len), n);
+		n->hash = hash;
+		if (t->count > t->nbuckets)
+			grow_locked(t);
+		n->hnext = *bucket_of(t, hash);
+		*bucket_of(t, hash) = n;
 		parent->nkids++;
 		t->count++;
 		account_locked(t, n, 1);
@@ -179,8 +230,6 @@ struct node *node_child(struct node_table *t, struct node *parent,
 	n->nlookup++;
 out:
 	pthread_mutex_unlock(&t->lock);
-	if (key != stack)
-		free(key);
 	if (grew)
 		grew(grew_arg);
 	return n;
@@ -207,8 +256,9 @@ long node_collect(struct node_table *t,
 		  bool (*match)(const struct node *n, void *arg), void *arg,
 		  struct node ***out)
 {
-	struct node *n, *tmp, **v;
+	struct node *n, **v;
 	long count = 0;
+	size_t b;
 
 	pthread_mutex_lock(&t->lock);
 	v = malloc((t->count + 1) * sizeof(*v));
@@ -218,9 +268,10 @@ long node_collect(struct node_table *t,
 	}
 	if (match(t->root, arg))
 		v[count++] = t->root;
-	HASH_ITER(hh, t->nodes, n, tmp)
-	if (match(n, arg))
-		v[count++] = n;
+	for (b = 0; b < t->nbuckets; b++)
+		for (n = t->buckets[b]; n; n = n->hnext)
+			if (match(n, arg))
+				v[count++] = n;
 	for (long i = 0; i < count; i++)
 		v[i]->nlookup++;
 	pthread_mutex_unlock(&t->lock);
@@ -235,7 +286,7 @@ void node_forget(struct node_table *t, struct node *n, uint64_t count)
 	while (n != t->root && n->nlookup == 0 && n->nkids == 0) {
 		struct node *parent = n->parent;
 
-		HASH_DELETE(hh, t->nodes, n);
+		unlink_locked(t, n);
 		parent->nkids--;
 		t->count--;
 		account_locked(t, n, -1);

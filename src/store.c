@@ -95,9 +95,10 @@ static struct {
 	unsigned ttl_terminal;
 	void (*on_change)(const char *id, void *arg);
 	void *on_change_arg;
-	struct task *tasks; /* protected by lock: by id */
-	struct task *lru;   /* protected by lock */
-	size_t bytes;	    /* protected by lock: of all tasks */
+	struct task **tasks;	 /* protected by lock: by id (see tasks_find) */
+	size_t nbuckets, ntasks; /* protected by lock */
+	struct task *lru;	 /* protected by lock: every task */
+	size_t bytes;		 /* protected by lock: of all tasks */
 	size_t cap;
 	struct lentry *listings;	   /* protected by lock */
 	struct lentry *lru_listings;	   /* protected by lock: oldest first */
@@ -177,6 +178,74 @@ static void missing_clear_locked(void)
 static void drop_locked(struct task *t);
 static void lentry_free_locked(struct lentry *le);
 
+/*
+ * The tasks by id: a chained hash table of nbuckets (a power of 2),
+ * twice as many once there are more tasks than buckets. Small links in
+ * the record (hnext, hash) instead of uthash's 56 bytes a task.
+ */
+static uint32_t id_hash(const char *id)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h;
+}
+
+static struct task *tasks_find_locked(const char *id)
+{
+	uint32_t h = id_hash(id);
+	struct task *t;
+
+	if (!st.nbuckets)
+		return NULL;
+	for (t = st.tasks[h & (st.nbuckets - 1)]; t; t = t->hnext)
+		if (t->hash == h && !strcmp(t->id, id))
+			return t;
+	return NULL;
+}
+
+static void tasks_grow_locked(void)
+{
+	size_t nb = st.nbuckets ? st.nbuckets * 2 : 1024, i;
+	struct task **b = calloc(nb, sizeof(*b)), *t;
+
+	if (!b)
+		return; /* longer chains, still right */
+	for (i = 0; i < st.nbuckets; i++) {
+		while ((t = st.tasks[i])) {
+			st.tasks[i] = t->hnext;
+			t->hnext = b[t->hash & (nb - 1)];
+			b[t->hash & (nb - 1)] = t;
+		}
+	}
+	free(st.tasks);
+	st.tasks = b;
+	st.nbuckets = nb;
+}
+
+/* Add t; the caller made sure there are buckets. */
+static void tasks_add_locked(struct task *t)
+{
+	struct task **b;
+
+	t->hash = id_hash(t->id);
+	b = &st.tasks[t->hash & (st.nbuckets - 1)];
+	t->hnext = *b;
+	*b = t;
+	st.ntasks++;
+}
+
+static void tasks_del_locked(struct task *t)
+{
+	struct task **pp = &st.tasks[t->hash & (st.nbuckets - 1)];
+
+	while (*pp != t)
+		pp = &(*pp)->hnext;
+	*pp = t->hnext;
+	st.ntasks--;
+}
+
 static int values_add(enum store_values which, const char *name)
 {
 	struct value **pp = &st.values[which], *v;
@@ -216,8 +285,11 @@ void store_cleanup(void)
 	struct lentry *le, *ltmp;
 	int i;
 
-	HASH_ITER(hh, st.tasks, t, ttmp)
+	DL_FOREACH_SAFE(st.lru, t, ttmp)
 	drop_locked(t);
+	free(st.tasks);
+	st.tasks = NULL;
+	st.nbuckets = 0;
 	missing_clear_locked();
 	HASH_ITER(hh, st.listings, le, ltmp)
 	lentry_free_locked(le);
@@ -336,7 +408,7 @@ static size_t task_bytes(const struct task *t)
 static void drop_locked(struct task *t)
 {
 	DL_DELETE(st.lru, t);
-	HASH_DEL(st.tasks, t);
+	tasks_del_locked(t);
 	st.bytes -= task_bytes(t);
 	task_unref(t);
 }
@@ -365,7 +437,7 @@ static int ingest_locked(struct task *t)
 	struct task *old;
 	int res = 0;
 
-	HASH_FIND_STR(st.tasks, t->id, old);
+	old = tasks_find_locked(t->id);
 	if (old == t) {
 		touch_locked(t);
 		return 0;
@@ -382,8 +454,12 @@ static int ingest_locked(struct task *t)
 		}
 		drop_locked(old);
 	}
+	if (st.ntasks >= st.nbuckets)
+		tasks_grow_locked();
+	if (!st.nbuckets)
+		return -ENOMEM;
 	task_ref(t);
-	HASH_ADD_KEYPTR(hh, st.tasks, t->id, strlen(t->id), t);
+	tasks_add_locked(t);
 	DL_APPEND(st.lru, t);
 	st.bytes += task_bytes(t);
 	evict_locked(t);
@@ -468,7 +544,7 @@ static void recheck_leavers_locked(const struct listing *old,
 	for (i = 0; i < old->n; i++) {
 		if (listing_has(new, old->ids[i]))
 			continue;
-		HASH_FIND_STR(st.tasks, old->ids[i], t);
+		t = tasks_find_locked(old->ids[i]);
 		if (t) {
 			__atomic_store_n(&t->fetched, 0, __ATOMIC_RELAXED);
 			changed_locked(t->id);
@@ -624,7 +700,7 @@ static int task_get(const char *id, bool force, struct task **out)
 	if (force)
 		asked_by_hand();
 	pthread_mutex_lock(&st.lock);
-	HASH_FIND_STR(st.tasks, id, t);
+	t = tasks_find_locked(id);
 	if (t && !force && task_fresh_locked(t)) {
 		touch_locked(t);
 		*out = task_ref(t);
@@ -653,7 +729,7 @@ static int task_get(const char *id, bool force, struct task **out)
 			*out = t;
 	} else if (res == -ENOENT) {
 		pthread_mutex_lock(&st.lock);
-		HASH_FIND_STR(st.tasks, id, t);
+		t = tasks_find_locked(id);
 		if (t) {
 			drop_locked(t);
 			changed_locked(id);
@@ -705,7 +781,7 @@ void store_expire_all(void)
 	HASH_ITER(hh, st.listings, le, ltmp)
 	if (le->cur)
 		__atomic_store_n(&le->cur->expired, true, __ATOMIC_RELAXED);
-	HASH_ITER(hh, st.tasks, t, ttmp)
+	DL_FOREACH_SAFE(st.lru, t, ttmp)
 	__atomic_store_n(&t->fetched, 0, __ATOMIC_RELAXED);
 	missing_clear_locked();
 	asked_by_hand();
@@ -788,7 +864,7 @@ void store_usage(struct store_usage *u)
 
 	memset(u, 0, sizeof(*u));
 	pthread_mutex_lock(&st.lock);
-	u->tasks = HASH_COUNT(st.tasks);
+	u->tasks = st.ntasks;
 	u->task_bytes = st.bytes;
 	u->task_cap = st.cap;
 	u->listing_bytes = st.lbytes;
@@ -807,7 +883,7 @@ bool store_task_fresh(const char *id)
 	bool fresh;
 
 	pthread_mutex_lock(&st.lock);
-	HASH_FIND_STR(st.tasks, id, t);
+	t = tasks_find_locked(id);
 	fresh = t && task_fresh_locked(t);
 	pthread_mutex_unlock(&st.lock);
 	return fresh;
@@ -818,7 +894,7 @@ struct task *store_task_peek(const char *id)
 	struct task *t;
 
 	pthread_mutex_lock(&st.lock);
-	HASH_FIND_STR(st.tasks, id, t);
+	t = tasks_find_locked(id);
 	if (t)
 		task_ref(t);
 	pthread_mutex_unlock(&st.lock);
