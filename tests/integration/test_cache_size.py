@@ -60,14 +60,16 @@ def test_bad_cache_size_is_refused(server, workdir):
 
 @pytest.mark.timeout(600)
 def test_listings_and_nodes_evicted_then_refetched(big_server, mounter):
-    """Listing every task twice over (tasks/, then every status folder)
-    holds more than the smallest cache: the least recently used listing
-    (tasks/) goes, the kernel forgets its entries (their nodes go), and
-    listing or reading it again fetches it again, with the right data."""
+    """Listing every task three times over (tasks/, then every status
+    and every type folder) holds more than the smallest cache: the least
+    recently used listing (tasks/) goes, the kernel forgets its entries
+    (their nodes go), and listing or reading it again fetches it again,
+    with the right data."""
     ds = big_server.dataset()
     ids = [t["task_id"] for t in ds]
     by_id = {t["task_id"]: t for t in ds}
-    statuses = sorted({t["status"] for t in ds})
+    groups = [("by-status", "status"), ("by-type", "task_type")]
+    folders = sorted({(g, t[field]) for g, field in groups for t in ds})
     big_server.reset()
     m = mounter(big_server, page_size=1000, ttl=600,
                 extra_opts=["cache_size=16M"])
@@ -77,18 +79,19 @@ def test_listings_and_nodes_evicted_then_refetched(big_server, mounter):
     first = stats_of(m)
     assert first["nodes"] > len(ids)      # the kernel keeps an entry each
     assert kept(first) <= CACHE
-    for st in statuses:
-        r = mfs.sh("ls -U by-status/%s" % st, m.path, timeout=300)
-        want = [t["task_id"] for t in ds if t["status"] == st]
+    for g, value in folders:
+        field = dict(groups)[g]
+        r = mfs.sh("ls -U %s/%s" % (g, value), m.path, timeout=300)
+        want = [t["task_id"] for t in ds if t[field] == value]
         assert sorted(mfs.lines(r.out)) == sorted(mfs.escape_name(i)
                                                   for i in want)
     # the total went over the cap: listings went, the kernel forgot
     # their folders, and FORGET freed the nodes of their entries
     s = mfs.wait_until(lambda: (lambda s: kept(s) <= CACHE and s)(
         stats_of(m)), 120, "what is kept to fit in cache_size")
-    assert s["listings_cached"] < 1 + len(statuses)
+    assert s["listings_cached"] < 1 + len(folders)
     assert s["invalidations"] > 0
-    assert s["nodes"] < 2 * len(ids)
+    assert s["nodes"] < 3 * len(ids)
     before = big_server.requests()
     # tasks/ (the least recently used) was dropped: fetched again, whole
     r = mfs.sh("ls -U tasks", m.path, timeout=300)
@@ -106,6 +109,8 @@ def test_listings_and_nodes_evicted_then_refetched(big_server, mounter):
                         "status") == (t["status"] + "\n").encode()
         assert mfs.read(m, "by-status", t["status"], mfs.escape_name(i),
                         "task_type") == (t["task_type"] + "\n").encode()
+        assert mfs.read(m, "by-type", t["task_type"], mfs.escape_name(i),
+                        "status") == (t["status"] + "\n").encode()
     s = stats_of(m)
     assert kept(s) <= CACHE + (2 << 20)   # a margin: FORGETs on their way
     # nothing but the listings of tasks/ and of folders dropped again
