@@ -22,6 +22,7 @@
 
 #include "fs_i.h"
 #include "log.h"
+#include "mem.h"
 #include "stats.h"
 
 static void push_one(struct fs *fs, struct node *n, bool *again)
@@ -446,6 +447,8 @@ static void trim(struct fs *fs)
 	extra = mem_extra(fs);
 	if (!store_over(extra))
 		return;
+	/* nodes freed on FORGET since leave holes: give back whole pages */
+	mem_trim();
 	ts.n = node_listings(&fs->nodes, &ts.nodes, &ts.subs);
 	if (ts.n < 0) {
 		log_warn("cannot trim the caches: out of memory");

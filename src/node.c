@@ -27,7 +27,8 @@ static struct node *node_new(const char *name, enum nkind kind, int group,
 	return n;
 }
 
-/* What n takes: its block, its value's, malloc's words, its bucket. */
+/* What n takes: its block, its value's, malloc's words (the buckets are
+ * counted as they grow). */
 static size_t node_cost(const struct node *n)
 {
 	size_t c = (sizeof(*n) + strlen(n->name) + 1 + sizeof(size_t) + 15) &
@@ -35,7 +36,7 @@ static size_t node_cost(const struct node *n)
 
 	if (n->value)
 		c += (strlen(n->value) + 1 + sizeof(size_t) + 15) & ~(size_t)15;
-	return c + sizeof(struct node *);
+	return c;
 }
 
 /* FNV-1a of the parent's address and the name. */
@@ -72,6 +73,9 @@ static void grow_locked(struct node_table *t)
 		}
 	}
 	free(t->buckets);
+	/* the bucket array is the table's too */
+	__atomic_store_n(&t->bytes, t->bytes + (nb - t->nbuckets) * sizeof(*b),
+			 __ATOMIC_RELAXED);
 	t->buckets = b;
 	t->nbuckets = nb;
 }

@@ -853,8 +853,6 @@ size_t store_trim(size_t extra, size_t (*charge)(const char *key, void *arg),
 		n++;
 	}
 	pthread_mutex_unlock(&st.lock);
-	if (n)
-		mem_trim();
 	return n;
 }
 
