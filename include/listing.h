@@ -18,6 +18,7 @@ struct listing {
 	size_t n;
 	const char **ids; /* into one block owned by the listing */
 	uint32_t *by_id;  /* indexes of ids, sorted by id */
+	size_t bytes;	  /* what the listing takes in memory */
 	time_t fetched;
 	time_t changed;	   /* when the ids last differed from before */
 	unsigned version;  /* bumped with changed */

@@ -11,7 +11,8 @@
 void mem_tune(void);
 
 /* Give the heap's free pages back to the system: after a burst of work
- * (parsing a listing, building many trees) has left it full of holes. */
+ * (parsing a listing, building many trees) has left it full of holes,
+ * and once start-up is over. */
 void mem_trim(void);
 
 #endif

@@ -13,8 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uthash.h>
-
 #include "buf.h"
 
 #define NODE_ROOT_INO 1
@@ -35,26 +33,45 @@ enum nkind {
 	NK_WAIT,     /* <task>/.wait: reading it waits for the task to end */
 };
 
+/*
+ * One per path the kernel knows, so kept small: a task listed with
+ * readdirplus is one node, about 110 bytes with its name.
+ */
 struct node {
 	uint64_t nlookup; /* protected by table->lock */
-	unsigned nkids;	  /* protected by table->lock */
-	enum nkind kind;
-	int group;	   /* NK_GROUP, NK_LISTING: enum store_values */
-	void *cache;	   /* protected by table->lock; see node_swap */
-	char *value;	   /* raw status, type or task id, if not name */
-	UT_hash_handle hh; /* table->nodes, keyed by parent and name */
-	/* the key: these two stay together, in this order */
 	struct node *parent;
+	struct node *hnext; /* protected by table->lock: the hash chain */
+	void *cache;	    /* protected by table->lock; see node_swap */
+	char *value;	    /* raw status, type or task id, if not name */
+	size_t sub;	    /* NK_LISTING, protected by table->lock: bytes of
+			     * the nodes it is the nearest listing above of,
+			     * itself included */
+	uint32_t hash;	    /* of parent and name */
+	uint32_t lidx;	    /* NK_LISTING: its place in table->lnodes */
+	unsigned nkids;	    /* protected by table->lock */
+	enum nkind kind;
+	int group;   /* NK_GROUP, NK_LISTING: enum store_values */
 	char name[]; /* as shown, escaped */
 };
 
 struct node_table {
 	pthread_mutex_t lock;
-	struct node *nodes; /* protected by lock: all but the root */
-	size_t count;	    /* protected by lock */
+	struct node **buckets; /* protected by lock: all but the root, by
+				* parent and name; nbuckets a power of 2 */
+	size_t nbuckets;
+	size_t count;		 /* protected by lock */
+	size_t bytes;		 /* written under lock; read atomically */
+	struct node **lnodes;	 /* protected by lock: the NK_LISTING nodes */
+	size_t nlnodes, lcap;	 /* protected by lock */
+	size_t mark;		 /* protected by lock: bytes at the last grew */
+	void (*grew)(void *arg); /* protected by lock */
+	void *grew_arg;
 	void (*cache_free)(void *);
 	struct node *root;
 };
+
+/* How far the nodes' bytes grow between two calls of grew. */
+#define NODE_GROW_STEP ((size_t)1 << 20)
 
 /* Set up with a root node; cache_free releases node->cache values. */
 int node_table_init(struct node_table *t, void (*cache_free)(void *));
@@ -82,6 +99,26 @@ struct node *node_child(struct node_table *t, struct node *parent,
 
 /* How many nodes there are. */
 size_t node_count(struct node_table *t);
+
+/*
+ * What the nodes take in memory (their blocks, names, values and their
+ * share of the hash table), in bytes. Never blocks: an atomic read.
+ */
+size_t node_bytes(struct node_table *t);
+
+/*
+ * fn(arg) runs, without the table's lock held, each time the nodes'
+ * bytes grow by another NODE_GROW_STEP since the last time (NULL: none).
+ * It may take locks that come before the table's in the lock order.
+ */
+void node_on_grow(struct node_table *t, void (*fn)(void *arg), void *arg);
+
+/*
+ * Every NK_LISTING node, each with a reference (node_hold), in a malloc'd
+ * array in *out, and in *subs (malloc'd) their sub bytes at the time.
+ * The count, or -ENOMEM.
+ */
+long node_listings(struct node_table *t, struct node ***out, size_t **subs);
 
 /* One more reference on n, dropped again with node_forget(t, n, 1). */
 void node_hold(struct node_table *t, struct node *n);

@@ -45,7 +45,8 @@ struct store_source {
 /*
  * Before any thread uses the store. Listings and tasks in an active
  * status are trusted for ttl seconds, tasks in a terminal status for
- * ttl_terminal. cache_size: bytes of task records kept before the least
+ * ttl_terminal. cache_size: bytes of task records, listings and what the
+ * layer above keeps for them (see store_on_memory) before the least
  * recently used go. src (copied) NULL: api_list and api_get_task.
  * 0 or -ENOMEM.
  */
@@ -94,8 +95,46 @@ void store_on_change(void (*fn)(const char *id, void *arg), void *arg);
 
 struct store_usage {
 	size_t tasks, task_bytes, task_cap, listings, listed;
+	size_t listing_bytes; /* listings, their keys and entries */
+	size_t extra_bytes;   /* what store_mem_hooks.extra reports */
 };
 void store_usage(struct store_usage *u);
+
+/*
+ * Memory. cache_size bounds, together: the task records, the listings
+ * (the least recently used go first, one past its ttl and in no one's
+ * hands before the others) and what the layer above keeps for them (the
+ * nodes of a listing's entries), which extra() reports. The store drops
+ * task records by itself; listings only in store_trim, which the layer
+ * above calls from a thread of its own once full() said the total is
+ * over the cap, so that it can make the kernel forget their entries.
+ * Both hooks run under the store's lock: they must only read or queue.
+ */
+struct store_mem_hooks {
+	size_t (*extra)(void *arg);
+	void (*full)(void *arg);
+	void *arg;
+};
+/* Set the hooks (copied; NULL: none). */
+void store_on_memory(const struct store_mem_hooks *h);
+
+/*
+ * Drop listings, least recently used first, while the store's bytes
+ * plus extra are over 7/8 of cache_size (a margin, so that the next
+ * trim is not due at once). charge(key, arg): how many of extra's bytes
+ * dropping that listing frees (its folders' nodes, once forgotten);
+ * dropped(key, arg): told each key dropped. Both run under the store's
+ * lock. A listing being fetched stays. Returns how many were dropped.
+ * Never blocks on HTTP.
+ */
+size_t store_trim(size_t extra, size_t (*charge)(const char *key, void *arg),
+		  void (*dropped)(const char *key, void *arg), void *arg);
+
+/* Whether the store's bytes plus extra are over cache_size. */
+bool store_over(size_t extra);
+
+/* The store's key for the listing of q (what store_trim's hooks see). */
+int store_key(const struct list_body *q, long limit, struct buf *key);
 
 /*
  * How many more seconds t (or l) is within its ttl: what the kernel may

@@ -13,18 +13,17 @@
  *     with __atomic stores; read under that lock, or with __atomic_load_n
  *     without it (store_task_left).
  *   - refs: atomic.
- * The store's links (prev, next, hh) belong to the store and its lock.
+ * The store's links (prev, next, hnext, hash) belong to the store and its lock.
  * Nothing here blocks but on the intern table's mutex.
  */
 #ifndef MIXPEEKFS_TASK_H
 #define MIXPEEKFS_TASK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
-
-#include <uthash.h>
 
 #include "buf.h"
 
@@ -47,7 +46,8 @@ struct task {
 	/* the store's links, protected by its lock */
 	struct task *prev; /* least recently used first */
 	struct task *next;
-	UT_hash_handle hh;
+	struct task *hnext; /* the store's hash chain */
+	uint32_t hash;	    /* of the id, for the store */
 };
 
 #define TASK_UPDATED_AT 1u /* changed came from updated_at */
@@ -71,6 +71,9 @@ struct task *task_new(const char *id, const char *status, const char *type,
 		      const char *json, size_t json_len);
 struct task *task_ref(struct task *t);
 void task_unref(struct task *t);
+
+/* Whether a and b hold the same JSON. */
+bool task_same_json(const struct task *a, const struct task *b);
 
 /* Append the task's compact JSON to out. 0 or -errno. */
 int task_json(const struct task *t, struct buf *out);

@@ -88,6 +88,15 @@ struct notifier {
 		bool due; /* to drop now */
 	} negs[NEG_MAX];
 	size_t negpos, ndue;
+	/*
+	 * Memory (see kcache.c, trim): the store and the nodes are over
+	 * cache_size, listings are to go. pending: node bytes of folders
+	 * the kernel was told to forget, not yet forgotten then (when the
+	 * nodes took pending_base bytes, at pending_at).
+	 */
+	bool trim;
+	size_t pending, pending_base;
+	time_t pending_at;
 	/* work queued and done, so a reader can wait for it (flush) */
 	unsigned long queued, done;
 	pthread_cond_t idle;

@@ -22,6 +22,7 @@
 
 #include "fs_i.h"
 #include "log.h"
+#include "mem.h"
 #include "stats.h"
 
 static void push_one(struct fs *fs, struct node *n, bool *again)
@@ -339,13 +340,165 @@ void refresh_all(struct fs *fs)
 	neg_due(fs, NULL);
 }
 
+/* ---- memory: listings beyond cache_size go, and their nodes ---- */
+
+/* How long nodes the kernel was told to forget count as on their way. */
+#define PENDING_SECS 2
+
+/* The nodes' bytes, less what is on its way out. nt->lock held. */
+static size_t extra_locked(struct fs *fs)
+{
+	struct notifier *nt = &fs->note;
+	size_t now = node_bytes(&fs->nodes), freed, left;
+
+	if (!nt->pending || time(NULL) - nt->pending_at > PENDING_SECS)
+		return now;
+	freed = nt->pending_base > now ? nt->pending_base - now : 0;
+	left = nt->pending > freed ? nt->pending - freed : 0;
+	return now > left ? now - left : 0;
+}
+
+/* The store's extra hook (under its lock). */
+static size_t mem_extra(void *arg)
+{
+	struct fs *fs = arg;
+	size_t extra;
+
+	pthread_mutex_lock(&fs->note.lock);
+	extra = extra_locked(fs);
+	pthread_mutex_unlock(&fs->note.lock);
+	return extra;
+}
+
+/* Over the cap (the store's hook, or the nodes grew): trim soon. */
+static void mem_full(void *arg)
+{
+	struct notifier *nt = &((struct fs *)arg)->note;
+
+	pthread_mutex_lock(&nt->lock);
+	if (nt->running && !nt->stop && !nt->trim) {
+		nt->trim = true;
+		pthread_cond_signal(&nt->wake);
+	}
+	pthread_mutex_unlock(&nt->lock);
+}
+
+/* The listing folders the kernel knows, with their store keys. */
+struct trimset {
+	struct node **nodes;
+	size_t *subs;
+	char **keys; /* NULL: not a listing the store could hold */
+	bool *drop;
+	long n;
+};
+
+static size_t trim_charge(const char *key, void *arg)
+{
+	struct trimset *ts = arg;
+	size_t c = 0;
+	long i;
+
+	for (i = 0; i < ts->n; i++)
+		if (ts->keys[i] && !ts->drop[i] && !strcmp(ts->keys[i], key))
+			c += ts->subs[i];
+	return c;
+}
+
+static void trim_dropped(const char *key, void *arg)
+{
+	struct trimset *ts = arg;
+	long i;
+
+	for (i = 0; i < ts->n; i++)
+		if (ts->keys[i] && !strcmp(ts->keys[i], key))
+			ts->drop[i] = true;
+}
+
+static int trimset_keys(struct trimset *ts)
+{
+	long i;
+
+	ts->keys = calloc((size_t)ts->n + 1, sizeof(*ts->keys));
+	ts->drop = calloc((size_t)ts->n + 1, sizeof(*ts->drop));
+	if (!ts->keys || !ts->drop)
+		return -ENOMEM;
+	for (i = 0; i < ts->n; i++) {
+		struct buf key = BUF_INIT(1 << 20);
+		struct lquery lq;
+
+		if (lquery_get(ts->nodes[i], &lq))
+			continue;
+		if (!store_key(&lq.b, lq.q.limit, &key))
+			ts->keys[i] = buf_detach(&key, NULL);
+		buf_release(&key);
+		lquery_release(&lq);
+	}
+	return 0;
+}
+
+/*
+ * The store and the nodes are over cache_size: drop the least recently
+ * used listings, and have the kernel forget their folders' entries
+ * (dropping a folder's entry drops every unused entry below it), so that
+ * their nodes go on FORGET. Not from a request handler: dropping an
+ * entry locks its folder.
+ */
+static void trim(struct fs *fs)
+{
+	struct notifier *nt = &fs->note;
+	struct trimset ts = { 0 };
+	size_t extra, freed = 0, dropped;
+	long i;
+
+	extra = mem_extra(fs);
+	if (!store_over(extra))
+		return;
+	/* nodes freed on FORGET since leave holes: give back whole pages */
+	mem_trim();
+	ts.n = node_listings(&fs->nodes, &ts.nodes, &ts.subs);
+	if (ts.n < 0) {
+		log_warn("cannot trim the caches: out of memory");
+		return;
+	}
+	dropped = trimset_keys(&ts) ?
+		0 :
+		store_trim(extra, trim_charge, trim_dropped, &ts);
+	for (i = 0; dropped && i < ts.n; i++) {
+		struct node *n = ts.nodes[i];
+
+		if (!ts.drop[i] ||
+		    fuse_lowlevel_notify_inval_entry(fs->se,
+						     node_ino(&fs->nodes,
+							      n->parent),
+						     n->name, strlen(n->name)))
+			continue;
+		freed += ts.subs[i];
+		stats_add(STATS_INVALIDATIONS, 1);
+	}
+	pthread_mutex_lock(&nt->lock);
+	nt->pending = node_bytes(&fs->nodes) - extra_locked(fs) + freed;
+	nt->pending_base = node_bytes(&fs->nodes);
+	nt->pending_at = time(NULL);
+	pthread_mutex_unlock(&nt->lock);
+	log_debug("cache_size: %zu listings dropped, %zu bytes of nodes to go",
+		  dropped, freed);
+	for (i = 0; i < ts.n; i++) {
+		node_forget(&fs->nodes, ts.nodes[i], 1);
+		free(ts.keys ? ts.keys[i] : NULL);
+	}
+	free(ts.nodes);
+	free(ts.subs);
+	free(ts.keys);
+	free(ts.drop);
+}
+
 static void *notifier_main(void *arg)
 {
 	struct fs *fs = arg;
 	struct notifier *nt = &fs->note;
 	struct node *batch[PUSH_QUEUE];
 	size_t npush, nchanged;
-	bool all, inval_all;
+	bool all, inval_all, trim_due;
 	char **changed;
 
 	unsigned long target;
@@ -353,7 +506,7 @@ static void *notifier_main(void *arg)
 	pthread_mutex_lock(&nt->lock);
 	while (!nt->stop) {
 		if (!nt->npush && !nt->nchanged && !nt->refresh_all &&
-		    !nt->inval_all && !nt->ndue) {
+		    !nt->inval_all && !nt->ndue && !nt->trim) {
 			nt->done = nt->queued;
 			pthread_cond_broadcast(&nt->idle);
 			pthread_cond_wait(&nt->wake, &nt->lock);
@@ -366,6 +519,8 @@ static void *notifier_main(void *arg)
 		nchanged = nt->nchanged;
 		all = nt->refresh_all;
 		inval_all = nt->inval_all;
+		trim_due = nt->trim;
+		nt->trim = false;
 		nt->npush = nt->nchanged = nt->cap = 0;
 		nt->changed = NULL;
 		nt->refresh_all = nt->inval_all = false;
@@ -379,6 +534,8 @@ static void *notifier_main(void *arg)
 		if (nchanged)
 			invalidate_changed(fs, changed, nchanged, true);
 		free(changed);
+		if (trim_due)
+			trim(fs);
 		pthread_mutex_lock(&nt->lock);
 		neg_drop_locked(fs);
 		nt->done = target;
@@ -484,6 +641,8 @@ void kcache_start(struct fs *fs)
 	if (!nt->running)
 		log_warn("no helper thread: caches are dropped only by ttl");
 	store_on_change(task_changed, fs);
+	store_on_memory(&(struct store_mem_hooks){ mem_extra, mem_full, fs });
+	node_on_grow(&fs->nodes, mem_full, fs);
 }
 
 void kcache_stop(struct fs *fs)
@@ -492,6 +651,8 @@ void kcache_stop(struct fs *fs)
 	bool running;
 
 	store_on_change(NULL, NULL);
+	store_on_memory(NULL);
+	node_on_grow(&fs->nodes, NULL, NULL);
 	pthread_mutex_lock(&nt->lock);
 	running = nt->running;
 	nt->stop = true;

@@ -97,6 +97,10 @@ int listing_new(struct buf *ids, size_t n, struct listing **out, size_t *dups)
 		qsort_r(l->by_id, l->n, sizeof(*l->by_id), cmp_index, l->ids);
 	}
 	free(dup);
+	/* malloc's own word per block, as heap chunks really cost */
+	l->bytes = sizeof(*l) +
+		(n + 1) * (sizeof(*l->ids) + sizeof(*l->by_id)) + len + 1 +
+		3 * sizeof(size_t);
 	*out = l;
 	return 0;
 }

@@ -115,6 +115,7 @@ int main(int argc, char **argv)
 		 o.namespace ? o.namespace : "", fs_mountpoint(fs));
 	if (fs_daemonize(fs))
 		goto out_store;
+	mem_trim(); /* what start-up alone needed */
 	ret = fs_run(fs) ? 1 : 0;
 out_store:
 	fs_free(fs);

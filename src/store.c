@@ -72,8 +72,11 @@ struct lentry {
 	char *key;	     /* request body + limit */
 	struct listing *cur; /* last good snapshot, or NULL */
 	bool loading;
-	unsigned gen; /* bumped when a load ends */
-	int err;      /* result of the last load */
+	unsigned gen;	  /* bumped when a load ends */
+	int err;	  /* result of the last load */
+	unsigned waiters; /* threads waiting for the load to end */
+	size_t bytes;	  /* counted in st.lbytes: entry, key and cur */
+	struct lentry *prev, *next; /* st.lru_listings */
 	UT_hash_handle hh;
 };
 
@@ -92,11 +95,15 @@ static struct {
 	unsigned ttl_terminal;
 	void (*on_change)(const char *id, void *arg);
 	void *on_change_arg;
-	struct task *tasks; /* protected by lock: by id */
-	struct task *lru;   /* protected by lock */
-	size_t bytes;	    /* protected by lock: of all tasks */
+	struct task **tasks;	 /* protected by lock: by id (see tasks_find) */
+	size_t nbuckets, ntasks; /* protected by lock */
+	struct task *lru;	 /* protected by lock: every task */
+	size_t bytes;		 /* protected by lock: of all tasks */
 	size_t cap;
 	struct lentry *listings;	   /* protected by lock */
+	struct lentry *lru_listings;	   /* protected by lock: oldest first */
+	size_t lbytes;			   /* protected by lock: of listings */
+	struct store_mem_hooks mem;	   /* protected by lock */
 	struct value *values[2];	   /* protected by lock; append only */
 	struct missing *missing;	   /* protected by lock: by id */
 	struct missing *gone[MISSING_MAX]; /* protected by lock: a ring */
@@ -169,6 +176,75 @@ static void missing_clear_locked(void)
 }
 
 static void drop_locked(struct task *t);
+static void lentry_free_locked(struct lentry *le);
+
+/*
+ * The tasks by id: a chained hash table of nbuckets (a power of 2),
+ * twice as many once there are more tasks than buckets. Small links in
+ * the record (hnext, hash) instead of uthash's 56 bytes a task.
+ */
+static uint32_t id_hash(const char *id)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h;
+}
+
+static struct task *tasks_find_locked(const char *id)
+{
+	uint32_t h = id_hash(id);
+	struct task *t;
+
+	if (!st.nbuckets)
+		return NULL;
+	for (t = st.tasks[h & (st.nbuckets - 1)]; t; t = t->hnext)
+		if (t->hash == h && !strcmp(t->id, id))
+			return t;
+	return NULL;
+}
+
+static void tasks_grow_locked(void)
+{
+	size_t nb = st.nbuckets ? st.nbuckets * 2 : 1024, i;
+	struct task **b = calloc(nb, sizeof(*b)), *t;
+
+	if (!b)
+		return; /* longer chains, still right */
+	for (i = 0; i < st.nbuckets; i++) {
+		while ((t = st.tasks[i])) {
+			st.tasks[i] = t->hnext;
+			t->hnext = b[t->hash & (nb - 1)];
+			b[t->hash & (nb - 1)] = t;
+		}
+	}
+	free(st.tasks);
+	st.tasks = b;
+	st.nbuckets = nb;
+}
+
+/* Add t; the caller made sure there are buckets. */
+static void tasks_add_locked(struct task *t)
+{
+	struct task **b;
+
+	t->hash = id_hash(t->id);
+	b = &st.tasks[t->hash & (st.nbuckets - 1)];
+	t->hnext = *b;
+	*b = t;
+	st.ntasks++;
+}
+
+static void tasks_del_locked(struct task *t)
+{
+	struct task **pp = &st.tasks[t->hash & (st.nbuckets - 1)];
+
+	while (*pp != t)
+		pp = &(*pp)->hnext;
+	*pp = t->hnext;
+	st.ntasks--;
+}
 
 static int values_add(enum store_values which, const char *name)
 {
@@ -209,17 +285,15 @@ void store_cleanup(void)
 	struct lentry *le, *ltmp;
 	int i;
 
-	HASH_ITER(hh, st.tasks, t, ttmp)
+	DL_FOREACH_SAFE(st.lru, t, ttmp)
 	drop_locked(t);
+	free(st.tasks);
+	st.tasks = NULL;
+	st.nbuckets = 0;
 	missing_clear_locked();
 	HASH_ITER(hh, st.listings, le, ltmp)
-	{
-		HASH_DEL(st.listings, le);
-		if (le->cur)
-			listing_unref(le->cur);
-		free(le->key);
-		free(le);
-	}
+	lentry_free_locked(le);
+	memset(&st.mem, 0, sizeof(st.mem));
 	task_cleanup();
 	for (i = 0; i < 2; i++) {
 		while (st.values[i]) {
@@ -326,13 +400,15 @@ static void changed_locked(const char *id)
 
 static size_t task_bytes(const struct task *t)
 {
-	return sizeof(*t) + strlen(t->id) + 1 + t->packed_len;
+	/* and malloc's word, and the hash table's bucket share */
+	return sizeof(*t) + strlen(t->id) + 1 + t->packed_len +
+		2 * sizeof(size_t);
 }
 
 static void drop_locked(struct task *t)
 {
 	DL_DELETE(st.lru, t);
-	HASH_DEL(st.tasks, t);
+	tasks_del_locked(t);
 	st.bytes -= task_bytes(t);
 	task_unref(t);
 }
@@ -347,7 +423,7 @@ static void touch_locked(struct task *t)
 /* Drop the least recently used tasks beyond the cap, keeping keep. */
 static void evict_locked(const struct task *keep)
 {
-	while (st.bytes > st.cap && st.lru && st.lru != keep) {
+	while (st.bytes + st.lbytes > st.cap && st.lru && st.lru != keep) {
 		/* refetched later, it could not be compared: drop the
 		 * kernel's copies now */
 		changed_locked(st.lru->id);
@@ -361,7 +437,7 @@ static int ingest_locked(struct task *t)
 	struct task *old;
 	int res = 0;
 
-	HASH_FIND_STR(st.tasks, t->id, old);
+	old = tasks_find_locked(t->id);
 	if (old == t) {
 		touch_locked(t);
 		return 0;
@@ -369,8 +445,7 @@ static int ingest_locked(struct task *t)
 	if (st.missing)
 		missing_drop_locked(t->id);
 	if (old) {
-		if (old->packed_len == t->packed_len &&
-		    !memcmp(TASK_PACKED(old), TASK_PACKED(t), t->packed_len)) {
+		if (task_same_json(old, t)) {
 			t->changed = old->changed;
 		} else {
 			if (!(t->flags & TASK_UPDATED_AT))
@@ -379,8 +454,12 @@ static int ingest_locked(struct task *t)
 		}
 		drop_locked(old);
 	}
+	if (st.ntasks >= st.nbuckets)
+		tasks_grow_locked();
+	if (!st.nbuckets)
+		return -ENOMEM;
 	task_ref(t);
-	HASH_ADD_KEYPTR(hh, st.tasks, t->id, strlen(t->id), t);
+	tasks_add_locked(t);
 	DL_APPEND(st.lru, t);
 	st.bytes += task_bytes(t);
 	evict_locked(t);
@@ -392,6 +471,41 @@ static int ingest_locked(struct task *t)
 }
 
 /* ---- listings ---- */
+
+static size_t extra_locked(void)
+{
+	return st.mem.extra ? st.mem.extra(st.mem.arg) : 0;
+}
+
+/* Count le's bytes again (its snapshot changed); mark it just used. */
+static void lentry_touch_locked(struct lentry *le)
+{
+	st.lbytes -= le->bytes;
+	le->bytes = sizeof(*le) + strlen(le->key) + 1 + 4 * sizeof(size_t) +
+		(le->cur ? le->cur->bytes : 0);
+	st.lbytes += le->bytes;
+	if (le->prev) /* in the list: a new entry is not yet */
+		DL_DELETE(st.lru_listings, le);
+	DL_APPEND(st.lru_listings, le);
+}
+
+static void lentry_free_locked(struct lentry *le)
+{
+	HASH_DEL(st.listings, le);
+	DL_DELETE(st.lru_listings, le);
+	st.lbytes -= le->bytes;
+	if (le->cur)
+		listing_unref(le->cur);
+	free(le->key);
+	free(le);
+}
+
+/* A listing grew the store: over the cap, the layer above trims. */
+static void grew_locked(void)
+{
+	if (st.mem.full && st.bytes + st.lbytes + extra_locked() > st.cap)
+		st.mem.full(st.mem.arg);
+}
 
 /* Collects ids while a listing is fetched. */
 struct builder {
@@ -430,7 +544,7 @@ static void recheck_leavers_locked(const struct listing *old,
 	for (i = 0; i < old->n; i++) {
 		if (listing_has(new, old->ids[i]))
 			continue;
-		HASH_FIND_STR(st.tasks, old->ids[i], t);
+		t = tasks_find_locked(old->ids[i]);
 		if (t) {
 			__atomic_store_n(&t->fetched, 0, __ATOMIC_RELAXED);
 			changed_locked(t->id);
@@ -438,7 +552,7 @@ static void recheck_leavers_locked(const struct listing *old,
 	}
 }
 
-static int listing_key(const struct list_body *q, long limit, struct buf *key)
+int store_key(const struct list_body *q, long limit, struct buf *key)
 {
 	int res = json_list_body(q, key);
 
@@ -473,7 +587,7 @@ static int listing_get(const struct list_body *q, long limit,
 	unsigned gen;
 	int res;
 
-	res = listing_key(q, limit, &key);
+	res = store_key(q, limit, &key);
 	if (res)
 		return res;
 	pthread_mutex_lock(&st.lock);
@@ -490,9 +604,12 @@ static int listing_get(const struct list_body *q, long limit,
 			goto out;
 		}
 		HASH_ADD_KEYPTR(hh, st.listings, le->key, strlen(le->key), le);
+		lentry_touch_locked(le);
 	}
 	for (;;) {
 		if (le->cur && listing_fresh(le->cur)) {
+			if (fetch)
+				lentry_touch_locked(le);
 			*out = listing_ref(le->cur);
 			stats_add(STATS_LISTING_HITS, fetch);
 			res = 0;
@@ -508,8 +625,10 @@ static int listing_get(const struct list_body *q, long limit,
 			break;
 		/* single-flight: wait for the fetch in progress */
 		gen = le->gen;
+		le->waiters++; /* store_trim leaves le alone meanwhile */
 		while (le->loading && le->gen == gen)
 			pthread_cond_wait(&st.loaded, &st.lock);
+		le->waiters--;
 		if (le->err) {
 			res = le->err;
 			if (le->cur && serve_stale(res)) {
@@ -542,6 +661,8 @@ static int listing_get(const struct list_body *q, long limit,
 		}
 		le->cur = l;
 		*out = listing_ref(l);
+		lentry_touch_locked(le);
+		grew_locked();
 	} else if (le->cur && serve_stale(res)) {
 		note_failure(res);
 		__atomic_add_fetch(&le->cur->failures, 1, __ATOMIC_RELAXED);
@@ -579,7 +700,7 @@ static int task_get(const char *id, bool force, bool by_hand, struct task **out)
 	if (by_hand)
 		asked_by_hand();
 	pthread_mutex_lock(&st.lock);
-	HASH_FIND_STR(st.tasks, id, t);
+	t = tasks_find_locked(id);
 	if (t && !force && task_fresh_locked(t)) {
 		touch_locked(t);
 		*out = task_ref(t);
@@ -608,7 +729,7 @@ static int task_get(const char *id, bool force, bool by_hand, struct task **out)
 			*out = t;
 	} else if (res == -ENOENT) {
 		pthread_mutex_lock(&st.lock);
-		HASH_FIND_STR(st.tasks, id, t);
+		t = tasks_find_locked(id);
 		if (t) {
 			drop_locked(t);
 			changed_locked(id);
@@ -645,7 +766,7 @@ void store_expire(const struct list_body *q, long limit)
 	struct buf key = BUF_INIT(1 << 20);
 	struct lentry *le;
 
-	if (listing_key(q, limit, &key))
+	if (store_key(q, limit, &key))
 		return;
 	pthread_mutex_lock(&st.lock);
 	HASH_FIND_STR(st.listings, buf_str(&key), le);
@@ -665,11 +786,79 @@ void store_expire_all(void)
 	HASH_ITER(hh, st.listings, le, ltmp)
 	if (le->cur)
 		__atomic_store_n(&le->cur->expired, true, __ATOMIC_RELAXED);
-	HASH_ITER(hh, st.tasks, t, ttmp)
+	DL_FOREACH_SAFE(st.lru, t, ttmp)
 	__atomic_store_n(&t->fetched, 0, __ATOMIC_RELAXED);
 	missing_clear_locked();
 	asked_by_hand();
 	pthread_mutex_unlock(&st.lock);
+}
+
+void store_on_memory(const struct store_mem_hooks *h)
+{
+	pthread_mutex_lock(&st.lock);
+	if (h)
+		st.mem = *h;
+	else
+		memset(&st.mem, 0, sizeof(st.mem));
+	pthread_mutex_unlock(&st.lock);
+}
+
+bool store_over(size_t extra)
+{
+	bool over;
+
+	pthread_mutex_lock(&st.lock);
+	over = st.bytes + st.lbytes + extra > st.cap;
+	pthread_mutex_unlock(&st.lock);
+	return over;
+}
+
+/*
+ * Which listing goes next: of those nobody waits for, one past its ttl
+ * (or that never loaded) and in no one's hands, then one in no one's
+ * hands, then any; the least recently used of each kind.
+ */
+static struct lentry *victim_locked(void)
+{
+	struct lentry *le, *unused = NULL, *any = NULL;
+
+	DL_FOREACH(st.lru_listings, le)
+	{
+		bool idle;
+
+		if (le->loading || le->waiters)
+			continue;
+		idle = !le->cur ||
+			__atomic_load_n(&le->cur->refs, __ATOMIC_RELAXED) == 1;
+		if (idle && (!le->cur || !listing_fresh(le->cur)))
+			return le;
+		if (idle && !unused)
+			unused = le;
+		if (!any)
+			any = le;
+	}
+	return unused ? unused : any;
+}
+
+size_t store_trim(size_t extra, size_t (*charge)(const char *key, void *arg),
+		  void (*dropped)(const char *key, void *arg), void *arg)
+{
+	size_t low, n = 0;
+	struct lentry *le;
+
+	pthread_mutex_lock(&st.lock);
+	low = st.cap - st.cap / 8;
+	while (st.bytes + st.lbytes + extra > low && (le = victim_locked())) {
+		size_t c = charge ? charge(le->key, arg) : 0;
+
+		extra -= c < extra ? c : extra;
+		if (dropped)
+			dropped(le->key, arg);
+		lentry_free_locked(le);
+		n++;
+	}
+	pthread_mutex_unlock(&st.lock);
+	return n;
 }
 
 void store_usage(struct store_usage *u)
@@ -678,9 +867,11 @@ void store_usage(struct store_usage *u)
 
 	memset(u, 0, sizeof(*u));
 	pthread_mutex_lock(&st.lock);
-	u->tasks = HASH_COUNT(st.tasks);
+	u->tasks = st.ntasks;
 	u->task_bytes = st.bytes;
 	u->task_cap = st.cap;
+	u->listing_bytes = st.lbytes;
+	u->extra_bytes = extra_locked();
 	HASH_ITER(hh, st.listings, le, ltmp)
 	if (le->cur) {
 		u->listings++;
@@ -695,7 +886,7 @@ bool store_task_fresh(const char *id)
 	bool fresh;
 
 	pthread_mutex_lock(&st.lock);
-	HASH_FIND_STR(st.tasks, id, t);
+	t = tasks_find_locked(id);
 	fresh = t && task_fresh_locked(t);
 	pthread_mutex_unlock(&st.lock);
 	return fresh;
@@ -706,7 +897,7 @@ struct task *store_task_peek(const char *id)
 	struct task *t;
 
 	pthread_mutex_lock(&st.lock);
-	HASH_FIND_STR(st.tasks, id, t);
+	t = tasks_find_locked(id);
 	if (t)
 		task_ref(t);
 	pthread_mutex_unlock(&st.lock);

@@ -87,6 +87,13 @@ out:
 	return t;
 }
 
+bool task_same_json(const struct task *a, const struct task *b)
+{
+	return a->json_len == b->json_len &&
+		pack_same(TASK_PACKED(a), a->packed_len, TASK_PACKED(b),
+			  b->packed_len, a->json_len);
+}
+
 int task_json(const struct task *t, struct buf *out)
 {
 	return unpack(TASK_PACKED(t), t->packed_len, t->json_len, out);

@@ -76,11 +76,14 @@ static int meta_stats(struct fs *fs, struct buf *out)
 		res = buf_printf(
 			out,
 			"tasks_cached %zu\ntask_bytes %zu\ntask_bytes_max %zu\n"
-			"listings_cached %zu\nlisted_tasks %zu\nnodes %zu\n"
+			"listings_cached %zu\nlisted_tasks %zu\nlisting_bytes "
+			"%zu\n"
+			"nodes %zu\nnode_bytes %zu\n"
 			"memory_rss %ld\nuptime %ld\nlast_error_time %s\n"
 			"last_error %s\n",
 			u.tasks, u.task_bytes, u.task_cap, u.listings, u.listed,
-			node_count(&fs->nodes), rss_bytes(),
+			u.listing_bytes, node_count(&fs->nodes),
+			node_bytes(&fs->nodes), rss_bytes(),
 			(long)(time(NULL) - fs->started), when, t ? line : "-");
 	if (!res)
 		res = wait_stats(fs, out); /* reads of .wait kept */

@@ -1,8 +1,26 @@
-"""-o cache_size= bounds the task cache; the least recently used go first."""
+"""-o cache_size= bounds the task records, the listings and the nodes of
+their entries; the least recently used go first, and what went is fetched
+again, right, when it is needed."""
 
 import os
 
+import pytest
+
 import mfs
+
+CACHE = 16 << 20
+
+
+def stats_of(m):
+    with open(m.p(".mixpeekfs", "stats")) as f:
+        return {k: int(v) for k, v in
+                (line.rstrip("\n").split(" ", 1) for line in f)
+                if v.isdigit()}
+
+
+def kept(s):
+    """What counts against cache_size, from .mixpeekfs/stats."""
+    return s["task_bytes"] + s["listing_bytes"] + s["node_bytes"]
 
 
 def test_small_cache_evicts_and_refetches(server, main_tasks, mounter):
@@ -38,3 +56,63 @@ def test_bad_cache_size_is_refused(server, workdir):
     assert r.returncode != 0
     assert b"cache_size" in r.stderr
     assert not os.path.ismount(mnt)
+
+
+@pytest.mark.timeout(600)
+def test_listings_and_nodes_evicted_then_refetched(big_server, mounter):
+    """Listing every task three times over (tasks/, then every status
+    and every type folder) holds more than the smallest cache: the least
+    recently used listing (tasks/) goes, the kernel forgets its entries
+    (their nodes go), and listing or reading it again fetches it again,
+    with the right data."""
+    ds = big_server.dataset()
+    ids = [t["task_id"] for t in ds]
+    by_id = {t["task_id"]: t for t in ds}
+    groups = [("by-status", "status"), ("by-type", "task_type")]
+    folders = sorted({(g, t[field]) for g, field in groups for t in ds})
+    big_server.reset()
+    m = mounter(big_server, page_size=1000, ttl=600,
+                extra_opts=["cache_size=16M"])
+    names = sorted(mfs.escape_name(i) for i in ids)
+    r = mfs.sh("ls -U tasks", m.path, timeout=300)
+    assert sorted(mfs.lines(r.out)) == names
+    first = stats_of(m)
+    assert first["nodes"] > len(ids)      # the kernel keeps an entry each
+    assert kept(first) <= CACHE
+    for g, value in folders:
+        field = dict(groups)[g]
+        r = mfs.sh("ls -U %s/%s" % (g, value), m.path, timeout=300)
+        want = [t["task_id"] for t in ds if t[field] == value]
+        assert sorted(mfs.lines(r.out)) == sorted(mfs.escape_name(i)
+                                                  for i in want)
+    # the total went over the cap: listings went, the kernel forgot
+    # their folders, and FORGET freed the nodes of their entries
+    s = mfs.wait_until(lambda: (lambda s: kept(s) <= CACHE and s)(
+        stats_of(m)), 120, "what is kept to fit in cache_size")
+    assert s["listings_cached"] < 1 + len(folders)
+    assert s["invalidations"] > 0
+    assert s["nodes"] < 3 * len(ids)
+    before = big_server.requests()
+    # tasks/ (the least recently used) was dropped: fetched again, whole
+    r = mfs.sh("ls -U tasks", m.path, timeout=300)
+    assert sorted(mfs.lines(r.out)) == names
+    delta = mfs.request_delta(before, big_server.requests())
+    # every page once (a deep listing may take a few more: its ends and
+    # ranges), and no task one by one
+    full = mfs.pages(len(ids), 1000)
+    assert full <= delta["list"] <= full + 10
+    assert delta["get"] == 0
+    # files below a dropped folder read right
+    for i in ids[:: len(ids) // 20]:
+        t = by_id[i]
+        assert mfs.read(m, "tasks", mfs.escape_name(i),
+                        "status") == (t["status"] + "\n").encode()
+        assert mfs.read(m, "by-status", t["status"], mfs.escape_name(i),
+                        "task_type") == (t["task_type"] + "\n").encode()
+        assert mfs.read(m, "by-type", t["task_type"], mfs.escape_name(i),
+                        "status") == (t["status"] + "\n").encode()
+    s = stats_of(m)
+    assert kept(s) <= CACHE + (2 << 20)   # a margin: FORGETs on their way
+    # nothing but the listings of tasks/ and of folders dropped again
+    delta = mfs.request_delta(before, big_server.requests())
+    assert delta["get"] <= 40 and delta["delete"] == 0

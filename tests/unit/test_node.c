@@ -7,6 +7,7 @@
  */
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -400,6 +401,98 @@ static void test_collect(void)
 	node_table_release(&t);
 }
 
+static unsigned grew_calls;
+
+static void on_grew(void *arg)
+{
+	(void)arg;
+	grew_calls++;
+}
+
+/*
+ * What the nodes take: counted when made, given back when freed, and
+ * charged to the nearest listing folder at or above each node (a query
+ * folder inside a listing folder has its own); the listing folders are
+ * found without a walk over every node; growth is reported step by step.
+ */
+static void test_bytes(void)
+{
+	struct node_table t;
+	struct node *ls, *tk, *f, *q, *qt, **v;
+	size_t one, *subs, total, base;
+	unsigned calls;
+	long n, i;
+
+	CHECK(node_table_init(&t, NULL) == 0);
+	/* the bucket array, and nothing else */
+	base = node_bytes(&t);
+	CHECK(base == t.nbuckets * sizeof(struct node *));
+	ls = node_child(&t, t.root, "tasks", NK_LISTING, 0, NULL);
+	one = node_bytes(&t) - base;
+	CHECK(one > sizeof(struct node));
+	CHECK(ls->sub == one);
+	tk = node_child(&t, ls, "t1", NK_TASK, 0, NULL);
+	f = node_child(&t, tk, "status", NK_FIELD, 0, NULL);
+	/* a value unlike the name costs its own block */
+	q = node_child(&t, ls, "status=FAILED", NK_LISTING, 0, "FAILED");
+	qt = node_child(&t, q, "t1", NK_TASK, 0, NULL);
+	total = node_bytes(&t) - base;
+	CHECK(ls->sub + q->sub == total);
+	CHECK(q->sub > 0 && ls->sub > q->sub);
+	/* the same node again costs nothing */
+	CHECK(node_child(&t, tk, "status", NK_FIELD, 0, NULL) == f);
+	CHECK(node_bytes(&t) == base + total);
+	node_forget(&t, f, 1);
+	CHECK(node_bytes(&t) == base + total);
+	n = node_listings(&t, &v, &subs);
+	CHECK(n == 2);
+	for (i = 0; i < n; i++) {
+		CHECK(v[i] == ls || v[i] == q);
+		CHECK(subs[i] == v[i]->sub);
+		CHECK(v[i]->nlookup == 2); /* with a reference */
+		node_forget(&t, v[i], 1);
+	}
+	free(v);
+	free(subs);
+	/* freed: given back, to the listing too */
+	node_forget(&t, f, 1);
+	CHECK(node_bytes(&t) < base + total && ls->sub < total - q->sub);
+	node_forget(&t, qt, 1);
+	node_forget(&t, q, 1);
+	node_forget(&t, tk, 1);
+	CHECK(node_bytes(&t) == base + one && ls->sub == one);
+	node_forget(&t, ls, 1);
+	CHECK(node_bytes(&t) == base && node_count(&t) == 1);
+	n = node_listings(&t, &v, &subs);
+	CHECK(n == 0);
+	free(v);
+	free(subs);
+
+	/* growth: one call per NODE_GROW_STEP, none after the hook is off */
+	node_on_grow(&t, on_grew, NULL);
+	ls = node_child(&t, t.root, "tasks", NK_LISTING, 0, NULL);
+	for (i = 0; node_bytes(&t) < base + 3 * NODE_GROW_STEP + one; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "t%ld", i);
+		node_child(&t, ls, name, NK_TASK, 0, NULL);
+	}
+	/* 3 steps, one more if a bucket array jump crossed a mark */
+	CHECK(grew_calls >= 3 && grew_calls <= 4);
+	calls = grew_calls;
+	/* the buckets grew with the nodes, and count */
+	CHECK(ls->sub + t.nbuckets * sizeof(struct node *) == node_bytes(&t));
+	node_on_grow(&t, NULL, NULL);
+	for (n = i + 20000; i < n; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "t%ld", i);
+		node_child(&t, ls, name, NK_TASK, 0, NULL);
+	}
+	CHECK(grew_calls == calls);
+	node_table_release(&t);
+}
+
 /* Threads looking up and forgetting the same names. */
 static struct node_table shared;
 
@@ -449,6 +542,7 @@ int main(void)
 	test_task_relpath();
 	test_cache();
 	test_collect();
+	test_bytes();
 	test_threads();
 	return check_done();
 }

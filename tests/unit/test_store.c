@@ -319,6 +319,130 @@ static void test_repeats(void)
 	listing_unref(l);
 }
 
+/* What store_trim's hooks were told. */
+static char dropped_keys[4096];
+static size_t charge_each, fulls, extra_bytes;
+
+static size_t charge(const char *key, void *arg)
+{
+	(void)key;
+	(void)arg;
+	return charge_each;
+}
+
+static void dropped(const char *key, void *arg)
+{
+	(void)arg;
+	if (strlen(dropped_keys) + strlen(key) + 2 < sizeof(dropped_keys)) {
+		strcat(dropped_keys, key);
+		strcat(dropped_keys, "\n");
+	}
+}
+
+static size_t extra(void *arg)
+{
+	(void)arg;
+	return extra_bytes;
+}
+
+static void full(void *arg)
+{
+	(void)arg;
+	fulls++;
+}
+
+static const struct json_cond conds[3] = {
+	{ "task_id", "ne", "\"a\"", false, 0 },
+	{ "task_id", "ne", "\"b\"", false, 0 },
+	{ "task_id", "ne", "\"c\"", false, 0 },
+};
+
+/* "KEY\n" of listing i, as dropped() writes it. */
+static const char *key_line(int i)
+{
+	static char line[3][512];
+	struct list_body q = { .conds = &conds[i], .nconds = 1 };
+	struct buf key = BUF_INIT(1 << 20);
+
+	CHECK(store_key(&q, 0, &key) == 0);
+	snprintf(line[i], sizeof(line[i]), "%s\n", buf_str(&key));
+	buf_release(&key);
+	return line[i];
+}
+
+/*
+ * Listings count against cache_size; store_trim drops them, least
+ * recently used first but one past its ttl before that, one in someone's
+ * hands last; what the layer above keeps for them (extra) counts too,
+ * and charge() says how much of it a listing's going frees.
+ */
+static void test_trim(void)
+{
+	struct list_body q[3];
+	struct listing *l[3], *held;
+	struct store_usage u;
+	size_t cap = (size_t)1 << 20;
+	char want[2048];
+	int i;
+
+	setup(cap);
+	store_on_memory(&(struct store_mem_hooks){ extra, full, NULL });
+	fulls = extra_bytes = 0;
+	api.ids[0] = "t1";
+	api.ids[1] = "t2";
+	for (i = 0; i < 3; i++) {
+		q[i] = (struct list_body){ .conds = &conds[i], .nconds = 1 };
+		CHECK(store_listing(&q[i], 0, &l[i]) == 0);
+	}
+	CHECK(api.lists == 3);
+	store_usage(&u);
+	CHECK(u.listings == 3 && u.listing_bytes > 3 * l[0]->bytes);
+	CHECK(u.extra_bytes == 0 && fulls == 0);
+	CHECK(!store_over(0) && store_over(cap));
+	/* nothing over the mark: nothing goes */
+	CHECK(store_trim(0, charge, dropped, NULL) == 0);
+
+	/* l[1] stays in our hands; used order now 0, 2, 1; then 0 again */
+	held = l[1];
+	listing_unref(l[0]);
+	listing_unref(l[2]);
+	CHECK(store_listing(&q[2], 0, &l[2]) == 0);
+	listing_unref(l[2]);
+	CHECK(store_listing(&q[0], 0, &l[0]) == 0);
+	listing_unref(l[0]);
+	CHECK(api.lists == 3);
+	/* one is enough when it frees all of extra: the oldest unused */
+	charge_each = cap;
+	dropped_keys[0] = '\0';
+	CHECK(store_trim(cap, charge, dropped, NULL) == 1);
+	CHECK_STR(dropped_keys, key_line(2));
+	/* a stale one before an older fresh one; the held one last */
+	CHECK(store_listing(&q[2], 0, &l[2]) == 0); /* fetched again */
+	listing_unref(l[2]);
+	CHECK(api.lists == 4);
+	store_expire(&q[2], 0);
+	charge_each = 0;
+	dropped_keys[0] = '\0';
+	CHECK(store_trim(cap, charge, dropped, NULL) == 3);
+	snprintf(want, sizeof(want), "%s%s%s", key_line(2), key_line(0),
+		 key_line(1));
+	CHECK_STR(dropped_keys, want);
+	store_usage(&u);
+	CHECK(u.listings == 0 && u.listing_bytes == 0);
+	/* what was in our hands still reads */
+	CHECK(held->n == 2 && !strcmp(held->ids[1], "t2"));
+	listing_unref(held);
+
+	/* over the cap with extra: a new listing calls full() */
+	extra_bytes = cap;
+	CHECK(store_listing(&q[0], 0, &l[0]) == 0);
+	listing_unref(l[0]);
+	CHECK(fulls == 1);
+	store_usage(&u);
+	CHECK(u.extra_bytes == cap && u.listings == 1);
+	store_on_memory(NULL);
+}
+
 int main(void)
 {
 	test_single_flight();
@@ -327,6 +451,7 @@ int main(void)
 	test_missing();
 	test_leavers();
 	test_repeats();
+	test_trim();
 	store_cleanup();
 	return check_done();
 }
