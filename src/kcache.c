@@ -574,12 +574,13 @@ static void inval_views(struct fs *fs, struct node *dir)
 	struct node **v;
 	long n = node_collect(&fs->nodes, view_in, dir, &v), i;
 
+	if (n < 0)
+		return; /* out of memory: the views follow their ttl */
 	for (i = 0; i < n; i++) {
 		kcache_inval_node(fs, v[i]);
 		node_forget(&fs->nodes, v[i], 1);
 	}
-	if (n > 0)
-		free(v);
+	free(v);
 }
 
 /*
