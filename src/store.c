@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <uthash.h>
 #include <utlist.h>
@@ -363,11 +364,21 @@ static bool task_fresh_locked(const struct task *t)
 							   st.ttl);
 }
 
+/*
+ * What is left of ttl for data fetched in second fetched: it goes stale
+ * when time(NULL) reaches fetched + ttl (fresh_for), so count to that
+ * second from the exact time now. Counting from time(NULL) would let the
+ * kernel trust the data up to a second past that.
+ */
 static double left_of(time_t fetched, unsigned ttl)
 {
-	time_t left = fetched + (time_t)ttl - time(NULL);
+	struct timespec now;
+	double left;
 
-	return left > 0 ? (double)left : 0;
+	clock_gettime(CLOCK_REALTIME, &now);
+	left = (double)(fetched + (time_t)ttl - now.tv_sec) -
+		(double)now.tv_nsec / 1e9;
+	return left > 0 ? left : 0;
 }
 
 double store_task_left(const struct task *t)
