@@ -30,6 +30,9 @@ bool pack_same(const unsigned char *a, size_t alen, const unsigned char *b,
 
 /* Free this thread's contexts now (for threads that are about to end). */
 void pack_thread_exit(void);
+/* Whether the trained dictionary is in use (its thread has trained it).
+ * Never blocks. */
+bool pack_trained(void);
 /* Free everything, at exit. */
 void pack_cleanup(void);
 

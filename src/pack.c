@@ -28,8 +28,8 @@
 #define LEVEL_TRAINED 1
 /* The trained dictionary's size, and what it is trained on. */
 #define DICT_MAX (16 * 1024)
-#define SAMPLES_MAX 1000
-#define SAMPLES_BYTES ((size_t)1 << 20)
+#define SAMPLES_MAX 250
+#define SAMPLES_BYTES ((size_t)256 << 10)
 #define SAMPLE_MAX ((size_t)64 << 10) /* a bigger task is no sample */
 
 enum { DICT_BUILTIN, DICT_TRAINED, DICTS };
@@ -60,6 +60,9 @@ static struct {
 	size_t sizes[SAMPLES_MAX];
 	unsigned n;
 	int done; /* atomic: trained, or given up */
+	int full; /* protected by lock: enough; the trainer is at it */
+	pthread_t trainer;
+	int trainer_running; /* protected by lock: to be joined */
 } samples = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 struct contexts {
@@ -107,13 +110,38 @@ static void train_locked(void)
 	__atomic_store_n(&samples.done, 1, __ATOMIC_RELEASE);
 }
 
+/*
+ * Training takes a core for about 0.1 s: a thread of its own does it, so
+ * the listing whose tasks are the samples is not held up (its tasks and
+ * those packed meanwhile keep the built-in dictionary).
+ */
+static void *trainer_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&samples.lock);
+	if (!samples.done)
+		train_locked();
+	pthread_mutex_unlock(&samples.lock);
+	return NULL;
+}
+
+/* Enough samples: start the trainer, or train now without one. Lock held. */
+static void train_start_locked(void)
+{
+	samples.full = 1;
+	samples.trainer_running = !pthread_create(&samples.trainer, NULL,
+						  trainer_main, NULL);
+	if (!samples.trainer_running)
+		train_locked();
+}
+
 /* Keep src as a sample while there are too few; train when enough. */
 static void sample(const char *src, size_t len)
 {
 	if (__atomic_load_n(&samples.done, __ATOMIC_ACQUIRE) ||
 	    len > SAMPLE_MAX || pthread_mutex_trylock(&samples.lock))
 		return; /* a thread is at it: this task is no sample */
-	if (!samples.done) {
+	if (!samples.done && !samples.full) {
 		if (!samples.buf)
 			samples.buf = malloc(SAMPLES_BYTES + SAMPLE_MAX);
 		if (!samples.buf) {
@@ -124,7 +152,7 @@ static void sample(const char *src, size_t len)
 			samples.sizes[samples.n++] = len;
 			if (samples.n == SAMPLES_MAX ||
 			    samples.len >= SAMPLES_BYTES)
-				train_locked();
+				train_start_locked();
 		}
 	}
 	pthread_mutex_unlock(&samples.lock);
@@ -167,10 +195,23 @@ void pack_thread_exit(void)
 	}
 }
 
+bool pack_trained(void)
+{
+	return __atomic_load_n(&trained, __ATOMIC_ACQUIRE);
+}
+
 void pack_cleanup(void)
 {
 	int i;
 
+	pthread_mutex_lock(&samples.lock);
+	if (samples.trainer_running) {
+		samples.trainer_running = 0;
+		pthread_mutex_unlock(&samples.lock);
+		pthread_join(samples.trainer, NULL);
+	} else {
+		pthread_mutex_unlock(&samples.lock);
+	}
 	pack_thread_exit();
 	for (i = 0; i < DICTS; i++) {
 		ZSTD_freeCDict(cdict[i]);
@@ -183,7 +224,7 @@ void pack_cleanup(void)
 	free(samples.buf);
 	samples.buf = NULL;
 	samples.len = samples.n = 0;
-	samples.done = 0;
+	samples.done = samples.full = 0;
 	pthread_mutex_unlock(&samples.lock);
 }
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "pack.h"
@@ -49,9 +50,9 @@ static size_t pack_task(unsigned i, unsigned char *p, size_t cap, char *json)
 }
 
 /*
- * After SAMPLES_MAX (1000) tasks, a dictionary trained on them packs the
- * later ones smaller; records of both kinds unpack, and compare by what
- * they hold.
+ * After SAMPLES_MAX (250) tasks, a dictionary trained on them (by a
+ * thread of its own) packs the later ones smaller; records of both kinds
+ * unpack, and compare by what they hold.
  */
 static void test_trained(void)
 {
@@ -64,6 +65,10 @@ static void test_trained(void)
 	a = pack_task(0, first, sizeof(first), json);
 	for (i = 1; i < 1000; i++)
 		pack_task(i, later, sizeof(later), json);
+	/* the trainer: poll, for at most 30 s */
+	for (i = 0; i < 30000 && !pack_trained(); i++)
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	CHECK(pack_trained());
 	b = pack_task(0, later, sizeof(later), json);
 	len = strlen(json);
 	CHECK(first[0] != later[0]); /* another dictionary */
