@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * json: every use of cJSON. Parses list pages and single tasks into task
- * records, a task's JSON into a tree, builds list request bodies (json.c),
- * and works on JSON as text without parsing it: pretty-printing and the
+ * records and a task's JSON into a tree (json.c), builds list request
+ * bodies (json_body.c), and works on JSON as text without parsing it: pretty-printing and the
  * whole-object check (json_text.c). No cJSON value ever leaves this
  * module. All but json_init are thread-safe; none does I/O.
  */

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * store: task records by id (uthash) and listings by request body.
- * One mutex guards both tables; no lock is held across a fetch.
+ * store: the task records, in least recently used order, and the
+ * listings by request body (uthash), with their ttls, single-flight
+ * fetches and the memory cap. store_ids.c keeps the records by id and
+ * the ids the API answered 404 for; store_values.c the statuses and
+ * types seen. One mutex guards all of it; none is held across a fetch.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,54 +21,7 @@
 #include "log.h"
 #include "mem.h"
 #include "stats.h"
-#include "store.h"
-
-const char *const store_statuses[] = { "PENDING",
-				       "IN_PROGRESS",
-				       "PROCESSING",
-				       "COMPLETED",
-				       "COMPLETED_WITH_ERRORS",
-				       "FAILED",
-				       "CANCELED",
-				       "UNKNOWN",
-				       "SKIPPED",
-				       "DRAFT",
-				       "ACTIVE",
-				       "ARCHIVED",
-				       "SUSPENDED",
-				       NULL };
-
-const char *const store_types[] = { "api_namespaces_create",
-				    "api_namespaces_delete",
-				    "api_namespaces_migrations_run",
-				    "api_buckets_objects_create",
-				    "api_buckets_delete",
-				    "api_buckets_batches_process",
-				    "api_buckets_batches_submit",
-				    "api_buckets_uploads_create",
-				    "api_buckets_uploads_confirm",
-				    "api_buckets_uploads_batch_confirm",
-				    "api_collections_documents_create",
-				    "api_collections_extraction_artifacts",
-				    "api_taxonomies_create",
-				    "api_taxonomies_execute",
-				    "api_taxonomies_materialize",
-				    "api_evaluations_run",
-				    "api_evaluations_dataset_create",
-				    "api_retrievers_publish",
-				    "api_collections_export",
-				    "api_collections_trigger",
-				    "engine_feature_extractor_run",
-				    "engine_inference_run",
-				    "engine_object_processing",
-				    "engine_cluster_build",
-				    "thumbnail",
-				    "video_segment",
-				    "audio_segment",
-				    "materialize",
-				    "plugin_custom",
-				    "model_custom",
-				    NULL };
+#include "store_i.h"
 
 /* ---- tables ---- */
 
@@ -81,13 +37,6 @@ struct lentry {
 	UT_hash_handle hh;
 };
 
-struct value {
-	char *name;
-	struct value *next;
-};
-
-#define MISSING_MAX 1024
-
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t loaded;
@@ -96,215 +45,47 @@ static struct {
 	unsigned ttl_terminal;
 	void (*on_change)(const char *id, void *arg);
 	void *on_change_arg;
-	struct task **tasks;	 /* protected by lock: by id (see tasks_find) */
-	size_t nbuckets, ntasks; /* protected by lock */
-	struct task *lru;	 /* protected by lock: every task */
-	size_t bytes;		 /* protected by lock: of all tasks */
+	struct taskmap tasks; /* protected by lock */
+	struct task *lru;     /* protected by lock: every task */
+	size_t bytes;	      /* protected by lock: of all tasks */
 	size_t cap;
-	struct lentry *listings;	   /* protected by lock */
-	struct lentry *lru_listings;	   /* protected by lock: oldest first */
-	size_t lbytes;			   /* protected by lock: of listings */
-	struct store_mem_hooks mem;	   /* protected by lock */
-	struct value *values[2];	   /* protected by lock; append only */
-	struct missing *missing;	   /* protected by lock: by id */
-	struct missing *gone[MISSING_MAX]; /* protected by lock: a ring */
-	unsigned gone_pos;		   /* protected by lock */
+	struct lentry *listings;     /* protected by lock */
+	struct lentry *lru_listings; /* protected by lock: oldest first */
+	size_t lbytes;		     /* protected by lock: of listings */
+	struct store_mem_hooks mem;  /* protected by lock */
+	struct missing_set missing;  /* protected by lock */
 } st = { .lock = PTHREAD_MUTEX_INITIALIZER,
 	 .loaded = PTHREAD_COND_INITIALIZER };
 
-/*
- * Ids the API answered 404 for lately: looking one up again within the
- * ttl costs no request (stat tasks/.git, a prompt run in a loop). The
- * last MISSING_MAX are kept; a listing that shows the id forgets it.
- */
-struct missing {
-	UT_hash_handle hh;
-	time_t when;
-	char id[];
-};
-
-static void missing_drop_locked(const char *id)
-{
-	struct missing *m;
-	unsigned i;
-
-	HASH_FIND_STR(st.missing, id, m);
-	if (!m)
-		return;
-	HASH_DEL(st.missing, m);
-	for (i = 0; i < MISSING_MAX; i++)
-		if (st.gone[i] == m)
-			st.gone[i] = NULL;
-	free(m);
-}
-
-static void missing_add_locked(const char *id)
-{
-	size_t len = strlen(id);
-	struct missing *m, **slot = &st.gone[st.gone_pos];
-
-	missing_drop_locked(id);
-	if (*slot)
-		missing_drop_locked((*slot)->id);
-	m = malloc(sizeof(*m) + len + 1);
-	if (!m)
-		return;
-	memcpy(m->id, id, len + 1);
-	m->when = time(NULL);
-	HASH_ADD_KEYPTR(hh, st.missing, m->id, len, m);
-	*slot = m;
-	st.gone_pos = (st.gone_pos + 1) % MISSING_MAX;
-}
-
-static bool missing_locked(const char *id)
-{
-	struct missing *m;
-
-	HASH_FIND_STR(st.missing, id, m);
-	return m && time(NULL) - m->when < (time_t)st.ttl;
-}
-
-static void missing_clear_locked(void)
-{
-	struct missing *m, *tmp;
-
-	HASH_ITER(hh, st.missing, m, tmp)
-	{
-		HASH_DEL(st.missing, m);
-		free(m);
-	}
-	memset(st.gone, 0, sizeof(st.gone));
-}
-
 static void drop_locked(struct task *t);
 static void lentry_free_locked(struct lentry *le);
-
-/*
- * The tasks by id: a chained hash table of nbuckets (a power of 2),
- * twice as many once there are more tasks than buckets. Small links in
- * the record (hnext, hash) instead of uthash's 56 bytes a task.
- */
-static uint32_t id_hash(const char *id)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *id; id++)
-		h = (h ^ (unsigned char)*id) * 16777619u;
-	return h;
-}
-
-static struct task *tasks_find_locked(const char *id)
-{
-	uint32_t h = id_hash(id);
-	struct task *t;
-
-	if (!st.nbuckets)
-		return NULL;
-	for (t = st.tasks[h & (st.nbuckets - 1)]; t; t = t->hnext)
-		if (t->hash == h && !strcmp(t->id, id))
-			return t;
-	return NULL;
-}
-
-static void tasks_grow_locked(void)
-{
-	size_t nb = st.nbuckets ? st.nbuckets * 2 : 1024, i;
-	struct task **b = calloc(nb, sizeof(*b)), *t;
-
-	if (!b)
-		return; /* longer chains, still right */
-	for (i = 0; i < st.nbuckets; i++) {
-		while ((t = st.tasks[i])) {
-			st.tasks[i] = t->hnext;
-			t->hnext = b[t->hash & (nb - 1)];
-			b[t->hash & (nb - 1)] = t;
-		}
-	}
-	free(st.tasks);
-	st.tasks = b;
-	st.nbuckets = nb;
-}
-
-/* Add t; the caller made sure there are buckets. */
-static void tasks_add_locked(struct task *t)
-{
-	struct task **b;
-
-	t->hash = id_hash(t->id);
-	b = &st.tasks[t->hash & (st.nbuckets - 1)];
-	t->hnext = *b;
-	*b = t;
-	st.ntasks++;
-}
-
-static void tasks_del_locked(struct task *t)
-{
-	struct task **pp = &st.tasks[t->hash & (st.nbuckets - 1)];
-
-	while (*pp != t)
-		pp = &(*pp)->hnext;
-	*pp = t->hnext;
-	st.ntasks--;
-}
-
-static int values_add(enum store_values which, const char *name)
-{
-	struct value **pp = &st.values[which], *v;
-
-	for (; *pp; pp = &(*pp)->next)
-		if (!strcmp((*pp)->name, name))
-			return 0;
-	v = calloc(1, sizeof(*v));
-	if (!v || !(v->name = strdup(name))) {
-		free(v);
-		return -ENOMEM;
-	}
-	*pp = v;
-	return 0;
-}
 
 int store_init(unsigned ttl, unsigned ttl_terminal, size_t cache_size,
 	       const struct store_source *src)
 {
 	static const struct store_source api = { api_list, api_get_task };
-	int i, res = 0;
 
 	st.src = src ? *src : api;
 	st.ttl = ttl;
 	st.ttl_terminal = ttl_terminal;
 	st.cap = cache_size;
-	for (i = 0; store_statuses[i] && !res; i++)
-		res = values_add(STORE_STATUSES, store_statuses[i]);
-	for (i = 0; store_types[i] && !res; i++)
-		res = values_add(STORE_TYPES, store_types[i]);
-	return res;
+	return values_init();
 }
 
 void store_cleanup(void)
 {
 	struct task *t, *ttmp;
 	struct lentry *le, *ltmp;
-	int i;
 
 	DL_FOREACH_SAFE(st.lru, t, ttmp)
 	drop_locked(t);
-	free(st.tasks);
-	st.tasks = NULL;
-	st.nbuckets = 0;
-	missing_clear_locked();
+	taskmap_release(&st.tasks);
+	missing_clear(&st.missing);
 	HASH_ITER(hh, st.listings, le, ltmp)
 	lentry_free_locked(le);
 	memset(&st.mem, 0, sizeof(st.mem));
 	task_cleanup();
-	for (i = 0; i < 2; i++) {
-		while (st.values[i]) {
-			struct value *v = st.values[i];
-
-			st.values[i] = v->next;
-			free(v->name);
-			free(v);
-		}
-	}
+	values_cleanup();
 }
 
 /*
@@ -419,7 +200,7 @@ static size_t task_bytes(const struct task *t)
 static void drop_locked(struct task *t)
 {
 	DL_DELETE(st.lru, t);
-	tasks_del_locked(t);
+	taskmap_del(&st.tasks, t);
 	st.bytes -= task_bytes(t);
 	task_unref(t);
 }
@@ -448,13 +229,12 @@ static int ingest_locked(struct task *t)
 	struct task *old;
 	int res = 0;
 
-	old = tasks_find_locked(t->id);
+	old = taskmap_find(&st.tasks, t->id);
 	if (old == t) {
 		touch_locked(t);
 		return 0;
 	}
-	if (st.missing)
-		missing_drop_locked(t->id);
+	missing_drop(&st.missing, t->id);
 	if (old) {
 		if (task_same_json(old, t)) {
 			t->changed = old->changed;
@@ -465,12 +245,10 @@ static int ingest_locked(struct task *t)
 		}
 		drop_locked(old);
 	}
-	if (st.ntasks >= st.nbuckets)
-		tasks_grow_locked();
-	if (!st.nbuckets)
-		return -ENOMEM;
+	res = taskmap_add(&st.tasks, t);
+	if (res)
+		return res;
 	task_ref(t);
-	tasks_add_locked(t);
 	DL_APPEND(st.lru, t);
 	st.bytes += task_bytes(t);
 	evict_locked(t);
@@ -555,7 +333,7 @@ static void recheck_leavers_locked(const struct listing *old,
 	for (i = 0; i < old->n; i++) {
 		if (listing_has(new, old->ids[i]))
 			continue;
-		t = tasks_find_locked(old->ids[i]);
+		t = taskmap_find(&st.tasks, old->ids[i]);
 		if (t) {
 			__atomic_store_n(&t->fetched, 0, __ATOMIC_RELAXED);
 			changed_locked(t->id);
@@ -711,7 +489,7 @@ static int task_get(const char *id, bool force, bool by_hand, struct task **out)
 	if (by_hand)
 		asked_by_hand();
 	pthread_mutex_lock(&st.lock);
-	t = tasks_find_locked(id);
+	t = taskmap_find(&st.tasks, id);
 	if (t && !force && task_fresh_locked(t)) {
 		touch_locked(t);
 		*out = task_ref(t);
@@ -721,7 +499,7 @@ static int task_get(const char *id, bool force, bool by_hand, struct task **out)
 	}
 	if (t)
 		stale = task_ref(t);
-	if (!t && !force && missing_locked(id)) {
+	if (!t && !force && missing_has(&st.missing, id, st.ttl)) {
 		pthread_mutex_unlock(&st.lock);
 		stats_add(STATS_TASK_HITS, 1);
 		return -ENOENT; /* the API said so within the ttl */
@@ -740,12 +518,12 @@ static int task_get(const char *id, bool force, bool by_hand, struct task **out)
 			*out = t;
 	} else if (res == -ENOENT) {
 		pthread_mutex_lock(&st.lock);
-		t = tasks_find_locked(id);
+		t = taskmap_find(&st.tasks, id);
 		if (t) {
 			drop_locked(t);
 			changed_locked(id);
 		}
-		missing_add_locked(id);
+		missing_add(&st.missing, id);
 		pthread_mutex_unlock(&st.lock);
 	} else if (stale && !force && serve_stale(res)) {
 		note_failure(res);
@@ -799,7 +577,7 @@ void store_expire_all(void)
 		__atomic_store_n(&le->cur->expired, true, __ATOMIC_RELAXED);
 	DL_FOREACH_SAFE(st.lru, t, ttmp)
 	__atomic_store_n(&t->fetched, 0, __ATOMIC_RELAXED);
-	missing_clear_locked();
+	missing_clear(&st.missing);
 	asked_by_hand();
 	pthread_mutex_unlock(&st.lock);
 }
@@ -878,7 +656,7 @@ void store_usage(struct store_usage *u)
 
 	memset(u, 0, sizeof(*u));
 	pthread_mutex_lock(&st.lock);
-	u->tasks = st.ntasks;
+	u->tasks = st.tasks.n;
 	u->task_bytes = st.bytes;
 	u->task_cap = st.cap;
 	u->listing_bytes = st.lbytes;
@@ -897,7 +675,7 @@ bool store_task_fresh(const char *id)
 	bool fresh;
 
 	pthread_mutex_lock(&st.lock);
-	t = tasks_find_locked(id);
+	t = taskmap_find(&st.tasks, id);
 	fresh = t && task_fresh_locked(t);
 	pthread_mutex_unlock(&st.lock);
 	return fresh;
@@ -908,54 +686,9 @@ struct task *store_task_peek(const char *id)
 	struct task *t;
 
 	pthread_mutex_lock(&st.lock);
-	t = tasks_find_locked(id);
+	t = taskmap_find(&st.tasks, id);
 	if (t)
 		task_ref(t);
 	pthread_mutex_unlock(&st.lock);
 	return t;
-}
-
-int store_values(enum store_values which, char ***names, size_t *n)
-{
-	struct value *v;
-	size_t count = 0, i = 0;
-	char **arr;
-
-	pthread_mutex_lock(&st.lock);
-	for (v = st.values[which]; v; v = v->next)
-		count++;
-	arr = calloc(count + 1, sizeof(*arr));
-	for (v = st.values[which]; v && arr; v = v->next, i++) {
-		arr[i] = strdup(v->name);
-		if (!arr[i]) {
-			store_values_free(arr, i);
-			arr = NULL;
-		}
-	}
-	pthread_mutex_unlock(&st.lock);
-	if (!arr)
-		return -ENOMEM;
-	*names = arr;
-	*n = count;
-	return 0;
-}
-
-bool store_value_published(enum store_values which, const char *v)
-{
-	const char *const *p = which == STORE_STATUSES ? store_statuses :
-							 store_types;
-
-	for (; *p; p++)
-		if (!strcmp(*p, v))
-			return true;
-	return false;
-}
-
-void store_values_free(char **names, size_t n)
-{
-	size_t i;
-
-	for (i = 0; names && i < n; i++)
-		free(names[i]);
-	free(names);
 }

@@ -9,6 +9,7 @@ MIXPEEKFS_BIN overrides the binary (default build/src/mixpeekfs).
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -159,3 +160,14 @@ def mounter(request, fuse_ok, workdir):
 def mnt(server, mounter):
     """A fresh mount of the main server: page_size=100, ttl=600."""
     return mounter(server, page_size=100, ttl=600)
+
+
+@pytest.fixture
+def mountpoint(tmp_path):
+    """An empty folder to mount on, unmounted (lazily) afterwards."""
+    p = str(tmp_path / "mnt")
+    os.mkdir(p)
+    yield p
+    if os.path.ismount(p):
+        subprocess.run(["fusermount3", "-uz", p], capture_output=True,
+                       timeout=30)

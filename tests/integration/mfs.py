@@ -614,15 +614,31 @@ class Mount(object):
             self._err.close()
 
 
-def run_mixpeekfs(args, key=DEFAULT_KEY, timeout=30):
+def run_mixpeekfs(args, key=DEFAULT_KEY, timeout=30, env_extra=None):
     """Run the binary (not as a mount we keep); returns CompletedProcess."""
     env = dict(os.environ)
     env.pop("MIXPEEK_API_KEY", None)
     if key is not None:
         env["MIXPEEK_API_KEY"] = key
+    if env_extra:
+        env.update(env_extra)
     return subprocess.run([mixpeekfs_bin()] + list(args),
                           stdin=subprocess.DEVNULL, capture_output=True,
                           env=env, timeout=timeout)
+
+
+def run_fail(args, key=DEFAULT_KEY, limit=20, env_extra=None):
+    """Run the binary and check that it fails within limit seconds, with a
+    message; returns the CompletedProcess with .out, .err and .elapsed."""
+    t0 = time.monotonic()
+    r = run_mixpeekfs(args, key=key, timeout=60, env_extra=env_extra)
+    r.elapsed = time.monotonic() - t0
+    r.err = r.stderr.decode("utf-8", "replace")
+    r.out = r.stdout.decode("utf-8", "replace")
+    assert r.returncode != 0, "exited 0; stderr: %s" % r.err
+    assert r.elapsed < limit, "took %.1fs to fail" % r.elapsed
+    assert r.err.strip(), "no message on stderr"
+    return r
 
 
 def sh(cmd, cwd, timeout=120, check=True):

@@ -3,7 +3,6 @@
 import errno
 import os
 import subprocess
-import time
 
 import pytest
 
@@ -75,31 +74,10 @@ def test_eacces_on_auth_errors(server, mnt, main_tasks, code):
     assert len(os.listdir(mnt.p("by-status", "SKIPPED"))) == len(skipped)
 
 
-def run_fail(args, key=mfs.DEFAULT_KEY, limit=20):
-    t0 = time.monotonic()
-    r = mfs.run_mixpeekfs(args, key=key, timeout=60)
-    elapsed = time.monotonic() - t0
-    r.err = r.stderr.decode("utf-8", "replace")
-    r.out = r.stdout.decode("utf-8", "replace")
-    assert r.returncode != 0, "exited 0; stderr: %s" % r.err
-    assert elapsed < limit, "took %.1fs to fail" % elapsed
-    assert r.err.strip(), "no message on stderr"
-    return r
-
-
-@pytest.fixture
-def mountpoint(tmp_path):
-    p = str(tmp_path / "mnt")
-    os.mkdir(p)
-    yield p
-    if os.path.ismount(p):
-        subprocess.run(["fusermount3", "-uz", p], capture_output=True,
-                       timeout=30)
-
 
 def test_wrong_key_fails_before_mounting(server, mountpoint):
     secret = "sk_wrong_0123456789abcdef"
-    r = run_fail(["-o", opts(server.url), mountpoint], key=secret)
+    r = mfs.run_fail(["-o", opts(server.url), mountpoint], key=secret)
     low = r.err.lower()
     assert "key" in low or "401" in low or "unauthorized" in low, r.err
     assert secret not in r.err and secret not in r.out
@@ -111,14 +89,14 @@ def test_wrong_key_fails_before_mounting(server, mountpoint):
 
 def test_unreachable_url_fails_before_mounting(fuse_ok, mountpoint):
     port = mfs.free_port()
-    r = run_fail(["-o", opts("http://127.0.0.1:%d" % port), mountpoint])
+    r = mfs.run_fail(["-o", opts("http://127.0.0.1:%d" % port), mountpoint])
     assert "127.0.0.1" in r.err or str(port) in r.err or \
         "connect" in r.err.lower(), r.err
     assert_not_mounted(mountpoint)
 
 
 def test_missing_key_fails_before_mounting(server, mountpoint):
-    r = run_fail(["-o", opts(server.url), mountpoint], key=None)
+    r = mfs.run_fail(["-o", opts(server.url), mountpoint], key=None)
     assert "key" in r.err.lower(), r.err
     assert_not_mounted(mountpoint)
 
@@ -156,7 +134,7 @@ def test_key_file_option(server, mounter, tmp_path, main_tasks):
 def test_key_file_wrong_key_fails(server, mountpoint, tmp_path):
     kf = str(tmp_path / "key")
     write_key_file(kf, "sk_not_the_right_one\n", 0o600)
-    r = run_fail(["-o", opts(server.url, "key_file=" + kf), mountpoint],
+    r = mfs.run_fail(["-o", opts(server.url, "key_file=" + kf), mountpoint],
                  key=None)
     assert "sk_not_the_right_one" not in r.err
     assert_not_mounted(mountpoint)
@@ -167,7 +145,7 @@ def test_key_file_readable_by_others_refused(server, mountpoint, tmp_path,
                                              mode):
     kf = str(tmp_path / "key")
     write_key_file(kf, mfs.DEFAULT_KEY + "\n", mode)
-    r = run_fail(["-o", opts(server.url, "key_file=" + kf), mountpoint],
+    r = mfs.run_fail(["-o", opts(server.url, "key_file=" + kf), mountpoint],
                  key=None)
     assert "key" in r.err.lower(), r.err
     assert mfs.DEFAULT_KEY not in r.err
@@ -175,7 +153,7 @@ def test_key_file_readable_by_others_refused(server, mountpoint, tmp_path,
 
 
 def test_key_file_missing_fails(server, mountpoint, tmp_path):
-    r = run_fail(["-o", opts(server.url, "key_file=%s/nope" % tmp_path),
+    r = mfs.run_fail(["-o", opts(server.url, "key_file=%s/nope" % tmp_path),
                   mountpoint], key=None)
     assert "nope" in r.err or "key" in r.err.lower(), r.err
     assert_not_mounted(mountpoint)

@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -170,43 +169,13 @@ def test_key_not_in_any_file_of_the_mount(keyed, mounter, main_tasks):
                                      if t["status"] == "FAILED")
 
 
-def run_fail(args, key, limit=20, env_extra=None):
-    t0 = time.monotonic()
-    env = dict(os.environ)
-    env.pop("MIXPEEK_API_KEY", None)
-    if key is not None:
-        env["MIXPEEK_API_KEY"] = key
-    if env_extra:
-        env.update(env_extra)
-    r = subprocess.run([mfs.mixpeekfs_bin()] + list(args),
-                       stdin=subprocess.DEVNULL, capture_output=True,
-                       env=env, timeout=60)
-    elapsed = time.monotonic() - t0
-    r.err = r.stderr.decode("utf-8", "replace")
-    r.out = r.stdout.decode("utf-8", "replace")
-    assert r.returncode != 0, "exited 0; stderr: %s" % r.err
-    assert elapsed < limit, "took %.1fs to fail" % elapsed
-    assert r.err.strip(), "no message on stderr"
-    r.elapsed = elapsed
-    return r
-
-
-@pytest.fixture
-def mountpoint(tmp_path):
-    p = str(tmp_path / "mnt")
-    os.mkdir(p)
-    yield p
-    if os.path.ismount(p):
-        subprocess.run(["fusermount3", "-uz", p], capture_output=True,
-                       timeout=30)
-
 
 def opts(url, *more):
     return ",".join(["url=" + url, "page_size=100", "ttl=600"] + list(more))
 
 
 def test_wrong_key_with_debug_not_printed(keyed, mountpoint, tmp_path):
-    r = run_fail(["-f", "-o", opts(keyed.url, "debug"), mountpoint],
+    r = mfs.run_fail(["-f", "-o", opts(keyed.url, "debug"), mountpoint],
                  key=WRONG)
     assert "401" in r.err or "key" in r.err.lower(), r.err
     assert not leaks(r.err + r.out, WRONG, KEY), (leaks(r.err, WRONG), r.err)
@@ -214,7 +183,7 @@ def test_wrong_key_with_debug_not_printed(keyed, mountpoint, tmp_path):
     # The same from a key file.
     kf = str(tmp_path / "key")
     write_key_file(kf, WRONG + "\n")
-    r = run_fail(["-f", "-o", opts(keyed.url, "debug", "key_file=" + kf),
+    r = mfs.run_fail(["-f", "-o", opts(keyed.url, "debug", "key_file=" + kf),
                   mountpoint], key=None)
     assert not leaks(r.err + r.out, WRONG, KEY), r.err
     assert not os.path.ismount(mountpoint)
@@ -222,7 +191,7 @@ def test_wrong_key_with_debug_not_printed(keyed, mountpoint, tmp_path):
 
 def test_unreachable_url_with_debug_not_printed(fuse_ok, mountpoint):
     url = "http://127.0.0.1:%d" % mfs.free_port()
-    r = run_fail(["-f", "-o", opts(url, "debug", "retries=0",
+    r = mfs.run_fail(["-f", "-o", opts(url, "debug", "retries=0",
                                    "connect_timeout=2", "timeout=5"),
                   mountpoint], key=KEY)
     assert not leaks(r.err + r.out, KEY), r.err
@@ -233,7 +202,7 @@ def test_key_with_line_break_refused_without_echo(keyed, mountpoint,
                                                   tmp_path):
     kf = str(tmp_path / "key")
     write_key_file(kf, KEY + "\n" + WRONG + "\n")
-    r = run_fail(["-o", opts(keyed.url, "key_file=" + kf), mountpoint],
+    r = mfs.run_fail(["-o", opts(keyed.url, "key_file=" + kf), mountpoint],
                  key=None)
     assert not leaks(r.err + r.out, KEY, WRONG), r.err
     assert not os.path.ismount(mountpoint)
@@ -252,7 +221,7 @@ def test_key_option_refused(keyed, mountpoint, form):
         args = ["-o" + opts(keyed.url, "key=" + KEY), mountpoint]
     else:
         args = ["-o", opts(keyed.url, "key=" + KEY), mountpoint]
-    r = run_fail(args, key=KEY if form == "with-env" else None)
+    r = mfs.run_fail(args, key=KEY if form == "with-env" else None)
     low = r.err.lower()
     assert "key" in low, r.err
     assert "MIXPEEK_API_KEY" in r.err or "key_file" in r.err, r.err
@@ -314,7 +283,7 @@ class Listener(object):
 
 def test_plain_http_to_other_host_refused(fuse_ok, mountpoint):
     # A name that cannot resolve: refused by the option check, at once.
-    r = run_fail(["-o", opts("http://example.invalid"), mountpoint],
+    r = mfs.run_fail(["-o", opts("http://example.invalid"), mountpoint],
                  key=KEY, limit=5)
     assert "allow_http" in r.err, r.err
     assert not leaks(r.err + r.out, KEY), r.err
@@ -326,7 +295,7 @@ def test_plain_http_to_other_host_refused(fuse_ok, mountpoint):
     lst = Listener()
     try:
         url = "http://%s:%d" % (ip, lst.port)
-        r = run_fail(["-o", opts(url, "retries=0", "connect_timeout=2",
+        r = mfs.run_fail(["-o", opts(url, "retries=0", "connect_timeout=2",
                                  "timeout=3"), mountpoint], key=KEY, limit=5)
         assert "allow_http" in r.err, r.err
         # A connection the daemon made would be accepted before this one.
@@ -339,7 +308,7 @@ def test_plain_http_to_other_host_refused(fuse_ok, mountpoint):
         # Control: with allow_http the same URL is contacted (so the
         # listener would have seen a refused mount's connection). The
         # listener is not an API, so this mount fails too.
-        r = run_fail(["-o", opts(url, "allow_http", "retries=0",
+        r = mfs.run_fail(["-o", opts(url, "allow_http", "retries=0",
                                  "connect_timeout=2", "timeout=3"),
                       mountpoint], key=KEY, limit=20)
         mfs.wait_until(lambda: b"/v1/tasks/list" in lst.data, 5,
