@@ -118,10 +118,18 @@ static void train_locked(void)
 	void *dict = malloc(DICT_MAX);
 	size_t r = 0;
 
-	if (dict)
+	/*
+	 * The fastCover call and its parameters are zstd's experimental
+	 * API, whose layout may change between releases: only with the
+	 * libzstd this was built against; otherwise the stable call.
+	 */
+	if (dict && ZSTD_versionNumber() == ZSTD_VERSION_NUMBER)
 		r = ZDICT_trainFromBuffer_fastCover(dict, DICT_MAX, samples.buf,
 						    samples.sizes, samples.n,
 						    train_params);
+	else if (dict)
+		r = ZDICT_trainFromBuffer(dict, DICT_MAX, samples.buf,
+					  samples.sizes, samples.n);
 	if (dict && !ZDICT_isError(r)) {
 		cdict[DICT_TRAINED] = ZSTD_createCDict(dict, r, LEVEL_TRAINED);
 		ddict[DICT_TRAINED] = ZSTD_createDDict(dict, r);
