@@ -49,9 +49,13 @@ struct node {
 	uint32_t hash;	    /* of parent and name */
 	uint32_t lidx;	    /* NK_LISTING: its place in table->lnodes */
 	unsigned nkids;	    /* protected by table->lock */
-	enum nkind kind;
-	int group;   /* NK_GROUP, NK_LISTING: enum store_values */
-	char name[]; /* as shown, escaped */
+	/*
+	 * A byte each, and the name right after them (not at sizeof, which
+	 * pads): a table holds two nodes or more a task.
+	 */
+	enum nkind kind : 8;
+	int group : 8; /* NK_GROUP, NK_LISTING: enum store_values */
+	char name[];   /* as shown, escaped */
 };
 
 struct node_table {

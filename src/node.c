@@ -4,6 +4,7 @@
  * the table; a node's name, kind and parent never change.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +14,7 @@ static struct node *node_new(const char *name, enum nkind kind, int group,
 			     const char *value)
 {
 	size_t len = strlen(name) + 1;
-	struct node *n = calloc(1, sizeof(*n) + len);
+	struct node *n = calloc(1, offsetof(struct node, name) + len);
 
 	if (!n)
 		return NULL;
@@ -31,7 +32,8 @@ static struct node *node_new(const char *name, enum nkind kind, int group,
  * counted as they grow). */
 static size_t node_cost(const struct node *n)
 {
-	size_t c = (sizeof(*n) + strlen(n->name) + 1 + sizeof(size_t) + 15) &
+	size_t c = (offsetof(struct node, name) + strlen(n->name) + 1 +
+		    sizeof(size_t) + 15) &
 		~(size_t)15;
 
 	if (n->value)
@@ -57,7 +59,10 @@ static struct node **bucket_of(struct node_table *t, uint32_t hash)
 	return &t->buckets[hash & (t->nbuckets - 1)];
 }
 
-/* Twice the buckets once there are more nodes than buckets. */
+/*
+ * Twice the buckets once there are more than two nodes a bucket: chains
+ * of two on average, and half the buckets' memory of one node a bucket.
+ */
 static void grow_locked(struct node_table *t)
 {
 	size_t nb = t->nbuckets ? t->nbuckets * 2 : 1024, i;
@@ -218,7 +223,7 @@ struct node *node_child(struct node_table *t, struct node *parent,
 			goto out;
 		}
 		n->hash = hash;
-		if (t->count > t->nbuckets)
+		if (t->count > 2 * t->nbuckets)
 			grow_locked(t);
 		n->hnext = *bucket_of(t, hash);
 		*bucket_of(t, hash) = n;
