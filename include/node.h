@@ -42,16 +42,27 @@ struct node {
 	struct node *parent;
 	struct node *hnext; /* protected by table->lock: the hash chain */
 	void *cache;	    /* protected by table->lock; see node_swap */
-	char *value;	    /* raw status, type or task id, if not name */
-	size_t sub;	    /* NK_LISTING, protected by table->lock: bytes of
-			     * the nodes it is the nearest listing above of,
-			     * itself included */
 	uint32_t hash;	    /* of parent and name */
 	uint32_t lidx;	    /* NK_LISTING: its place in table->lnodes */
 	unsigned nkids;	    /* protected by table->lock */
-	enum nkind kind;
-	int group;   /* NK_GROUP, NK_LISTING: enum store_values */
-	char name[]; /* as shown, escaped */
+	/*
+	 * One byte for these, and the name right after it (not at sizeof,
+	 * which pads): a table holds two nodes or more a task, and a
+	 * task.json node fits malloc's 64-byte block so.
+	 */
+	enum nkind kind : 4;
+	unsigned group : 3;	/* NK_GROUP, NK_LISTING: enum store_values */
+	unsigned has_value : 1; /* a raw value follows the name */
+	/* as shown, escaped; then the raw status, type or task id it stands
+	 * for, if that differs (node_value) */
+	char name[];
+};
+
+/* An NK_LISTING node, and the bytes of the nodes it is the nearest
+ * listing above of, itself included. */
+struct node_lentry {
+	struct node *n;
+	size_t sub;
 };
 
 struct node_table {
@@ -59,10 +70,10 @@ struct node_table {
 	struct node **buckets; /* protected by lock: all but the root, by
 				* parent and name; nbuckets a power of 2 */
 	size_t nbuckets;
-	size_t count;		 /* protected by lock */
-	size_t bytes;		 /* written under lock; read atomically */
-	struct node **lnodes;	 /* protected by lock: the NK_LISTING nodes */
-	size_t nlnodes, lcap;	 /* protected by lock */
+	size_t count;		    /* protected by lock */
+	size_t bytes;		    /* written under lock; read atomically */
+	struct node_lentry *lnodes; /* protected by lock: the NK_LISTING nodes */
+	size_t nlnodes, lcap;	    /* protected by lock */
 	size_t mark;		 /* protected by lock: bytes at the last grew */
 	void (*grew)(void *arg); /* protected by lock */
 	void *grew_arg;
@@ -119,6 +130,9 @@ void node_on_grow(struct node_table *t, void (*fn)(void *arg), void *arg);
  * The count, or -ENOMEM.
  */
 long node_listings(struct node_table *t, struct node ***out, size_t **subs);
+
+/* NK_LISTING n's sub bytes (struct node_lentry). */
+size_t node_sub(struct node_table *t, const struct node *n);
 
 /* One more reference on n, dropped again with node_forget(t, n, 1). */
 void node_hold(struct node_table *t, struct node *n);

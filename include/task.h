@@ -28,9 +28,13 @@
 #include "buf.h"
 
 struct task {
-	const char *id;	     /* in the same block, after the struct */
-	const char *status;  /* interned: shared by every task */
-	const char *type;    /* interned */
+	const char *status; /* interned: shared by every task */
+	const char *type;   /* interned */
+	/* the store's links, protected by its lock */
+	struct task *prev; /* least recently used first */
+	struct task *next;
+	struct task *hnext;  /* the store's hash chain */
+	uint32_t hash;	     /* of the id, for the store */
 	uint32_t packed_len; /* the packed JSON follows the id */
 	uint32_t json_len;
 	uint32_t fetched; /* when the API last returned it (time_t);
@@ -43,11 +47,8 @@ struct task {
 	uint32_t changed;
 	unsigned refs;	/* atomic */
 	uint32_t flags; /* TASK_* */
-	/* the store's links, protected by its lock */
-	struct task *prev; /* least recently used first */
-	struct task *next;
-	struct task *hnext; /* the store's hash chain */
-	uint32_t hash;	    /* of the id, for the store */
+	/* in the same block, no pointer to it: 20 bytes a record less */
+	char id[];
 };
 
 #define TASK_UPDATED_AT 1u /* changed came from updated_at */

@@ -25,6 +25,22 @@
 #include "text.h"
 #include "ttree.h"
 
+/*
+ * Debian's libcurl loads GnuTLS (through libldap and librtmp) beside the
+ * OpenSSL it uses, and GnuTLS initialises itself when loaded: its
+ * priorities, random generator and PKCS #11 setup, about 1 MiB of pages
+ * and 0.1 MiB of heap in a daemon that never uses it (libcurl is limited
+ * to http and https, whose TLS is OpenSSL's). This is GnuTLS's documented
+ * way (GNUTLS_SKIP_GLOBAL_INIT in <gnutls/gnutls.h>) to leave that to
+ * gnutls_global_init(), which libldap and librtmp call before any use.
+ * The linker exports it (src/meson.build) so that GnuTLS finds it.
+ */
+int _gnutls_global_init_skip(void);
+int _gnutls_global_init_skip(void)
+{
+	return 1;
+}
+
 /* One line on the terminal; what a server said in it is escaped. */
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)

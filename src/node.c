@@ -4,39 +4,47 @@
  * the table; a node's name, kind and parent never change.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "node.h"
+#include "store.h"
+
+_Static_assert(NK_WAIT < 16, "enum nkind fits struct node's kind");
+_Static_assert(STORE_TYPES < 8, "enum store_values fits struct node's group");
 
 static struct node *node_new(const char *name, enum nkind kind, int group,
 			     const char *value)
 {
-	size_t len = strlen(name) + 1;
-	struct node *n = calloc(1, sizeof(*n) + len);
+	size_t len = strlen(name) + 1, vlen = 0;
+	struct node *n;
 
+	if (value && strcmp(value, name))
+		vlen = strlen(value) + 1;
+	n = calloc(1, offsetof(struct node, name) + len + vlen);
 	if (!n)
 		return NULL;
 	memcpy(n->name, name, len);
-	n->kind = kind;
-	n->group = group;
-	if (value && strcmp(value, name) && !(n->value = strdup(value))) {
-		free(n);
-		return NULL;
+	if (vlen) {
+		memcpy(n->name + len, value, vlen);
+		n->has_value = 1;
 	}
+	n->kind = kind;
+	n->group = (unsigned)group;
 	return n;
 }
 
-/* What n takes: its block, its value's, malloc's words (the buckets are
- * counted as they grow). */
+/* What n takes: its block and malloc's word (the buckets are counted as
+ * they grow). */
 static size_t node_cost(const struct node *n)
 {
-	size_t c = (sizeof(*n) + strlen(n->name) + 1 + sizeof(size_t) + 15) &
-		~(size_t)15;
+	size_t len = strlen(n->name) + 1;
 
-	if (n->value)
-		c += (strlen(n->value) + 1 + sizeof(size_t) + 15) & ~(size_t)15;
-	return c;
+	if (n->has_value)
+		len += strlen(n->name + len) + 1;
+	return (offsetof(struct node, name) + len + sizeof(size_t) + 15) &
+		~(size_t)15;
 }
 
 /* FNV-1a of the parent's address and the name. */
@@ -57,7 +65,10 @@ static struct node **bucket_of(struct node_table *t, uint32_t hash)
 	return &t->buckets[hash & (t->nbuckets - 1)];
 }
 
-/* Twice the buckets once there are more nodes than buckets. */
+/*
+ * Twice the buckets once there are more than two nodes a bucket: chains
+ * of two on average, and half the buckets' memory of one node a bucket.
+ */
 static void grow_locked(struct node_table *t)
 {
 	size_t nb = t->nbuckets ? t->nbuckets * 2 : 1024, i;
@@ -100,11 +111,11 @@ static void account_locked(struct node_table *t, struct node *n, int sign)
 	if (sign > 0) {
 		__atomic_store_n(&t->bytes, t->bytes + c, __ATOMIC_RELAXED);
 		if (l)
-			l->sub += c;
+			t->lnodes[l->lidx].sub += c;
 	} else {
 		__atomic_store_n(&t->bytes, t->bytes - c, __ATOMIC_RELAXED);
 		if (l && l != n)
-			l->sub -= c;
+			t->lnodes[l->lidx].sub -= c;
 	}
 }
 
@@ -113,7 +124,7 @@ static int lnodes_add_locked(struct node_table *t, struct node *n)
 {
 	if (t->nlnodes == t->lcap) {
 		size_t cap = t->lcap ? t->lcap * 2 : 64;
-		struct node **v = realloc(t->lnodes, cap * sizeof(*v));
+		struct node_lentry *v = realloc(t->lnodes, cap * sizeof(*v));
 
 		if (!v)
 			return -ENOMEM;
@@ -121,23 +132,22 @@ static int lnodes_add_locked(struct node_table *t, struct node *n)
 		t->lcap = cap;
 	}
 	n->lidx = (uint32_t)t->nlnodes;
-	t->lnodes[t->nlnodes++] = n;
+	t->lnodes[t->nlnodes++] = (struct node_lentry){ n, 0 };
 	return 0;
 }
 
 static void lnodes_del_locked(struct node_table *t, struct node *n)
 {
-	struct node *last = t->lnodes[--t->nlnodes];
+	struct node_lentry last = t->lnodes[--t->nlnodes];
 
 	t->lnodes[n->lidx] = last;
-	last->lidx = n->lidx;
+	last.n->lidx = n->lidx;
 }
 
 static void node_free(struct node_table *t, struct node *n)
 {
 	if (n->cache && t->cache_free)
 		t->cache_free(n->cache);
-	free(n->value);
 	free(n);
 }
 
@@ -190,7 +200,7 @@ uint64_t node_ino(const struct node_table *t, const struct node *n)
 
 const char *node_value(const struct node *n)
 {
-	return n->value ? n->value : n->name;
+	return n->has_value ? n->name + strlen(n->name) + 1 : n->name;
 }
 
 struct node *node_child(struct node_table *t, struct node *parent,
@@ -218,7 +228,7 @@ struct node *node_child(struct node_table *t, struct node *parent,
 			goto out;
 		}
 		n->hash = hash;
-		if (t->count > t->nbuckets)
+		if (t->count > 2 * t->nbuckets)
 			grow_locked(t);
 		n->hnext = *bucket_of(t, hash);
 		*bucket_of(t, hash) = n;
@@ -247,6 +257,16 @@ size_t node_count(struct node_table *t)
 	n = t->count;
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+size_t node_sub(struct node_table *t, const struct node *n)
+{
+	size_t sub;
+
+	pthread_mutex_lock(&t->lock);
+	sub = t->lnodes[n->lidx].sub;
+	pthread_mutex_unlock(&t->lock);
+	return sub;
 }
 
 void node_hold(struct node_table *t, struct node *n)
@@ -333,9 +353,9 @@ long node_listings(struct node_table *t, struct node ***out, size_t **subs)
 		return -ENOMEM;
 	}
 	for (i = 0; i < t->nlnodes; i++) {
-		v[i] = t->lnodes[i];
+		v[i] = t->lnodes[i].n;
 		v[i]->nlookup++;
-		s[i] = v[i]->sub;
+		s[i] = t->lnodes[i].sub;
 	}
 	pthread_mutex_unlock(&t->lock);
 	*out = v;

@@ -4,6 +4,7 @@
  * the packed JSON); status and type strings interned in one table.
  */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,7 +56,6 @@ struct task *task_new(const char *id, const char *status, const char *type,
 	size_t li = strlen(id) + 1, plen;
 	unsigned char stack[8192], *tmp = stack;
 	struct task *t = NULL;
-	char *p;
 
 	if (json_len > TASK_JSON_MAX)
 		return NULL;
@@ -64,12 +64,11 @@ struct task *task_new(const char *id, const char *status, const char *type,
 		return NULL;
 	if (pack(json, json_len, tmp, &plen))
 		goto out;
-	t = malloc(sizeof(*t) + li + plen);
+	t = malloc(offsetof(struct task, id) + li + plen);
 	if (!t)
 		goto out;
-	p = (char *)(t + 1);
-	t->id = memcpy(p, id, li);
-	memcpy(p + li, tmp, plen);
+	memcpy(t->id, id, li);
+	memcpy(t->id + li, tmp, plen);
 	t->status = intern(status);
 	t->type = intern(type);
 	t->packed_len = (uint32_t)plen;

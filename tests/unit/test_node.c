@@ -95,7 +95,7 @@ static void test_child(void)
 	/* another kind asked for: still the node made first, unchanged */
 	a2 = node_child(&t, t.root, "a", NK_README, 3, "other");
 	CHECK(a2 == a);
-	CHECK(a->kind == NK_LISTING && a->group == 0 && a->value == NULL);
+	CHECK(a->kind == NK_LISTING && a->group == 0 && !a->has_value);
 	CHECK(a->nlookup == 3);
 	/* names that share a prefix are different nodes */
 	ab = node_child(&t, t.root, "ab", NK_GROUP, 1, NULL);
@@ -148,7 +148,7 @@ static void test_ino_value(void)
 	CHECK_STR(v->name, "t%2F1");
 	/* one equal to the name is not kept twice */
 	same = node_child(&t, n, "FAILED", NK_LISTING, 0, "FAILED");
-	CHECK(same->value == NULL);
+	CHECK(!same->has_value);
 	CHECK_STR(node_value(same), "FAILED");
 	/* no value: the name */
 	CHECK_STR(node_value(n), "tasks");
@@ -430,15 +430,15 @@ static void test_bytes(void)
 	ls = node_child(&t, t.root, "tasks", NK_LISTING, 0, NULL);
 	one = node_bytes(&t) - base;
 	CHECK(one > sizeof(struct node));
-	CHECK(ls->sub == one);
+	CHECK(node_sub(&t, ls) == one);
 	tk = node_child(&t, ls, "t1", NK_TASK, 0, NULL);
 	f = node_child(&t, tk, "status", NK_FIELD, 0, NULL);
-	/* a value unlike the name costs its own block */
+	/* a value unlike the name costs its bytes */
 	q = node_child(&t, ls, "status=FAILED", NK_LISTING, 0, "FAILED");
 	qt = node_child(&t, q, "t1", NK_TASK, 0, NULL);
 	total = node_bytes(&t) - base;
-	CHECK(ls->sub + q->sub == total);
-	CHECK(q->sub > 0 && ls->sub > q->sub);
+	CHECK(node_sub(&t, ls) + node_sub(&t, q) == total);
+	CHECK(node_sub(&t, q) > 0 && node_sub(&t, ls) > node_sub(&t, q));
 	/* the same node again costs nothing */
 	CHECK(node_child(&t, tk, "status", NK_FIELD, 0, NULL) == f);
 	CHECK(node_bytes(&t) == base + total);
@@ -448,7 +448,7 @@ static void test_bytes(void)
 	CHECK(n == 2);
 	for (i = 0; i < n; i++) {
 		CHECK(v[i] == ls || v[i] == q);
-		CHECK(subs[i] == v[i]->sub);
+		CHECK(subs[i] == node_sub(&t, v[i]));
 		CHECK(v[i]->nlookup == 2); /* with a reference */
 		node_forget(&t, v[i], 1);
 	}
@@ -456,11 +456,12 @@ static void test_bytes(void)
 	free(subs);
 	/* freed: given back, to the listing too */
 	node_forget(&t, f, 1);
-	CHECK(node_bytes(&t) < base + total && ls->sub < total - q->sub);
+	CHECK(node_bytes(&t) < base + total &&
+	      node_sub(&t, ls) < total - node_sub(&t, q));
 	node_forget(&t, qt, 1);
 	node_forget(&t, q, 1);
 	node_forget(&t, tk, 1);
-	CHECK(node_bytes(&t) == base + one && ls->sub == one);
+	CHECK(node_bytes(&t) == base + one && node_sub(&t, ls) == one);
 	node_forget(&t, ls, 1);
 	CHECK(node_bytes(&t) == base && node_count(&t) == 1);
 	n = node_listings(&t, &v, &subs);
@@ -481,7 +482,8 @@ static void test_bytes(void)
 	CHECK(grew_calls >= 3 && grew_calls <= 4);
 	calls = grew_calls;
 	/* the buckets grew with the nodes, and count */
-	CHECK(ls->sub + t.nbuckets * sizeof(struct node *) == node_bytes(&t));
+	CHECK(node_sub(&t, ls) + t.nbuckets * sizeof(struct node *) ==
+	      node_bytes(&t));
 	node_on_grow(&t, NULL, NULL);
 	for (n = i + 20000; i < n; i++) {
 		char name[32];
