@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -192,8 +193,9 @@ static void changed_locked(const char *id)
 
 static size_t task_bytes(const struct task *t)
 {
-	/* and malloc's word, and the hash table's bucket share */
-	return sizeof(*t) + strlen(t->id) + 1 + t->packed_len +
+	/* the block up to its id, the id, the packed JSON, malloc's word
+	 * and the hash table's bucket share */
+	return offsetof(struct task, id) + strlen(t->id) + 1 + t->packed_len +
 		2 * sizeof(size_t);
 }
 
