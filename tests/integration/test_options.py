@@ -8,7 +8,6 @@ import subprocess
 import pytest
 
 import mfs
-from test_auth_mount import mountpoint, run_fail  # noqa: F401 (a fixture)
 
 # (option, lowest, highest, just below, just above); None: no such value
 RANGES = [
@@ -48,7 +47,7 @@ def refused_value(mountpoint, option, value, url=None):
     """Run with option=value: refused, naming the option, its range and
     the value as written (by default the URL is unreachable, so that a
     value let through fails otherwise)."""
-    r = run_fail(["-o", "url=%s,retries=0,%s=%s" % (url or unreachable(),
+    r = mfs.run_fail(["-o", "url=%s,retries=0,%s=%s" % (url or unreachable(),
                                                     option, value),
                   mountpoint])
     line = one_line(r)
@@ -64,7 +63,7 @@ def refused_value(mountpoint, option, value, url=None):
 def accepted_value(mountpoint, option, value):
     """option=value passes the checks: the run gets as far as the API."""
     extra = "timeout=1" if option == "retries" else "retries=0"
-    r = run_fail(["-o", "url=%s,%s,%s=%s" % (unreachable(), extra, option,
+    r = mfs.run_fail(["-o", "url=%s,%s,%s=%s" % (unreachable(), extra, option,
                                              value), mountpoint])
     assert "cannot reach the API" in one_line(r), r.err
     assert not mfs.mounted(mountpoint)
@@ -109,7 +108,7 @@ def test_regular_file_as_mountpoint_refused(server, tmp_path):
     with open(path, "w") as f:
         f.write("x\n")
     try:
-        r = run_fail(["-o", "url=" + server.url, path])
+        r = mfs.run_fail(["-o", "url=" + server.url, path])
         line = one_line(r)
         assert r.returncode == 1
         assert "'%s'" % path in line and "regular file" in line, line
@@ -162,7 +161,7 @@ def test_nonempty_mountpoint_warned(server, mountpoint, main_tasks):
     (["-o", "ttl=5,bogus=1,nope"], "unknown options 'bogus=1,nope'"),
 ])
 def test_unknown_option_in_one_line(server, mountpoint, args, shown):
-    r = run_fail(["-o", "url=" + server.url] + args + [mountpoint])
+    r = mfs.run_fail(["-o", "url=" + server.url] + args + [mountpoint])
     assert r.returncode == 1
     assert r.err == "mixpeekfs: %s (see mixpeekfs --help)\n" % shown, r.err
     assert server.requests()["total"] == 0      # before the API probe
@@ -172,7 +171,7 @@ def test_unknown_option_in_one_line(server, mountpoint, args, shown):
 def test_positional_url_and_url_option(server, mountpoint, main_tasks):
     other = unreachable()
     try:
-        r = run_fail([server.url, "-o", "url=" + other, mountpoint])
+        r = mfs.run_fail([server.url, "-o", "url=" + other, mountpoint])
         line = one_line(r)
         assert r.returncode == 1
         assert server.url in line and other in line, line

@@ -30,12 +30,11 @@ import pytest
 import mfs
 import test_secrets
 from mfs import ids_where
-from test_secrets import KEY, WRONG, leaks, opts, run_fail, write_key_file
+from test_secrets import KEY, WRONG, leaks, opts, write_key_file
 
-# Fixtures shared with test_secrets: the main server expecting KEY, and an
-# empty mount point that is lazily unmounted afterwards.
+# A fixture shared with test_secrets: the main server expecting KEY (the
+# empty mount point, mountpoint, is conftest.py's).
 keyed = test_secrets.keyed
-mountpoint = test_secrets.mountpoint
 
 PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
               "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
@@ -54,7 +53,7 @@ def clean_env(monkeypatch):
 
 def refused(args, key=KEY, limit=10):
     """Run mixpeekfs; it must refuse with exactly one line of its own."""
-    r = run_fail(args, key, limit=limit)
+    r = mfs.run_fail(args, key, limit=limit)
     got = r.err.splitlines()
     assert len(got) == 1 and got[0].startswith("mixpeekfs: "), \
         "expected one line 'mixpeekfs: ...' on stderr, got %r" % r.err
