@@ -138,6 +138,11 @@ struct fs {
 				* made again */
 	struct notifier note;
 	struct waits *waits; /* wait.c; NULL when not running */
+	/* vfile.c: stats as the last stat rendered them */
+	pthread_mutex_t stats_lock;
+	char *stats_text; /* protected by stats_lock */
+	size_t stats_len; /* protected by stats_lock */
+	int64_t stats_at; /* protected by stats_lock: CLOCK_MONOTONIC ns */
 };
 
 #define TASK_JSON "task.json"
@@ -267,7 +272,17 @@ int lview_render(const struct node *dir, const struct listing *l,
 extern const char vfile_readme[];
 extern const char *const vfile_meta_names[];
 #define VFILE_META_COUNT 3
-int vfile_meta_render(struct fs *fs, const char *name, struct buf *out);
+/*
+ * The bytes of .mixpeekfs/NAME. for_stat: they are rendered for a stat
+ * (the size the kernel is told); otherwise for a READ, which for stats
+ * gets the text that the last stat rendered, if that was at most
+ * STATS_KEPT_NS ago: the counters move between the two, and the kernel
+ * cuts a read at the size it was told.
+ */
+int vfile_meta_render(struct fs *fs, const char *name, bool for_stat,
+		      struct buf *out);
+/* Free what vfile keeps (fs_free). */
+void vfile_release(struct fs *fs);
 /* What <folder>/.refresh reads, and the time of the last refresh. */
 int vfile_refresh_render(struct fs *fs, struct buf *out, struct timespec *ts);
 void vfile_refreshed_now(struct fs *fs);

@@ -243,7 +243,9 @@ int node_render(struct fs *fs, struct node *n, struct buf *out, time_t *when)
 
 	switch (n->kind) {
 	case NK_README: *when = 0; return buf_addstr(out, vfile_readme);
-	case NK_METAFILE: *when = 0; return vfile_meta_render(fs, n->name, out);
+	case NK_METAFILE:
+		*when = 0;
+		return vfile_meta_render(fs, n->name, false, out);
 	case NK_REFRESH: {
 		struct timespec ts;
 
@@ -339,7 +341,7 @@ int node_stat(struct fs *fs, struct node *n, struct stat *st)
 		buf_release(&b);
 		break;
 	case NK_METAFILE:
-		res = vfile_meta_render(fs, n->name, &b);
+		res = vfile_meta_render(fs, n->name, true, &b);
 		if (!res)
 			fill_file(fs, st, (off_t)b.len, fs->started);
 		buf_release(&b);

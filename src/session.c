@@ -75,6 +75,7 @@ int fs_new(int argc, char **argv, struct options *o, struct fs **out)
 	fs->gid = getgid();
 	fs->started = time(NULL);
 	pthread_mutex_init(&fs->note.lock, NULL);
+	pthread_mutex_init(&fs->stats_lock, NULL);
 	pthread_cond_init(&fs->note.wake, NULL);
 	pthread_cond_init(&fs->note.idle, NULL);
 	*out = fs;
@@ -387,6 +388,8 @@ void fs_free(struct fs *fs)
 	pthread_cond_destroy(&fs->note.wake);
 	pthread_cond_destroy(&fs->note.idle);
 	pthread_mutex_destroy(&fs->note.lock);
+	vfile_release(fs);
+	pthread_mutex_destroy(&fs->stats_lock);
 	free(fs->cmd.mountpoint);
 	fuse_opt_free_args(&fs->args);
 	free(fs);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -90,12 +91,63 @@ static int meta_stats(struct fs *fs, struct buf *out)
 	return res;
 }
 
-int vfile_meta_render(struct fs *fs, const char *name, struct buf *out)
+/* How long a READ of stats gets the text its stat rendered. */
+#define STATS_KEPT_NS 1000000000
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A stat renders stats and keeps the text for the READ after it. */
+static int stats_for_stat(struct fs *fs, struct buf *out)
+{
+	int res = meta_stats(fs, out);
+	char *copy;
+
+	if (res)
+		return res;
+	copy = malloc(out->len + 1);
+	pthread_mutex_lock(&fs->stats_lock);
+	free(fs->stats_text);
+	fs->stats_text = copy;
+	fs->stats_len = copy ? out->len : 0;
+	fs->stats_at = mono_ns();
+	if (copy)
+		memcpy(copy, out->data, out->len);
+	pthread_mutex_unlock(&fs->stats_lock);
+	return 0;
+}
+
+/* A READ gets the text the last stat rendered, if it is recent. */
+static int stats_for_read(struct fs *fs, struct buf *out)
+{
+	int res = 1;
+
+	pthread_mutex_lock(&fs->stats_lock);
+	if (fs->stats_text && mono_ns() - fs->stats_at <= STATS_KEPT_NS)
+		res = buf_add(out, fs->stats_text, fs->stats_len);
+	pthread_mutex_unlock(&fs->stats_lock);
+	return res > 0 ? meta_stats(fs, out) : res;
+}
+
+void vfile_release(struct fs *fs)
+{
+	free(fs->stats_text);
+	fs->stats_text = NULL;
+}
+
+int vfile_meta_render(struct fs *fs, const char *name, bool for_stat,
+		      struct buf *out)
 {
 	if (!strcmp(name, "config"))
 		return meta_config(fs, out);
 	if (!strcmp(name, "stats"))
-		return meta_stats(fs, out);
+		return for_stat ? stats_for_stat(fs, out) :
+				  stats_for_read(fs, out);
 	if (!strcmp(name, "version"))
 		return buf_printf(out,
 				  "mixpeekfs %s\nlibfuse %s\n"
