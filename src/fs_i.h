@@ -92,11 +92,14 @@ struct notifier {
 	 * Memory (see kcache.c, trim): the store and the nodes are over
 	 * cache_size, listings are to go. pending: node bytes of folders
 	 * the kernel was told to forget, not yet forgotten then (when the
-	 * nodes took pending_base bytes, at pending_at).
+	 * nodes took pending_base bytes, at pending_at). recheck_at: when
+	 * those count no more, check the total again (0: no need); what
+	 * the kernel did not forget may still be over the cap, and nothing
+	 * else would look until the next growth.
 	 */
 	bool trim;
 	size_t pending, pending_base;
-	time_t pending_at;
+	time_t pending_at, recheck_at;
 	/* work queued and done, so a reader can wait for it (flush) */
 	unsigned long queued, done;
 	pthread_cond_t idle;

@@ -437,6 +437,21 @@ static int trimset_keys(struct trimset *ts)
 }
 
 /*
+ * Nodes on their way out count as gone for PENDING_SECS: once they count
+ * no more, the helper checks the total again, in case the kernel kept
+ * some of them.
+ */
+static void recheck_later(struct fs *fs)
+{
+	struct notifier *nt = &fs->note;
+
+	pthread_mutex_lock(&nt->lock);
+	if (nt->pending && time(NULL) - nt->pending_at <= PENDING_SECS)
+		nt->recheck_at = nt->pending_at + PENDING_SECS + 1;
+	pthread_mutex_unlock(&nt->lock);
+}
+
+/*
  * The store and the nodes are over cache_size: drop the least recently
  * used listings, and have the kernel forget their folders' entries
  * (dropping a folder's entry drops every unused entry below it), so that
@@ -451,8 +466,10 @@ static void trim(struct fs *fs)
 	long i;
 
 	extra = mem_extra(fs);
-	if (!store_over(extra))
+	if (!store_over(extra)) {
+		recheck_later(fs);
 		return;
+	}
 	/* nodes freed on FORGET since leave holes: give back whole pages */
 	mem_trim();
 	ts.n = node_listings(&fs->nodes, &ts.nodes, &ts.subs);
@@ -480,6 +497,8 @@ static void trim(struct fs *fs)
 	nt->pending_base = node_bytes(&fs->nodes);
 	nt->pending_at = time(NULL);
 	pthread_mutex_unlock(&nt->lock);
+	if (dropped)
+		recheck_later(fs);
 	log_debug("cache_size: %zu listings dropped, %zu bytes of nodes to go",
 		  dropped, freed);
 	for (i = 0; i < ts.n; i++) {
@@ -509,7 +528,17 @@ static void *notifier_main(void *arg)
 		    !nt->inval_all && !nt->ndue && !nt->trim) {
 			nt->done = nt->queued;
 			pthread_cond_broadcast(&nt->idle);
-			pthread_cond_wait(&nt->wake, &nt->lock);
+			if (!nt->recheck_at) {
+				pthread_cond_wait(&nt->wake, &nt->lock);
+				continue;
+			}
+			struct timespec at = { nt->recheck_at, 0 };
+
+			if (pthread_cond_timedwait(&nt->wake, &nt->lock, &at) ==
+			    ETIMEDOUT) {
+				nt->recheck_at = 0;
+				nt->trim = true;
+			}
 			continue;
 		}
 		target = nt->queued;

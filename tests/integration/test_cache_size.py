@@ -61,8 +61,9 @@ def test_bad_cache_size_is_refused(server, workdir):
 @pytest.mark.timeout(600)
 def test_listings_and_nodes_evicted_then_refetched(big_server, mounter):
     """Listing every task three times over (tasks/, then every status
-    and every type folder) holds more than the smallest cache: the least
-    recently used listing (tasks/) goes, the kernel forgets its entries
+    and every type folder), and then in query folders of every task until
+    that holds more than the smallest cache: the least recently used
+    listing (tasks/) goes, the kernel forgets its entries
     (their nodes go), and listing or reading it again fetches it again,
     with the right data."""
     ds = big_server.dataset()
@@ -85,11 +86,22 @@ def test_listings_and_nodes_evicted_then_refetched(big_server, mounter):
         want = [t["task_id"] for t in ds if t[field] == value]
         assert sorted(mfs.lines(r.out)) == sorted(mfs.escape_name(i)
                                                   for i in want)
+    # query folders of every task, until the total passes the cap (how
+    # many it takes depends on how small records and nodes are)
+    queries = 0
+    while queries < 8:
+        s = stats_of(m)
+        if s["invalidations"] > 0 or kept(s) > CACHE:
+            break
+        queries += 1
+        r = mfs.sh("ls -U 'tasks/task_id!=none-%d'" % queries, m.path,
+                   timeout=300)
+        assert sorted(mfs.lines(r.out)) == names
     # the total went over the cap: listings went, the kernel forgot
     # their folders, and FORGET freed the nodes of their entries
     s = mfs.wait_until(lambda: (lambda s: kept(s) <= CACHE and s)(
         stats_of(m)), 120, "what is kept to fit in cache_size")
-    assert s["listings_cached"] < 1 + len(folders)
+    assert s["listings_cached"] < 1 + len(folders) + queries
     assert s["invalidations"] > 0
     assert s["nodes"] < 3 * len(ids)
     before = big_server.requests()
