@@ -49,7 +49,7 @@ static void check_task(const struct task *t, const struct tnode *item)
 	struct buf json2 = BUF_INIT((size_t)1 << 30);
 
 	/* the record is the result object it came from */
-	FUZZ_CHECK(t->id && *t->id);
+	FUZZ_CHECK(*t->id);
 	FUZZ_CHECK(tree->type == TN_OBJECT);
 	FUZZ_CHECK((s = str_text(fuzz_member(tree, "task_id"))) &&
 		   !strcmp(s, t->id));
