@@ -40,6 +40,7 @@ static struct {
 	bool plain;	      /* http://: never through a proxy */
 	bool ready;
 	long rejected_at; /* atomic: when the key was last refused, 0 */
+	bool retry_now;	  /* atomic: let the next request ask again */
 	bool aborting;	  /* atomic: http_abort_all() was called */
 	pthread_mutex_t abort_lock;
 	pthread_cond_t abort_cond; /* signalled by http_abort_all() */
@@ -519,6 +520,8 @@ static bool key_gate_open(void)
 
 	if (!at)
 		return true;
+	if (__atomic_exchange_n(&http.retry_now, false, __ATOMIC_RELAXED))
+		return true;
 	if (now - at < http.cfg.key_retry_ms)
 		return false;
 	/* one caller wins the retry; the others wait for the next one */
@@ -528,12 +531,12 @@ static bool key_gate_open(void)
 
 void http_retry_key(void)
 {
-	long at = __atomic_load_n(&http.rejected_at, __ATOMIC_RELAXED);
-
-	/* as if rejected long ago: the next request is let through */
-	if (at)
-		__atomic_compare_exchange_n(&http.rejected_at, &at, 1L, false,
-					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	/*
+	 * A flag, not an old time: the monotonic clock starts at boot, and
+	 * on a machine up for less than key_retry_ms no time is old enough.
+	 */
+	if (__atomic_load_n(&http.rejected_at, __ATOMIC_RELAXED))
+		__atomic_store_n(&http.retry_now, true, __ATOMIC_RELAXED);
 }
 
 /* Note what the API said of the key; resp->key_change tells the caller. */
@@ -548,6 +551,7 @@ static void key_verdict(struct http_response *resp)
 	} else if (resp->status >= 200 && resp->status < 300) {
 		was = __atomic_exchange_n(&http.rejected_at, 0,
 					  __ATOMIC_RELAXED);
+		__atomic_store_n(&http.retry_now, false, __ATOMIC_RELAXED);
 		resp->key_change = was ? -1 : 0;
 	}
 }
