@@ -16,12 +16,13 @@
 
 struct listing {
 	size_t n;
-	const char **ids; /* into one block owned by the listing */
-	uint32_t *by_id;  /* indexes of ids, sorted by id */
-	size_t bytes;	  /* what the listing takes in memory */
-	time_t fetched;
+	const char **ids;  /* into one block owned by the listing */
+	uint32_t *by_id;   /* indexes of ids, sorted by id */
+	size_t bytes;	   /* what the listing takes in memory */
+	time_t fetched;	   /* when its fetch began: its oldest data */
 	time_t changed;	   /* when the ids last differed from before */
-	unsigned version;  /* bumped with changed */
+	unsigned gen;	   /* the fetch it came from: 1 for its key's first,
+			    * one more for each after, whatever it found */
 	unsigned refs;	   /* atomic */
 	unsigned failures; /* atomic: refreshes that failed since */
 	bool expired;	   /* atomic: a forced refresh is due */

@@ -80,6 +80,26 @@ void store_expire_all(void);
  * -ENOENT without a request for ttl seconds. May block on HTTP.
  */
 int store_task(const char *id, struct task **out);
+/*
+ * A walk (find, du, grep -r) asks for many tasks of one folder, one after
+ * another: once WALK_GETS of the tasks its stale listing holds were
+ * fetched on their own within a ttl, the next one fetches the listing
+ * again instead, which brings them all. A lone name, or one the listing
+ * does not hold, costs one GET.
+ */
+#define WALK_GETS 3
+
+/*
+ * The task record for id, listed by q (the folder it is in): as
+ * store_task, but a stale record under a stale listing of q that is
+ * being walked (see WALK_GETS) comes with a fetch of that listing,
+ * shared by the whole walk. May block on HTTP.
+ */
+int store_task_in(const char *id, const struct list_body *q, long limit,
+		  struct task **out);
+/* The record for id while within its ttl, with a reference; -ENOENT
+ * otherwise. Never blocks on HTTP. */
+int store_task_cached(const char *id, struct task **out);
 /* store_task, fetching even a fresh record; a failed fetch is an error
  * (the stored record stays). May block on HTTP. */
 int store_task_refresh(const char *id, struct task **out);

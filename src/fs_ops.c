@@ -8,9 +8,11 @@
  * (FUSE_CAP_NO_OPEN_SUPPORT / NO_OPENDIR_SUPPORT), which makes the kernel
  * keep file pages and folder entries until a node's mtime moves;
  * entries and attributes are trusted for what is left of the data's ttl.
- * mtime is when mixpeekfs saw the data change, so a refresh that changes
- * nothing keeps the kernel's caches, and one that changes something
- * drops them.
+ * A task's mtime is when mixpeekfs saw it change, so a refresh that
+ * changes nothing keeps the kernel's pages of its files; a listing
+ * folder's moves with each fetch and each time it goes stale
+ * (ns.c:listing_stat), so the kernel never trusts its entries past the
+ * ttl.
  */
 #include <errno.h>
 #include <fcntl.h>

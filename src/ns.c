@@ -174,6 +174,25 @@ bool moved_out(const struct node *n, const struct task *t)
 	return *now && !listing_admits(n, t);
 }
 
+/*
+ * The record of task node tn: from memory while fresh, else through its
+ * folder's listing (store_task_in: a walk refreshes the listing once).
+ */
+static int task_record(const struct node *tn, struct task **out)
+{
+	struct lquery lq;
+	int res;
+
+	if (!store_task_cached(node_value(tn), out))
+		return 0; /* before lquery_get, which costs more */
+	res = lquery_get(tn->parent, &lq);
+	if (res)
+		return store_task(node_value(tn), out);
+	res = store_task_in(node_value(tn), &lq.b, lq.q.limit, out);
+	lquery_release(&lq);
+	return res;
+}
+
 void view_release(struct view *v)
 {
 	ttree_unref(v->tree);
@@ -194,7 +213,7 @@ int view_get(const struct node *n, const char *name, bool tree, struct view *v)
 	memset(v, 0, sizeof(*v));
 	if (!tn)
 		return -EIO;
-	res = store_task(node_value(tn), &v->task);
+	res = task_record(tn, &v->task);
 	if (res || !tree)
 		return res;
 	res = ttree_get(v->task, &v->tree);
@@ -279,9 +298,11 @@ int node_render(struct fs *fs, struct node *n, struct buf *out, time_t *when)
  * A listing folder's attributes, never with a request: stat, a path
  * walk and a lookup below it must not fetch a whole listing. Its mtime
  * says when its tasks last changed. The kernel serves the folder's
- * entries from its cache until the mtime moves, so a stale listing shows
- * other nanoseconds, new after each failed refresh: the next readdir then
- * comes here and fetches.
+ * entries from its cache until the mtime moves, so the nanoseconds tell
+ * the state apart: which fetch the listing came from, whether it is
+ * stale, and how many refreshes failed since. Each time it goes stale
+ * the mtime is one the kernel has not seen, whatever the last fetch
+ * found: the next readdir comes here and fetches.
  */
 static int listing_stat(struct fs *fs, struct node *n, struct stat *st)
 {
@@ -293,8 +314,9 @@ static int listing_stat(struct fs *fs, struct node *n, struct stat *st)
 	if (node_listing(n, false, &l))
 		return 0;
 	failures = __atomic_load_n(&l->failures, __ATOMIC_RELAXED);
-	ns = (long)(l->version % 976562u) * 1024 +
-		(listing_fresh(l) ? 0 : 1 + (long)(failures % 1023));
+	/* below 1e9: 488281 * 2048 */
+	ns = ((long)(l->gen % 488281u) * 2 + !listing_fresh(l)) * 1024 +
+		(long)(failures % 1024);
 	st->st_mtim.tv_sec = st->st_ctim.tv_sec = l->changed;
 	st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = ns;
 	listing_unref(l);
@@ -491,14 +513,21 @@ static int listing_id(const struct listing *l, const char *name, char **id)
 static int lookup_listing(struct node *parent, const char *name, char **id)
 {
 	struct listing *l = NULL;
+	struct lquery lq;
 	struct task *t;
 	bool fresh;
 	int res;
 
-	/* a query's members are known only from its listing */
-	res = node_listing(parent, is_query(parent), &l);
-	if (is_query(parent) && res)
+	res = lquery_get(parent, &lq);
+	if (res)
 		return res;
+	/* a query's members are known only from its listing */
+	if (is_query(parent))
+		res = fetch_listing(parent, NULL, &lq, &l);
+	else if (store_listing_peek(&lq.b, lq.q.limit, &l))
+		l = NULL;
+	if (res)
+		goto out;
 	fresh = l && (is_query(parent) || listing_fresh(l));
 	/* a stale listing still tells which id a hashed name stands for */
 	res = listing_id(l, name, id);
@@ -514,7 +543,7 @@ static int lookup_listing(struct node *parent, const char *name, char **id)
 		res = -ENOENT; /* a fresh listing says it is not here */
 	} else {
 		/* tasks/ admits any task the API knows */
-		res = store_task(*id, &t);
+		res = store_task_in(*id, &lq.b, lq.q.limit, &t);
 		if (!res) {
 			if (!listing_admits(parent, t))
 				res = -ENOENT;
@@ -522,6 +551,7 @@ static int lookup_listing(struct node *parent, const char *name, char **id)
 		}
 	}
 out:
+	lquery_release(&lq);
 	if (l)
 		listing_unref(l);
 	if (res) {

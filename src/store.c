@@ -31,7 +31,12 @@ struct lentry {
 	struct listing *cur; /* last good snapshot, or NULL */
 	bool loading;
 	unsigned gen;	  /* bumped when a load ends */
+	unsigned fetches; /* loads that succeeded */
 	int err;	  /* result of the last load */
+	/* when the last WALK_GETS tasks under the stale listing were
+	 * fetched on their own (GET); 0: not yet */
+	time_t gets[WALK_GETS];
+	unsigned getpos;
 	unsigned waiters; /* threads waiting for the load to end */
 	size_t bytes;	  /* counted in st.lbytes: entry, key and cur */
 	struct lentry *prev, *next; /* st.lru_listings */
@@ -354,6 +359,7 @@ static int fetch_listing(const struct list_body *q, long limit,
 			 struct listing **out)
 {
 	struct builder b = { BUF_INIT(LISTING_IDS_MAX), 0, 0 };
+	time_t start = time(NULL);
 	int res = st.src.list(q, limit, builder_sink, &b);
 
 	if (res) {
@@ -361,6 +367,9 @@ static int fetch_listing(const struct list_body *q, long limit,
 		return res;
 	}
 	res = listing_new(&b.blob, b.n, out, &b.skipped_dups);
+	/* as old as its first page: its tasks go stale no sooner than it */
+	if (!res)
+		(*out)->fetched = start;
 	/* parsing pages leaves the worker threads' heaps full of holes */
 	mem_trim();
 	if (!res && b.skipped_dups)
@@ -439,15 +448,13 @@ static int listing_get(const struct list_body *q, long limit,
 	le->err = res;
 	if (!res) {
 		l->changed = l->fetched;
-		l->version = 1;
+		l->gen = ++le->fetches;
+		memset(le->gets, 0, sizeof(le->gets));
 		if (le->cur) {
-			if (listing_same(le->cur, l)) {
+			if (listing_same(le->cur, l))
 				l->changed = le->cur->changed;
-				l->version = le->cur->version;
-			} else {
-				l->version = le->cur->version + 1;
+			else
 				recheck_leavers_locked(le->cur, l);
-			}
 			listing_unref(le->cur);
 		}
 		le->cur = l;
@@ -540,6 +547,72 @@ static int task_get(const char *id, bool force, bool by_hand, struct task **out)
 int store_task(const char *id, struct task **out)
 {
 	return task_get(id, false, false, out);
+}
+
+int store_task_cached(const char *id, struct task **out)
+{
+	struct task *t;
+	int res = -ENOENT;
+
+	pthread_mutex_lock(&st.lock);
+	t = taskmap_find(&st.tasks, id);
+	if (t && task_fresh_locked(t)) {
+		touch_locked(t);
+		*out = task_ref(t);
+		res = 0;
+	}
+	pthread_mutex_unlock(&st.lock);
+	if (!res)
+		stats_add(STATS_TASK_HITS, 1);
+	return res;
+}
+
+/*
+ * Whether a fetch of task id under the listing of key is part of a walk:
+ * the stale listing holds id (a walk visits what the folder listed; a
+ * name it does not hold is one a person typed, or a probe), and
+ * WALK_GETS of its tasks were fetched on their own within a ttl. If not,
+ * this fetch is noted as one of them.
+ */
+static bool walking_locked(const char *key, const char *id)
+{
+	time_t now = time(NULL), oldest;
+	struct lentry *le;
+
+	HASH_FIND_STR(st.listings, key, le);
+	if (!le || !le->cur || listing_fresh(le->cur) ||
+	    !listing_has(le->cur, id))
+		return false;
+	oldest = le->gets[le->getpos];
+	if (oldest && now - oldest < (time_t)st.ttl)
+		return true;
+	le->gets[le->getpos] = now;
+	le->getpos = (le->getpos + 1) % WALK_GETS;
+	return false;
+}
+
+int store_task_in(const char *id, const struct list_body *q, long limit,
+		  struct task **out)
+{
+	struct buf key = BUF_INIT(1 << 20);
+	struct listing *l;
+	bool walk = false;
+
+	if (!store_task_cached(id, out))
+		return 0;
+	if (!store_key(q, limit, &key)) {
+		pthread_mutex_lock(&st.lock);
+		walk = walking_locked(buf_str(&key), id);
+		pthread_mutex_unlock(&st.lock);
+	}
+	buf_release(&key);
+	if (walk && !store_listing(q, limit, &l)) {
+		listing_unref(l);
+		if (!store_task_cached(id, out))
+			return 0;
+	}
+	/* not in the listing (any more), or it failed: on its own */
+	return store_task(id, out);
 }
 
 int store_task_refresh(const char *id, struct task **out)

@@ -26,6 +26,8 @@ BIG_COUNT = 25000
 BIG_SEED = 7
 WEIRD_COUNT = 300
 WEIRD_SEED = 99
+WALK_COUNT = 5000
+WALK_SEED = 19
 
 DEFAULT_TEST_TIMEOUT = 180
 
@@ -98,19 +100,21 @@ def main_tasks(main_server):
     return main_server.dataset()
 
 
-@pytest.fixture(scope="module")
-def big_server(fuse_ok, workdir):
-    srv = _start_server(workdir, "srv-big", count=BIG_COUNT, seed=BIG_SEED)
-    yield srv
-    srv.stop()
+def _module_server(name, count, seed, **kw):
+    """A fixture: a test server of its own for each test module."""
+    @pytest.fixture(scope="module")
+    def fixture(fuse_ok, workdir):
+        srv = _start_server(workdir, name, count=count, seed=seed, **kw)
+        yield srv
+        srv.stop()
+    return fixture
 
 
-@pytest.fixture(scope="module")
-def weird_server(fuse_ok, workdir):
-    srv = _start_server(workdir, "srv-weird", count=WEIRD_COUNT,
-                        seed=WEIRD_SEED, weird=True)
-    yield srv
-    srv.stop()
+big_server = _module_server("srv-big", BIG_COUNT, BIG_SEED)
+weird_server = _module_server("srv-weird", WEIRD_COUNT, WEIRD_SEED,
+                              weird=True)
+# test_walk.py: 5,000 tasks, about 400 of them IN_PROGRESS
+walk_server = _module_server("srv-walk", WALK_COUNT, WALK_SEED)
 
 
 class Mounter(object):

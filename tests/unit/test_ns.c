@@ -501,8 +501,9 @@ static void test_listing(void)
 	/* stat: the listing's time and version, still no request */
 	CHECK(node_listing(ls, false, &l) == 0);
 	CHECK(node_stat(fs, ls, &st) == 0);
-	CHECK(st.st_mtime == l->changed && st.st_mtim.tv_nsec == 1024);
-	CHECK(st.st_ctim.tv_nsec == 1024);
+	CHECK(st.st_mtime == l->changed &&
+	      st.st_mtim.tv_nsec == (long)l->gen * 2048);
+	CHECK(st.st_ctim.tv_nsec == (long)l->gen * 2048);
 	CHECK(lists == 2);
 	listing_unref(l);
 }
@@ -722,30 +723,43 @@ static void test_fields(void)
 	CHECK(n && file_is(n, "COMPLETED\n"));
 }
 
-/* A listing made stale by hand: its mtime moves, without a request. */
+/*
+ * A listing made stale by hand: its mtime moves, without a request. Each
+ * time it goes stale it shows an mtime the kernel has not seen, even when
+ * the fetch between found the same ids (the kernel would otherwise trust
+ * the entries it read under that mtime the time before).
+ */
 static void test_stale_expire(void)
 {
 	struct node *ls = walk("tasks");
+	long seen[6];
 	struct lquery lq;
 	struct stat st;
 	struct dirsnap *d = NULL;
 	unsigned li = lists;
+	int i, j;
 
-	CHECK(ls && node_stat(fs, ls, &st) == 0);
-	CHECK(st.st_mtim.tv_nsec == 1024);
 	CHECK(ls && lquery_get(ls, &lq) == 0);
-	store_expire(&lq.b, lq.q.limit);
+	if (!ls)
+		return;
+	for (i = 0; i < 3; i++) {
+		CHECK(node_stat(fs, ls, &st) == 0);
+		seen[2 * i] = st.st_mtim.tv_nsec;
+		store_expire(&lq.b, lq.q.limit);
+		CHECK(node_stat(fs, ls, &st) == 0);
+		seen[2 * i + 1] = st.st_mtim.tv_nsec;
+		CHECK(keep_for(fs, ls) == 0);
+		CHECK(lists == li + (unsigned)i);
+		/* the next readdir fetches (the same ids) */
+		CHECK(snap_get(fs, ls, 0, &d) == 0);
+		dirsnap_unref(d);
+		CHECK(lists == li + (unsigned)i + 1);
+	}
 	lquery_release(&lq);
-	CHECK(ls && node_stat(fs, ls, &st) == 0);
-	CHECK(st.st_mtim.tv_nsec == 1024 + 1);
-	CHECK(ls && keep_for(fs, ls) == 0);
-	CHECK(lists == li);
-	/* the next readdir fetches; the same ids: the same mtime as before */
-	CHECK(ls && snap_get(fs, ls, 0, &d) == 0);
-	dirsnap_unref(d);
-	CHECK(lists == li + 1);
-	CHECK(ls && node_stat(fs, ls, &st) == 0);
-	CHECK(st.st_mtim.tv_nsec == 1024);
+	for (i = 0; i < 6; i++)
+		for (j = 0; j < i; j++)
+			CHECK(seen[i] != seen[j]);
+	CHECK(seen[1] == seen[0] + 1024);
 }
 
 /* A ttl of 1 s: wait (polling) until the listing is past it. */
@@ -778,7 +792,7 @@ static void test_stale_by_age(void)
 	while (time(NULL) < fetched + 1 && time(NULL) < deadline)
 		usleep(10 * 1000);
 	CHECK(node_stat(fs, ls, &st) == 0);
-	CHECK(st.st_mtim.tv_nsec == 1024 + 1);
+	CHECK(st.st_mtim.tv_nsec == 2048 + 1024);
 	CHECK(st.st_mtime == fetched); /* the ids' time, not the fetch's */
 	CHECK(keep_for(fs, ls) == 0);
 	CHECK(task && keep_for(fs, task) == 0);

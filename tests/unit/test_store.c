@@ -272,19 +272,20 @@ static void test_leavers(void)
 {
 	struct listing *l;
 	struct task *t;
+	time_t changed_at;
 
 	setup((size_t)1 << 20);
 	api.ids[0] = "t1";
 	api.ids[1] = "t2";
 	CHECK(store_listing(&all, 0, &l) == 0);
-	CHECK(l->version == 1);
+	CHECK(l->gen == 1);
 	listing_unref(l);
 	CHECK(store_task_fresh("t1") && store_task_fresh("t2"));
 	/* t2 leaves (say, a status folder lost it) */
 	api.ids[1] = NULL;
 	store_expire(&all, 0);
 	CHECK(store_listing(&all, 0, &l) == 0);
-	CHECK(l->n == 1 && l->version == 2 && !listing_has(l, "t2"));
+	CHECK(l->n == 1 && l->gen == 2 && !listing_has(l, "t2"));
 	listing_unref(l);
 	CHECK(store_task_fresh("t1"));
 	CHECK(!store_task_fresh("t2")); /* checked again on next use */
@@ -293,11 +294,77 @@ static void test_leavers(void)
 	CHECK(store_task("t2", &t) == 0);
 	CHECK(api.gets == 1);
 	task_unref(t);
-	/* the same ids again: the same version */
+	/*
+	 * The same ids again: a new fetch all the same (the folder's mtime
+	 * must move each time it goes stale), the time of the change kept.
+	 */
+	changed_at = l->changed;
 	store_expire(&all, 0);
 	CHECK(store_listing(&all, 0, &l) == 0);
-	CHECK(l->version == 2);
+	CHECK(l->gen == 3 && l->changed == changed_at);
 	listing_unref(l);
+}
+
+/*
+ * A walk under a stale listing: WALK_GETS tasks fetched on their own,
+ * then the listing once for the rest; a lone name after that is fresh.
+ */
+static void test_walk(void)
+{
+	static const char *const ids[] = { "w1", "w2", "w3", "w4", "w5" };
+	struct listing *l;
+	struct task *t;
+	size_t i;
+
+	setup((size_t)1 << 20);
+	for (i = 0; i < 5; i++)
+		api.ids[i] = ids[i];
+	CHECK(store_listing(&all, 0, &l) == 0);
+	listing_unref(l);
+	/* a fresh record costs nothing */
+	CHECK(store_task_in("w1", &all, 0, &t) == 0);
+	task_unref(t);
+	CHECK(api.lists == 1 && api.gets == 0);
+	store_expire_all(); /* the listing and every record past their ttl */
+	for (i = 0; i < WALK_GETS; i++) {
+		CHECK(store_task_in(ids[i], &all, 0, &t) == 0);
+		task_unref(t);
+	}
+	CHECK(api.lists == 1 && api.gets == WALK_GETS);
+	/* the next one is a walk: the listing, which brings the rest */
+	CHECK(store_task_in(ids[WALK_GETS], &all, 0, &t) == 0);
+	CHECK(t && !strcmp(t->id, ids[WALK_GETS]));
+	task_unref(t);
+	CHECK(api.lists == 2 && api.gets == WALK_GETS);
+	CHECK(store_task_in(ids[4], &all, 0, &t) == 0);
+	task_unref(t);
+	CHECK(api.lists == 2 && api.gets == WALK_GETS);
+	/* names the listing does not hold are not a walk: one GET each */
+	store_expire_all();
+	for (i = 0; i < 2 * WALK_GETS; i++) {
+		char other[16];
+
+		snprintf(other, sizeof(other), "other%zu", i);
+		CHECK(store_task_in(other, &all, 0, &t) == 0);
+		task_unref(t);
+	}
+	CHECK(api.lists == 2 && api.gets == 3 * WALK_GETS);
+	for (i = 0; i <= WALK_GETS; i++) {
+		CHECK(store_task_in(ids[i], &all, 0, &t) == 0);
+		task_unref(t);
+	}
+	CHECK(api.lists == 3 && api.gets == 4 * WALK_GETS);
+	/* under a fresh listing, a stale record (w5 left it) is one GET */
+	api.ids[4] = NULL;
+	store_expire(&all, 0);
+	CHECK(store_listing(&all, 0, &l) == 0);
+	listing_unref(l);
+	CHECK(!store_task_fresh("w5") && api.lists == 4);
+	for (i = 0; i <= WALK_GETS; i++) {
+		CHECK(store_task_in("w5", &all, 0, &t) == 0);
+		task_unref(t);
+	}
+	CHECK(api.lists == 4 && api.gets == 4 * WALK_GETS + 1);
 }
 
 /* An id the API lists twice is shown once, where it came first. */
@@ -450,6 +517,7 @@ int main(void)
 	test_lru();
 	test_missing();
 	test_leavers();
+	test_walk();
 	test_repeats();
 	test_trim();
 	store_cleanup();
