@@ -33,8 +33,18 @@ typedef int (*api_sink)(void *ctx, struct task *t);
  */
 int api_list(const struct list_body *q, long limit, api_sink sink, void *ctx);
 
-/* GET one task. 0, -ENOENT, -EACCES, -EIO, ... Blocks on HTTP. */
+/*
+ * GET one task. 0, -ENOENT, -EACCES, -EIO, ... Blocks on HTTP. GETs that
+ * wait for their turn together go as one list request (api_ids.c).
+ */
 int api_get_task(const char *id, struct task **out);
+
+/*
+ * The tasks ids (at most page_size of them) in one list request, each
+ * one found given to sink; one the API does not list is left out. 0 or
+ * -errno. Blocks on HTTP.
+ */
+int api_get_tasks(char *const *ids, size_t n, api_sink sink, void *ctx);
 
 /*
  * Check that the API answers and accepts the key: one list request for

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * http: every use of libcurl. A pool of easy handles kept alive between
- * requests (one per concurrent worker), DNS and TLS sessions shared,
- * timeouts, bounded retries with backoff, and a cap on body size. HTTP
- * status codes and curl errors become errno here and nowhere else.
- * http_request is the one call that blocks on the network; no other
- * call here waits for it.
+ * requests (one per request in flight), DNS and TLS sessions shared,
+ * timeouts, the X-RateLimit-* and Retry-After headers read, and a cap on
+ * body size. HTTP status codes and curl errors become errno here and
+ * nowhere else. http_attempt is the one call that blocks on the
+ * network; no other call here waits for it.
  */
 #ifndef MIXPEEKFS_HTTP_H
 #define MIXPEEKFS_HTTP_H
@@ -31,12 +31,23 @@ struct http_config {
 	size_t max_body;
 };
 
+/* What an answer said of the API's limits (absent: -1). */
+struct http_limits {
+	bool headers; /* X-RateLimit-Limit and -Window came */
+	long limit, remaining, window;
+	double reset;	    /* X-RateLimit-Reset: a Unix time */
+	double retry_after; /* Retry-After, in seconds */
+};
+
 struct http_response {
 	long status; /* 0 when no response arrived */
 	struct buf body;
-	unsigned attempts;
-	int key_change;	 /* 1: the first to refuse the key; -1: the
-				 * first to accept it after that; else 0 */
+	unsigned attempts; /* sched.c counts them */
+	bool retry;	   /* another attempt may do better: 408, 429, 5xx,
+			    * a cut or garbled 2xx, a network error */
+	int key_change;	   /* 1: the first to refuse the key; -1: the
+			    * first to accept it after that; else 0 */
+	struct http_limits lim;
 	char error[256]; /* what went wrong, for the log; never secret */
 };
 
@@ -67,28 +78,36 @@ int http_global_init(const struct http_config *cfg);
 /* Drop pooled handles and curl's global state; wipe the key. */
 void http_global_cleanup(void);
 /*
- * End every transfer in flight (within about a second) and every retry
- * wait, and fail requests from now on with -EIO: for shutdown. Safe from
- * any thread; never blocks.
+ * End every transfer in flight (within about a second), and fail
+ * attempts from now on with -EIO: for shutdown (sched_abort ends the
+ * waits). Safe from any thread; never blocks.
  */
 void http_abort_all(void);
 /* Close idle pooled connections (before fork). */
 void http_drop_idle(void);
 
 /*
- * Perform one request (with retries) to base_url + path (path includes
- * the query). body may be NULL for GET. Returns 0 for a 2xx response,
- * else -errno from http_status_errno() or a transport error; resp is
- * filled either way and must be released with http_response_release().
- * A 2xx whose body usable (if not NULL) refuses is retried like a 5xx.
- * Blocks for up to timeout_ms. After the API refused the key, fails with
- * -EACCES without sending, but for one request per key_retry_ms.
+ * One attempt at one request to base_url + path (path includes the
+ * query), bounded by timeout_ms; body NULL for a GET. sched.c is the one
+ * caller (the budget, the order and the retries are its). Returns 0 for
+ * a 2xx, else -errno from http_status_errno() or a transport error;
+ * resp is filled either way (http_response_init'd here) and must be
+ * released with http_response_release(). A 2xx whose body usable (if
+ * not NULL) refuses is -EIO, like a 5xx. Blocks for up to timeout_ms.
  * Thread-safe.
  */
 typedef bool (*http_usable)(const char *body, size_t len);
-int http_request(const char *method, const char *path, const char *body,
-		 http_usable usable, struct http_response *resp);
+int http_attempt(const char *method, const char *path, const char *body,
+		 long timeout_ms, http_usable usable,
+		 struct http_response *resp);
+void http_response_init(struct http_response *resp);
 void http_response_release(struct http_response *resp);
+/*
+ * Whether a request may go out at all: not after http_abort_all, and
+ * after the API refused the key, one request per key_retry_ms (this
+ * call lets it through). If not, resp->error says why. Never blocks.
+ */
+bool http_key_gate(struct http_response *resp);
 /* After a rejected key, let the next request through at once (a refresh
  * asked for by hand). Never blocks. */
 void http_retry_key(void);

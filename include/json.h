@@ -73,6 +73,12 @@ int json_list_body(const struct list_body *b, struct buf *out);
  * FastAPI's detail list), at most size - 1 bytes. Empty if none.
  */
 void json_error_message(const char *body, size_t len, char *msg, size_t size);
+/*
+ * details.KEY of an error envelope as text (a string, or a number), at
+ * most size - 1 bytes; empty if there is none.
+ */
+void json_error_detail(const char *body, size_t len, const char *key, char *out,
+		       size_t size);
 
 /* true when text is a JSON scalar (number, true, false, null). */
 bool json_is_literal(const char *text);

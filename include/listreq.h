@@ -4,7 +4,7 @@
  * search, a sort and filter conditions. query.c builds it from folder
  * names, json.c turns it into a ListTasksRequest body, api.c sends it
  * and store.c keys listings on that body. Plain data: every pointer is
- * borrowed from whoever filled it in.
+ * borrowed from whoever filled it in, but in a list_body_dup copy.
  */
 #ifndef MIXPEEKFS_LISTREQ_H
 #define MIXPEEKFS_LISTREQ_H
@@ -40,5 +40,12 @@ struct list_body {
 	bool range_lo_incl;
 	const char *range_hi;
 };
+
+/*
+ * A copy of b that owns every string it points to (listreq.c), for a
+ * fetch on another thread; NULL on ENOMEM. Free with list_body_free.
+ */
+struct list_body *list_body_dup(const struct list_body *b);
+void list_body_free(struct list_body *c);
 
 #endif

@@ -34,6 +34,8 @@ void log_set_repeat_window(unsigned seconds);
  * and warnings it logs say "(in FOLDER)".
  */
 void log_set_context(const char *what);
+/* This thread's context, or NULL (borrowed). */
+const char *log_context(void);
 
 /* The last error or warning logged and its time (0 if none). */
 time_t log_last_problem(char *line, size_t size);

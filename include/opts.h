@@ -12,7 +12,7 @@
 struct fuse_args;
 
 /* How many numeric options there are (opts.c's table of ranges). */
-#define OPTS_NUMS 10
+#define OPTS_NUMS 11
 
 struct options {
 	char *url;  /* malloc'd; as libcurl parsed it, once valid */
@@ -33,6 +33,7 @@ struct options {
 	size_t max_response; /* bytes */
 	size_t cache_size;   /* bytes */
 	unsigned wait_max;   /* seconds a read of .wait may wait */
+	unsigned max_rate;   /* requests a minute; 0: what the API allows */
 	int allow_http;
 	int debug;
 	char *key;	       /* loaded by opts_load_key; wiped on free */

@@ -40,6 +40,8 @@ struct store_source {
 		    void *ctx);
 	/* as api_get_task: one task; -ENOENT when there is none */
 	int (*get_task)(const char *id, struct task **out);
+	/* as api_get_tasks: many in one request (NULL: GET each) */
+	int (*get_tasks)(char *const *ids, size_t n, api_sink sink, void *ctx);
 };
 
 /*
@@ -106,6 +108,14 @@ int store_task_refresh(const char *id, struct task **out);
 /* The same for a poll (.wait), which is not a refresh by hand: an outage
  * backoff or a rejected key stays as it is. May block on HTTP. */
 int store_task_poll(const char *id, struct task **out);
+/*
+ * Poll the tasks ids (at most page_size) with one list request, as
+ * store_task_poll would each: every one listed is stored (its change
+ * hook fires as for a listing's); res[i] is 0 for those, and for one the
+ * list left out, what a GET of it says (-ENOENT: gone). Returns the list
+ * request's error (then every res[i] is it). May block on HTTP.
+ */
+int store_poll(char *const *ids, size_t n, int *res);
 /*
  * fn(id, arg) runs, under the store's lock, whenever a task's JSON
  * changes, the task goes away, leaves a listing or is evicted. It must

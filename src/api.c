@@ -21,8 +21,16 @@
 #include "json.h"
 #include "api_i.h"
 #include "log.h"
+#include "scheduler.h"
 
 #define MAX_CURSOR_PAGES 1000000
+
+void api_init(unsigned ps, unsigned conns)
+{
+	api_page_size = ps ? ps : 100;
+	api_max_conns = conns ? conns : 1;
+	api_ids_init();
+}
 
 size_t api_plan_offsets(long total, unsigned ps, long *offsets, size_t max)
 {
@@ -297,6 +305,8 @@ int api_list(const struct list_body *q, long limit, api_sink sink, void *ctx)
 	struct delivery d = { sink, ctx, limit, 0 };
 	struct buf body = BUF_INIT(1 << 20);
 	unsigned first_limit = api_page_size;
+	struct sched_ctx *sx = sched_ctx();
+	enum sched_class cls = sx->cls;
 	struct page first;
 	bool deep;
 	int res;
@@ -311,6 +321,9 @@ int api_list(const struct list_body *q, long limit, api_sink sink, void *ctx)
 			     &first);
 	if (res)
 		goto out_body;
+	/* the first page is what a person waits on; the rest come after */
+	if (sx->cls < SCHED_LISTING)
+		sx->cls = SCHED_LISTING;
 	deep = !api_last_page(&first) && !api_short_page(&first, first_limit) &&
 		first.total >= 0 && limit <= 0 &&
 		api_plan_needs_cursor(first.total, api_page_size);
@@ -366,6 +379,7 @@ out_first:
 	page_release(&first);
 out_body:
 	buf_release(&body);
+	sx->cls = cls;
 	return res < 0 ? res : 0;
 }
 
@@ -382,7 +396,7 @@ int api_get_task(const char *id, struct task **out)
 	free(e);
 	if (res)
 		return res;
-	res = api_request("GET", buf_str(&path), NULL, &resp);
+	res = api_request("GET", buf_str(&path), NULL, id, &resp);
 	if (!res) {
 		res = json_parse_task(buf_str(&resp.body), resp.body.len, out);
 		if (res)
@@ -406,8 +420,8 @@ int api_probe(char *msg, size_t size)
 	char detail[200];
 	int res;
 
-	res = http_request("POST", "/v1/tasks/list?limit=1", "{}",
-			   json_whole_object, &resp);
+	res = sched_request("POST", "/v1/tasks/list?limit=1", "{}", NULL,
+			    json_whole_object, &resp);
 	json_error_message(buf_str(&resp.body), resp.body.len, detail,
 			   sizeof(detail));
 	if (res == -EACCES)

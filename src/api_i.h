@@ -20,9 +20,16 @@
 extern unsigned api_page_size;
 extern unsigned api_max_conns;
 
-/* One request; logs a failure once. 0 or -errno (http_status_errno). */
+/* api_ids.c: tell sched.c how to merge GETs (api_init calls it). */
+void api_ids_init(void);
+
+/*
+ * One request through sched.c, in the calling thread's context (merge_arg:
+ * see sched_request); logs a failure once. 0 or -errno
+ * (http_status_errno; -EINTR: nobody waits for it, not sent).
+ */
 int api_request(const char *method, const char *path, const char *body,
-		struct http_response *resp);
+		const char *merge_arg, struct http_response *resp);
 
 /*
  * One list page of body at offset (or cursor, when set), limit tasks,

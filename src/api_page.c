@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * api_page: one request to /v1/tasks and one list page, and a window of
- * list pages fetched at once (up to max_connections). Shared by api.c
- * and api_ranges.c through api_i.h.
+ * api_page: one request to /v1/tasks (through sched.c) and one list page,
+ * and a window of list pages fetched at once (threads of their own, each
+ * in its spawner's sched context; sched.c keeps the daemon within
+ * max_connections). Shared by api.c and api_ranges.c through api_i.h.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -17,15 +18,10 @@
 #include "http.h"
 #include "json.h"
 #include "log.h"
+#include "scheduler.h"
 
 unsigned api_page_size = 100;
 unsigned api_max_conns = 4;
-
-void api_init(unsigned ps, unsigned conns)
-{
-	api_page_size = ps ? ps : 100;
-	api_max_conns = conns ? conns : 1;
-}
 
 int api_list_path(unsigned limit, long offset, const char *cursor,
 		  bool include_total, struct buf *out)
@@ -49,14 +45,15 @@ int api_list_path(unsigned limit, long offset, const char *cursor,
 #define LOG_BODY_MAX 200
 
 int api_request(const char *method, const char *path, const char *body,
-		struct http_response *resp)
+		const char *merge_arg, struct http_response *resp)
 {
 	struct timespec t0, t1;
 	char msg[200];
 	int res;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	res = http_request(method, path, body, json_whole_object, resp);
+	res = sched_request(method, path, body, merge_arg, json_whole_object,
+			    resp);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* the body tells listings apart; it holds no secret */
 	log_debug("%s %s%s%.*s%s: status %ld, %zu bytes, %ld ms, %u attempts",
@@ -68,8 +65,8 @@ int api_request(const char *method, const char *path, const char *body,
 		  resp->attempts);
 	if (resp->key_change < 0)
 		log_info("the API accepts the key again");
-	if (!res)
-		return 0;
+	if (!res || res == -EINTR) /* -EINTR: nobody waits, not sent */
+		return res;
 	json_error_message(buf_str(&resp->body), resp->body.len, msg,
 			   sizeof(msg));
 	if (resp->key_change > 0) /* once, not once per request */
@@ -100,7 +97,7 @@ int api_fetch_page(const char *body, unsigned limit, long offset,
 	res = api_list_path(limit, offset, cursor, total, &path);
 	if (res)
 		return res;
-	res = api_request("POST", buf_str(&path), body, &resp);
+	res = api_request("POST", buf_str(&path), body, NULL, &resp);
 	if (!res) {
 		res = json_parse_page(buf_str(&resp.body), resp.body.len, pg);
 		if (res == -EIO)
@@ -117,6 +114,7 @@ int api_fetch_page(const char *body, unsigned limit, long offset,
 
 struct window {
 	pthread_mutex_t lock;
+	struct sched_ctx ctx; /* the spawner's, for the workers' requests */
 	const char *const *bodies; /* one per page */
 	const long *offsets;
 	struct page *pages;
@@ -131,6 +129,7 @@ static void *window_worker(void *arg)
 {
 	struct window *w = arg;
 
+	*sched_ctx() = w->ctx;
 	for (;;) {
 		size_t i;
 
@@ -153,7 +152,8 @@ static void *window_worker(void *arg)
 int api_fetch_window(const char *const *bodies, const long *offsets, size_t n,
 		     bool total, struct page *pages)
 {
-	struct window w = { .bodies = bodies,
+	struct window w = { .ctx = *sched_ctx(),
+			    .bodies = bodies,
 			    .offsets = offsets,
 			    .pages = pages,
 			    .n = n,

@@ -14,7 +14,16 @@
 #include "fs_i.h"
 
 struct dirsnap {
-	unsigned refs;		 /* atomic */
+	unsigned refs; /* atomic */
+	uint32_t gen;  /* in the offsets it hands out */
+	time_t used;   /* atomic: when a reader last took it */
+	/*
+	 * A ring (what a folder's node keeps, immutable once made): not a
+	 * snapshot, but the folder's snapshots in use, newest first, for
+	 * readers in the middle of one (references; NULL: none).
+	 */
+	bool ring;
+	struct dirsnap *kept[SNAP_KEEP];
 	struct listing *listing; /* NK_LISTING: the entries; a view: its
 				  * listing */
 	struct dent *ents;	 /* other folders */
@@ -41,6 +50,8 @@ void dirsnap_unref(void *p)
 
 	if (!d || __atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL))
 		return;
+	for (i = 0; i < SNAP_KEEP; i++)
+		dirsnap_unref(d->kept[i]);
 	if (d->listing)
 		listing_unref(d->listing);
 	for (i = 0; d->ents && i < d->n; i++) {
@@ -191,22 +202,108 @@ static int snap_new(struct fs *fs, struct node *n, struct dirsnap **out)
 	return 0;
 }
 
-/* The snapshot to read from: a new one at offset 0, else the node's. */
-int snap_get(struct fs *fs, struct node *n, off_t off, struct dirsnap **out)
+/* Whether a reader took s lately: one may still be in the middle of it. */
+static bool in_use(const struct dirsnap *s, time_t now)
 {
-	struct dirsnap *d;
+	return s &&
+		now - __atomic_load_n(&s->used, __ATOMIC_RELAXED) <
+		SNAP_KEEP_SECS;
+}
+
+static void taken(struct dirsnap *s)
+{
+	__atomic_store_n(&s->used, time(NULL), __ATOMIC_RELAXED);
+}
+
+/*
+ * Make d n's newest snapshot: a new ring of d and those of ring (NULL:
+ * none) still in use, SNAP_KEEP in all at most. -ENOMEM leaves n's.
+ */
+static int snap_link(struct fs *fs, struct node *n, struct dirsnap *d,
+		     const struct dirsnap *ring)
+{
+	static uint32_t gens; /* atomic: never the same twice, nearly */
+	struct dirsnap *r = calloc(1, sizeof(*r));
+	time_t now = time(NULL);
+	size_t i, k = 0;
+
+	if (!r)
+		return -ENOMEM;
+	r->refs = 1;
+	r->ring = true;
+	d->gen = __atomic_add_fetch(&gens, 1, __ATOMIC_RELAXED) & SNAP_GEN_MAX;
+	d->used = now;
+	r->kept[k++] = dirsnap_ref(d);
+	for (i = 0; ring && i < SNAP_KEEP && k < SNAP_KEEP; i++)
+		if (in_use(ring->kept[i], now))
+			r->kept[k++] = dirsnap_ref(ring->kept[i]);
+	dirsnap_unref(node_swap_cache(&fs->nodes, n, r));
+	return 0;
+}
+
+int snap_get(struct fs *fs, struct node *n, off_t off, struct dirsnap **out,
+	     size_t *from)
+{
+	struct dirsnap *ring = node_get_cache(&fs->nodes, n, dirsnap_ref), *d;
+	struct dirsnap *newest = ring && ring->ring ? ring->kept[0] : NULL;
+	uint32_t gen = (uint32_t)((uint64_t)off >> 32);
+	size_t i;
 	int res;
 
-	if (off > 0 && (d = node_get_cache(&fs->nodes, n, dirsnap_ref))) {
-		*out = d;
+	*from = (size_t)((uint64_t)off & 0xffffffffu);
+	if (off > 0 && newest) {
+		/* the snapshot this reader began with, if kept; else the
+		 * newest: the same for most folders */
+		for (i = 0; i < SNAP_KEEP && ring->kept[i]; i++)
+			if (ring->kept[i]->gen == gen)
+				newest = ring->kept[i];
+		*out = dirsnap_ref(newest);
+		taken(newest);
+		dirsnap_unref(ring);
 		return 0;
 	}
 	res = snap_new(fs, n, &d);
-	if (res)
-		return res;
-	dirsnap_unref(node_swap_cache(&fs->nodes, n, dirsnap_ref(d)));
-	*out = d;
-	return 0;
+	if (!res && newest && d->listing && d->listing == newest->listing) {
+		/* the same listing: the same entries and offsets */
+		dirsnap_unref(d);
+		d = dirsnap_ref(newest);
+		taken(d);
+	} else if (!res) {
+		res = snap_link(fs, n, d, newest ? ring : NULL);
+		if (res)
+			dirsnap_unref(d);
+	}
+	dirsnap_unref(ring);
+	if (!res)
+		*out = d;
+	return res;
+}
+
+/*
+ * A reader read d to the end: the kernel has it all. n keeps it no more
+ * if it is n's only snapshot and no listing's (a task folder's, read
+ * once by find: made again the same if need be); a listing's stay for
+ * readers still in them (the store holds the listing anyway).
+ */
+void snap_read_all(struct fs *fs, struct node *n, struct dirsnap *d)
+{
+	struct dirsnap *ring = node_get_cache(&fs->nodes, n, dirsnap_ref);
+	struct dirsnap *old;
+
+	if (ring && ring->ring && ring->kept[0] == d && !ring->kept[1] &&
+	    !d->listing) {
+		old = node_swap_cache(&fs->nodes, n, NULL);
+		if (old && old != ring) /* a newer one meanwhile: it stays */
+			dirsnap_unref(node_swap_cache(&fs->nodes, n, old));
+		else
+			dirsnap_unref(old);
+	}
+	dirsnap_unref(ring);
+}
+
+off_t snap_off(const struct dirsnap *d, size_t i)
+{
+	return (off_t)(((uint64_t)d->gen << 32) | (uint64_t)(i + 1));
 }
 
 size_t dirsnap_count(const struct dirsnap *d)

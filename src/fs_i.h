@@ -6,6 +6,8 @@
  *
  *   session.c  command line, mount, daemon, the sigwait thread, the loop
  *   fs_ops.c   the fuse_lowlevel_ops callbacks: find the node, ask, reply
+ *   fop.c      requests that wait for the API: kept, answered from
+ *              runner threads of ours, interrupted at once
  *   ns.c       what a path is and what it shows (no libfuse calls)
  *   dirsnap.c  a folder's entries as of one readdir (no libfuse calls)
  *   vfile.c    README, .refresh, the files of .mixpeekfs (no libfuse calls)
@@ -18,15 +20,19 @@
  * then the node table's. The store calls kcache's task_changed under its
  * lock; nothing here calls the store with the notifier's lock held.
  * wait.c's lock is taken alone or right under the store's (its change
- * hook), never with another held.
+ * hook), never with another held; fop.c's alone, or under libfuse's
+ * request lock (an interrupt).
  *
  * The files call each other one way only: session -> fs_ops -> dirsnap,
- * kcache -> ns -> vfile, dirsnap -> lview -> ns, and session, fs_ops,
- * kcache, ns, vfile -> wait (checked by tests/unit/check_layers.sh).
+ * kcache -> ns -> vfile, dirsnap -> lview -> ns, fs_ops -> fop, and
+ * session, fs_ops, kcache, ns, vfile -> wait (checked by
+ * tests/unit/check_layers.sh).
  *
  * Which calls may block on HTTP: anything that reaches store_listing or
  * store_task (node_listing with fetch, view_get, node_stat of a task,
- * ns_lookup, kcache_refresh, snap_get). The rest never does.
+ * ns_lookup, kcache_refresh, snap_get), unless the thread's scheduler
+ * context says nofetch (a FUSE worker in fop_run, kcache's helper): then
+ * they answer from memory or return -EINPROGRESS. The rest never does.
  */
 #ifndef MIXPEEKFS_FS_I_H
 #define MIXPEEKFS_FS_I_H
@@ -38,12 +44,14 @@
 #include <time.h>
 
 #include <fuse_lowlevel.h>
+#include <uthash.h>
 
 #include "buf.h"
 #include "json.h"
 #include "node.h"
 #include "opts.h"
 #include "query.h"
+#include "scheduler.h"
 #include "store.h"
 #include "tree.h"
 #include "ttree.h"
@@ -141,6 +149,7 @@ struct fs {
 				* made again */
 	struct notifier note;
 	struct waits *waits; /* wait.c; NULL when not running */
+	struct fops *fops;   /* fop.c; NULL when not running */
 	/* vfile.c: stats as the last stat rendered them */
 	pthread_mutex_t stats_lock;
 	char *stats_text; /* protected by stats_lock */
@@ -232,11 +241,31 @@ struct dent {
 	double keep;	/* < 0: ask keep_for */
 };
 
+/*
+ * A folder's snapshots kept for readers in the middle of a readdir: each
+ * offset handed out names its snapshot (gen in the high 32 bits, the
+ * entry in the low), so that a reader goes on with the one it began with
+ * while another reader's readdir makes a newer one (a listing replaced
+ * meanwhile would show it a name twice, or miss one).
+ */
+#define SNAP_KEEP 8
+#define SNAP_KEEP_SECS 60	 /* ... while a reader took it this lately */
+#define SNAP_GEN_MAX 0x7fffffffu /* offsets stay positive */
+
 struct dirsnap;
 void *dirsnap_ref(void *d);
 void dirsnap_unref(void *d);
-/* The snapshot to read from: a new one at offset 0, else the node's. */
-int snap_get(struct fs *fs, struct node *n, off_t off, struct dirsnap **out);
+/*
+ * The snapshot to read from at off: a new one at offset 0 (the newest
+ * again when its listing is the same), else the one off names; *from:
+ * the entry to start at. May block on HTTP.
+ */
+int snap_get(struct fs *fs, struct node *n, off_t off, struct dirsnap **out,
+	     size_t *from);
+/* The offset of entry i of d (. and .. are 0 and 1). */
+off_t snap_off(const struct dirsnap *d, size_t i);
+/* A reader read d of n to the end (n may let it go). */
+void snap_read_all(struct fs *fs, struct node *n, struct dirsnap *d);
 size_t dirsnap_count(const struct dirsnap *d);
 /* Entry i of dir; false for a task that has left dir meanwhile. */
 bool dirsnap_entry(struct fs *fs, struct node *dir, const struct dirsnap *d,
@@ -355,6 +384,54 @@ void wait_stop(struct fs *fs);
 /* SIGTERM, while the loop still runs: answer every kept read EIO, and
  * the kernel's second try of each (bounded: a second). */
 void wait_shutdown(struct fs *fs);
+
+/* ---- fop.c: FUSE requests that wait for the API off the FUSE workers ---- */
+
+enum fop_phase { FOP_REGISTERING, FOP_QUEUED, FOP_RUNNING };
+
+/*
+ * One FUSE request, as its handler (fs_ops.c) sees it: on the FUSE
+ * worker (fop_run; name borrowed), or kept for a runner thread (a copy;
+ * name owned, the node held). A handler replies through fop_reply_*, or
+ * returns -EINPROGRESS without replying when it needs the API (only on
+ * the FUSE worker: the store says so in nofetch mode).
+ */
+struct fop {
+	struct fs *fs;
+	fuse_req_t req; /* never dereferenced once it may be answered */
+	fuse_ino_t ino; /* the node it is about (a lookup's parent) */
+	char *name;	/* a lookup's or getxattr's */
+	size_t size;	/* of the reply buffer */
+	off_t off;
+	bool plus; /* readdirplus */
+	int (*fn)(struct fop *f);
+	/* kept ones (fop.c) */
+	bool kept;
+	int state;	      /* atomic: whether it was answered */
+	enum fop_phase phase; /* under fop.c's lock */
+	bool interrupted;     /* under fop.c's lock */
+	uint64_t serial;
+	struct cancel cancel;
+	struct node *held;
+	struct fop *next;
+	UT_hash_handle hh;
+};
+
+/* Run fn for f on this FUSE worker from memory; keep f for a runner if
+ * it needs the API. Never blocks on HTTP. */
+void fop_run(struct fop *f, int (*fn)(struct fop *));
+/* Replies, sent only by whoever answers f first (the runner, or the
+ * interrupt's EINTR); -EINTR when that was not this call. */
+int fop_reply_err(struct fop *f, int err);
+int fop_reply_entry(struct fop *f, const struct fuse_entry_param *e);
+int fop_reply_attr(struct fop *f, const struct stat *st, double timeout);
+int fop_reply_buf(struct fop *f, const char *buf, size_t size);
+int fop_reply_xattr(struct fop *f, size_t size);
+/* Start before the loop; stop once it has ended (joins the runners). */
+int fop_start(struct fs *fs);
+void fop_stop(struct fs *fs);
+/* "requests_waiting N\nrequests_queued N\nrunners N\n" */
+int fop_stats(struct fs *fs, struct buf *out);
 
 /* ---- fs_ops.c ---- */
 

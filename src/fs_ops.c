@@ -23,11 +23,6 @@
 
 #include "fs_i.h"
 
-static struct fs *fs_of(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
-}
-
 /* node_stat, or for a listing's .jsonl and .tsv their snapshot's. */
 static int stat_of(struct fs *fs, struct node *n, struct stat *st)
 {
@@ -40,19 +35,18 @@ static bool is_wait(const struct node *parent, const char *name)
 	return parent->kind == NK_TASK && !strcmp(name, WAIT_NAME);
 }
 
-static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
+static int op_lookup(struct fop *f)
 {
-	struct fs *fs = fs_of(req);
-	struct node *parent = node_get(&fs->nodes, pino), *n;
+	struct fs *fs = f->fs;
+	struct node *parent = node_get(&fs->nodes, f->ino), *n;
+	const char *name = f->name;
 	struct fuse_entry_param e;
 	enum nkind kind = NK_FIELD;
 	char *value = NULL;
 	int group = 0, res;
 
-	if (!parent) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
+	if (!parent)
+		return fop_reply_err(f, ESTALE), 0;
 	memset(&e, 0, sizeof(e));
 	if (!strcmp(name, REFRESH_NAME) &&
 	    (parent->kind == NK_ROOT || parent->kind == NK_LISTING ||
@@ -68,31 +62,38 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 		res = ns_lookup(fs, parent, name, &kind, &group, &value,
 				&e.attr);
 	}
+	if (res == -EINPROGRESS)
+		return res; /* a runner will ask */
 	/* absent for as long as what says so is fresh */
 	e.attr_timeout = e.entry_timeout = keep_for(fs, parent);
 	if (res == -ENOENT) {
 		/* before the reply: after it the parent may be forgotten */
 		neg_add(fs, parent, name);
-		fuse_reply_entry(req, &e); /* cached as absent for ttl */
+		fop_reply_entry(f, &e); /* cached as absent for ttl */
 		goto out;
 	}
 	if (res) {
-		fuse_reply_err(req, -res);
+		fop_reply_err(f, -res);
 		goto out;
 	}
 	n = node_child(&fs->nodes, parent, name, kind, group, value);
 	if (!n) {
-		fuse_reply_err(req, ENOMEM);
+		fop_reply_err(f, ENOMEM);
 		goto out;
 	}
 	/* a lookup inside a task has the attributes already */
 	res = e.attr.st_mode ? 0 : stat_of(fs, n, &e.attr);
+	if (res == -EINPROGRESS) {
+		node_forget(&fs->nodes, n, 1);
+		free(value);
+		return res;
+	}
 	e.attr_timeout = e.entry_timeout = keep_for(fs, n);
 	e.ino = node_ino(&fs->nodes, n);
 	e.attr.st_ino = e.ino;
 	if (res) {
 		node_forget(&fs->nodes, n, 1);
-		fuse_reply_err(req, -res);
+		fop_reply_err(f, -res);
 	} else {
 		/* held before the reply: after it the kernel may forget n */
 		bool push = (kind == NK_FIELD || kind == NK_TASKJSON) &&
@@ -101,7 +102,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 
 		if (push)
 			node_hold(&fs->nodes, n);
-		if (fuse_reply_entry(req, &e)) {
+		if (fop_reply_entry(f, &e)) {
 			node_forget(&fs->nodes, n, push ? 2 : 1);
 		} else if (push) {
 			push_add(fs, n);
@@ -109,6 +110,32 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
 	}
 out:
 	free(value);
+	return 0;
+}
+
+static struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* A FUSE request for handler fn, from memory or kept (fop.c). */
+static void run(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size,
+		off_t off, bool plus, int (*fn)(struct fop *))
+{
+	struct fop f = { .fs = fs_of(req),
+			 .req = req,
+			 .ino = ino,
+			 .name = (char *)name,
+			 .size = size,
+			 .off = off,
+			 .plus = plus };
+
+	fop_run(&f, fn);
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
+{
+	run(req, pino, name, 0, 0, false, op_lookup);
 }
 
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -136,24 +163,30 @@ static void fs_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
-static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+static int op_getattr(struct fop *f)
 {
-	struct fs *fs = fs_of(req);
-	struct node *n = node_get(&fs->nodes, ino);
+	struct fs *fs = f->fs;
+	struct node *n = node_get(&fs->nodes, f->ino);
 	struct stat st;
 	int res;
 
-	(void)fi;
-	if (!n) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
+	if (!n)
+		return fop_reply_err(f, ESTALE), 0;
 	res = stat_of(fs, n, &st);
+	if (res == -EINPROGRESS)
+		return res;
 	if (res)
-		fuse_reply_err(req, -res);
+		fop_reply_err(f, -res);
 	else
-		fuse_reply_attr(req, &st, keep_for(fs, n));
+		fop_reply_attr(f, &st, keep_for(fs, n));
+	return 0;
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	run(req, ino, NULL, 0, 0, false, op_getattr);
 }
 
 static mode_t kind_mode(enum nkind kind)
@@ -169,33 +202,57 @@ static mode_t kind_mode(enum nkind kind)
 	}
 }
 
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       bool plus)
+/* The nodes a readdirplus reply hands out: undone if it is not sent. */
+struct handed {
+	struct node **v;
+	size_t n, cap;
+};
+
+static bool hand_out(struct handed *h, struct node *n)
 {
-	struct fs *fs = fs_of(req);
-	struct node *dir = node_get(&fs->nodes, ino);
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? 2 * h->cap : 64;
+		struct node **v = realloc(h->v, cap * sizeof(*v));
+
+		if (!v)
+			return false;
+		h->v = v;
+		h->cap = cap;
+	}
+	h->v[h->n++] = n;
+	return true;
+}
+
+static void take_back(struct fs *fs, struct handed *h)
+{
+	while (h->n)
+		node_forget(&fs->nodes, h->v[--h->n], 1);
+}
+
+static int op_readdir(struct fop *f)
+{
+	struct fs *fs = f->fs;
+	struct node *dir = node_get(&fs->nodes, f->ino);
 	char name[TREE_NAME_MAX + 1], *buf;
+	struct handed handed = { 0 };
+	size_t used = 0, total, i, from, size = f->size;
 	struct dirsnap *d;
-	size_t used = 0, total, i;
 	int res;
 
-	if (!dir) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
-	res = snap_get(fs, dir, off, &d);
-	if (res) {
-		fuse_reply_err(req, -res);
-		return;
-	}
+	if (!dir)
+		return fop_reply_err(f, ESTALE), 0;
+	res = snap_get(fs, dir, f->off, &d, &from);
+	if (res == -EINPROGRESS)
+		return res;
+	if (res)
+		return fop_reply_err(f, -res), 0;
 	buf = malloc(size);
 	if (!buf) {
 		dirsnap_unref(d);
-		fuse_reply_err(req, ENOMEM);
-		return;
+		return fop_reply_err(f, ENOMEM), 0;
 	}
 	total = dirsnap_count(d) + 2;
-	for (i = (size_t)off; i < total; i++) {
+	for (i = from; i < total; i++) {
 		struct fuse_entry_param e;
 		struct node *n = NULL;
 		struct dent de;
@@ -205,16 +262,23 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (i < 2) {
 			strcpy(name, i ? ".." : ".");
 			fill_dir(fs, &e.attr, fs->started);
-			e.attr.st_ino = i ? FUSE_ROOT_ID : ino;
+			e.attr.st_ino = i ? FUSE_ROOT_ID : f->ino;
 		} else if (!dirsnap_entry(fs, dir, d, i - 2, name, &de)) {
 			continue;
-		} else if (plus) {
+		} else if (f->plus) {
 			n = node_child(&fs->nodes, dir, name, de.kind, de.group,
 				       de.value);
-			if (!n)
+			if (!n || !hand_out(&handed, n)) {
+				if (n)
+					node_forget(&fs->nodes, n, 1);
 				break;
+			}
 			e.attr = de.st;
-			if (!e.attr.st_mode && node_stat(fs, n, &e.attr)) {
+			res = e.attr.st_mode ? 0 : node_stat(fs, n, &e.attr);
+			if (res == -EINPROGRESS)
+				break; /* all again, on a runner */
+			if (res) {
+				handed.n--;
 				node_forget(&fs->nodes, n, 1);
 				continue; /* gone meanwhile: leave out */
 			}
@@ -229,47 +293,47 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			/* any non-zero number: d_ino 0 reads as deleted */
 			e.attr.st_ino = (ino_t)-1 - i;
 		}
-		if (plus)
-			len = fuse_add_direntry_plus(req, buf + used,
+		if (f->plus)
+			len = fuse_add_direntry_plus(f->req, buf + used,
 						     size - used, name, &e,
-						     (off_t)i + 1);
+						     snap_off(d, i));
 		else
-			len = fuse_add_direntry(req, buf + used, size - used,
-						name, &e.attr, (off_t)i + 1);
+			len = fuse_add_direntry(f->req, buf + used, size - used,
+						name, &e.attr, snap_off(d, i));
 		if (len > size - used) {
-			if (n)
+			if (n) {
+				handed.n--;
 				node_forget(&fs->nodes, n, 1);
+			}
 			break;
 		}
 		used += len;
 	}
-	fuse_reply_buf(req, buf, used);
-	free(buf);
-	if (used == 0 && off > 0) {
-		/* read to the end: the kernel has it all, keep nothing */
-		struct dirsnap *old = node_get_cache(&fs->nodes, dir,
-						     dirsnap_ref);
-
-		if (old == d)
-			dirsnap_unref(node_swap_cache(&fs->nodes, dir, NULL));
-		if (old)
-			dirsnap_unref(old);
+	if (res == -EINPROGRESS) {
+		take_back(fs, &handed);
+	} else if (fop_reply_buf(f, buf, used)) {
+		take_back(fs, &handed); /* the kernel did not get them */
+	} else if (used == 0 && f->off > 0) {
+		snap_read_all(fs, dir, d); /* the kernel has it all */
 	}
+	free(handed.v);
+	free(buf);
 	dirsnap_unref(d);
+	return res == -EINPROGRESS ? res : 0;
 }
 
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	(void)fi;
-	do_readdir(req, ino, size, off, false);
+	run(req, ino, NULL, size, off, false, op_readdir);
 }
 
 static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
 	(void)fi;
-	do_readdir(req, ino, size, off, true);
+	run(req, ino, NULL, size, off, true, op_readdir);
 }
 
 /*
@@ -308,56 +372,55 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 }
 
-/* A read of a listing's .jsonl or .tsv: a slice of its snapshot. */
-static void view_reply(fuse_req_t req, struct fs *fs, struct node *n,
-		       size_t size, off_t off)
+static int op_read(struct fop *f)
 {
+	struct fs *fs = f->fs;
+	struct node *n = node_get(&fs->nodes, f->ino);
 	struct buf b = BUF_INIT(RENDER_MAX);
-	int res = vsnap_read(fs, n, size, off, &b);
+	size_t size = f->size;
+	time_t when;
+	int res;
 
-	if (res)
-		fuse_reply_err(req, -res);
-	else
-		fuse_reply_buf(req, b.data, b.len);
+	if (!n)
+		return fop_reply_err(f, ESTALE), 0;
+	if (n->kind == NK_WAIT) {
+		/* replies now or later, never waits: see wait.c */
+		wait_read(fs, f->req, n, f->size, f->off);
+		return 0;
+	}
+	if (n->kind == NK_REFRESH) {
+		/* returns once the kernel's caches are dropped: may wait */
+		if (!f->kept)
+			return -EINPROGRESS;
+		notifier_flush(fs);
+	}
+	if (is_view(n)) {
+		/* a listing's .jsonl or .tsv: a slice of its snapshot */
+		res = vsnap_read(fs, n, f->size, f->off, &b);
+		if (!res)
+			fop_reply_buf(f, b.data, b.len);
+	} else {
+		res = node_render(fs, n, &b, &when);
+		if (!res) {
+			if (f->off < 0 || (size_t)f->off >= b.len)
+				size = 0;
+			else if (size > b.len - (size_t)f->off)
+				size = b.len - (size_t)f->off;
+			fop_reply_buf(f, size ? buf_str(&b) + f->off : NULL,
+				      size);
+		}
+	}
 	buf_release(&b);
+	if (res && res != -EINPROGRESS)
+		fop_reply_err(f, -res);
+	return res == -EINPROGRESS ? res : 0;
 }
 
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_of(req);
-	struct node *n = node_get(&fs->nodes, ino);
-	struct buf b = BUF_INIT(RENDER_MAX);
-	time_t when;
-	int res;
-
 	(void)fi;
-	if (!n) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
-	if (is_view(n)) {
-		view_reply(req, fs, n, size, off);
-		return;
-	}
-	if (n->kind == NK_WAIT) {
-		wait_read(fs, req, n, size, off); /* replies now or later */
-		return;
-	}
-	/* reading .refresh returns once the kernel's caches are dropped */
-	if (n->kind == NK_REFRESH)
-		notifier_flush(fs);
-	res = node_render(fs, n, &b, &when);
-	if (res) {
-		fuse_reply_err(req, -res);
-		return;
-	}
-	if (off < 0 || (size_t)off >= b.len)
-		size = 0;
-	else if (size > b.len - (size_t)off)
-		size = b.len - (size_t)off;
-	fuse_reply_buf(req, size ? buf_str(&b) + off : NULL, size);
-	buf_release(&b);
+	run(req, ino, NULL, size, off, false, op_read);
 }
 
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -412,38 +475,49 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
  * Extended attributes (ns.c: xattr_get, xattr_list). size 0 asks for the
  * length; a smaller buffer than the value is ERANGE.
  */
-static void xattr_reply(fuse_req_t req, int res, const struct buf *b,
-			size_t size)
+static void xattr_reply(struct fop *f, int res, const struct buf *b)
 {
 	if (res)
-		fuse_reply_err(req, res == -EFBIG ? E2BIG : -res);
-	else if (size == 0)
-		fuse_reply_xattr(req, b->len);
-	else if (size < b->len)
-		fuse_reply_err(req, ERANGE);
+		fop_reply_err(f, res == -EFBIG ? E2BIG : -res);
+	else if (f->size == 0)
+		fop_reply_xattr(f, b->len);
+	else if (f->size < b->len)
+		fop_reply_err(f, ERANGE);
 	else
-		fuse_reply_buf(req, b->data, b->len);
+		fop_reply_buf(f, b->data, b->len);
+}
+
+static int op_getxattr(struct fop *f)
+{
+	struct node *n = node_get(&f->fs->nodes, f->ino);
+	struct buf b = BUF_INIT(XATTR_SIZE_MAX);
+	int res = n ? xattr_get(f->fs, n, f->name, &b) : -ESTALE;
+
+	if (res != -EINPROGRESS)
+		xattr_reply(f, res, &b);
+	buf_release(&b);
+	return res == -EINPROGRESS ? res : 0;
 }
 
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
-	struct fs *fs = fs_of(req);
-	struct node *n = node_get(&fs->nodes, ino);
-	struct buf b = BUF_INIT(XATTR_SIZE_MAX);
+	run(req, ino, name, size, 0, false, op_getxattr);
+}
 
-	xattr_reply(req, n ? xattr_get(fs, n, name, &b) : -ESTALE, &b, size);
+static int op_listxattr(struct fop *f)
+{
+	struct node *n = node_get(&f->fs->nodes, f->ino);
+	struct buf b = BUF_INIT(XATTR_LIST_MAX);
+
+	xattr_reply(f, n ? xattr_list(n, &b) : -ESTALE, &b);
 	buf_release(&b);
+	return 0;
 }
 
 static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct fs *fs = fs_of(req);
-	struct node *n = node_get(&fs->nodes, ino);
-	struct buf b = BUF_INIT(XATTR_LIST_MAX);
-
-	xattr_reply(req, n ? xattr_list(n, &b) : -ESTALE, &b, size);
-	buf_release(&b);
+	run(req, ino, NULL, size, 0, false, op_listxattr);
 }
 
 /* The mount is read-only: the kernel answers EROFS itself (ro), and so

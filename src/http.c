@@ -25,13 +25,11 @@
 #include "text.h"
 
 #define POOL_MAX 32
-#define BACKOFF_BASE_MS 200
-#define BACKOFF_CAP_MS 5000
-#define RETRY_AFTER_CAP_MS 30000
 
 static struct {
 	struct http_config cfg;
-	struct curl_slist *headers; /* read-only after init */
+	struct curl_slist *headers;	/* read-only after init */
+	struct curl_slist *get_headers; /* the same but Content-Type */
 	CURLSH *share;
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 	pthread_mutex_t pool_lock;
@@ -42,12 +40,7 @@ static struct {
 	long rejected_at; /* atomic: when the key was last refused, 0 */
 	bool retry_now;	  /* atomic: let the next request ask again */
 	bool aborting;	  /* atomic: http_abort_all() was called */
-	pthread_mutex_t abort_lock;
-	pthread_cond_t abort_cond; /* signalled by http_abort_all() */
-} http = {
-	.abort_lock = PTHREAD_MUTEX_INITIALIZER,
-	.abort_cond = PTHREAD_COND_INITIALIZER,
-};
+} http;
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access a,
 		       void *u)
@@ -217,13 +210,23 @@ int http_global_init(const struct http_config *cfg)
 	http.cfg.ca_file = dup_or_null(cfg->ca_file);
 	http.cfg.ca_dir = dup_or_null(cfg->ca_dir);
 	http.plain = !strncmp(cfg->base_url, "http://", 7);
-	h = add_header(h, "Authorization: Bearer ", cfg->api_key, &res);
-	h = add_header(h, "Accept: ", "application/json", &res);
-	h = add_header(h, "Content-Type: ", "application/json", &res);
-	h = add_header(h, "Expect:", "", &res); /* no 100-continue */
-	if (cfg->namespace)
-		h = add_header(h, "X-Namespace: ", cfg->namespace, &res);
-	http.headers = h;
+	/* twice: a GET has no body, and so no Content-Type */
+	for (i = 0; i < 2; i++) {
+		h = NULL;
+		h = add_header(h, "Authorization: Bearer ", cfg->api_key, &res);
+		h = add_header(h, "Accept: ", "application/json", &res);
+		if (i == 0)
+			h = add_header(h, "Content-Type: ", "application/json",
+				       &res);
+		h = add_header(h, "Expect:", "", &res); /* no 100-continue */
+		if (cfg->namespace)
+			h = add_header(h, "X-Namespace: ", cfg->namespace,
+				       &res);
+		if (i == 0)
+			http.headers = h;
+		else
+			http.get_headers = h;
+	}
 	if (!res && !http.cfg.base_url)
 		res = -ENOMEM;
 	if (res) {
@@ -260,10 +263,13 @@ void http_global_cleanup(void)
 	http_drop_idle();
 	if (http.share)
 		curl_share_cleanup(http.share);
-	/* wipe the header list, which holds the key */
+	/* wipe the header lists, which hold the key */
 	for (h = http.headers; h; h = h->next)
 		explicit_bzero(h->data, strlen(h->data));
+	for (h = http.get_headers; h; h = h->next)
+		explicit_bzero(h->data, strlen(h->data));
 	curl_slist_free_all(http.headers);
+	curl_slist_free_all(http.get_headers);
 	free((char *)http.cfg.base_url);
 	free((char *)http.cfg.namespace);
 	free((char *)http.cfg.ca_file);
@@ -290,10 +296,7 @@ static int progress_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 
 void http_abort_all(void)
 {
-	pthread_mutex_lock(&http.abort_lock);
 	__atomic_store_n(&http.aborting, true, __ATOMIC_RELAXED);
-	pthread_cond_broadcast(&http.abort_cond);
-	pthread_mutex_unlock(&http.abort_lock);
 }
 
 static CURL *handle_get(void)
@@ -352,7 +355,7 @@ static void handle_put(CURL *c)
 
 struct xfer {
 	struct buf *body;
-	long retry_after_ms; /* -1: none given */
+	struct http_limits *lim;
 	bool too_big;
 	char errbuf[CURL_ERROR_SIZE]; /* libcurl's own words */
 };
@@ -369,28 +372,79 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+/*
+ * A header's value as a whole number of at most 12 digits (a time in
+ * seconds, a count), or -1: anything longer or not a number is as if
+ * absent, so no multiplication by it can overflow.
+ */
+static long header_number(const char *v)
+{
+	long n = 0;
+	int digits = 0;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	for (; *v >= '0' && *v <= '9'; v++) {
+		if (++digits > 12)
+			return -1;
+		n = n * 10 + (*v - '0');
+	}
+	while (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n')
+		v++;
+	return digits && !*v ? n : -1;
+}
+
+/* Retry-After as seconds (a number, or an HTTP date), or -1. */
+static double retry_after(const char *v)
+{
+	long n = header_number(v);
+	time_t when;
+
+	if (n >= 0)
+		return (double)n;
+	when = curl_getdate(v, NULL);
+	if (when <= 0)
+		return -1;
+	return when > time(NULL) ? (double)(when - time(NULL)) : 0;
+}
+
 static size_t header_cb(char *data, size_t size, size_t nmemb, void *ud)
 {
-	static const char name[] = "retry-after:";
+	static const struct {
+		const char *name;
+		size_t off;
+	} nums[] = {
+		{ "x-ratelimit-limit:", offsetof(struct http_limits, limit) },
+		{ "x-ratelimit-remaining:",
+		  offsetof(struct http_limits, remaining) },
+		{ "x-ratelimit-window:", offsetof(struct http_limits, window) },
+	};
 	struct xfer *x = ud;
-	size_t n = size * nmemb, len = sizeof(name) - 1;
+	size_t n = size * nmemb, i, len;
 	char value[128];
-	char *end;
-	long secs;
+	long v;
 
-	if (n <= len || strncasecmp(data, name, len))
+	if (n < 2 || n > sizeof(value) + 64)
 		return n;
-	snprintf(value, sizeof(value), "%.*s", (int)(n - len), data + len);
-	secs = strtol(value, &end, 10);
-	if (end != value && secs >= 0) {
-		x->retry_after_ms = secs * 1000;
-	} else {
-		time_t when = curl_getdate(value, NULL);
-
-		if (when > 0)
-			x->retry_after_ms = (long)(when - time(NULL)) * 1000;
-		if (x->retry_after_ms < 0 && when > 0)
-			x->retry_after_ms = 0;
+	for (i = 0; i < sizeof(nums) / sizeof(*nums); i++) {
+		len = strlen(nums[i].name);
+		if (n > len && !strncasecmp(data, nums[i].name, len)) {
+			snprintf(value, sizeof(value), "%.*s", (int)(n - len),
+				 data + len);
+			*(long *)((char *)x->lim +
+				  nums[i].off) = header_number(value);
+			return n;
+		}
+	}
+	if (n > 18 && !strncasecmp(data, "x-ratelimit-reset:", 18)) {
+		snprintf(value, sizeof(value), "%.*s", (int)(n - 18),
+			 data + 18);
+		v = header_number(value);
+		x->lim->reset = v >= 0 ? (double)v : -1;
+	} else if (n > 12 && !strncasecmp(data, "retry-after:", 12)) {
+		snprintf(value, sizeof(value), "%.*s", (int)(n - 12),
+			 data + 12);
+		x->lim->retry_after = retry_after(value);
 	}
 	return n;
 }
@@ -436,45 +490,12 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-/* Sleep ms, or less if http_abort_all() is called meanwhile. */
-static void sleep_ms(long ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&http.abort_lock);
-	while (!aborting() &&
-	       pthread_cond_timedwait(&http.abort_cond, &http.abort_lock,
-				      &ts) != ETIMEDOUT)
-		;
-	pthread_mutex_unlock(&http.abort_lock);
-}
-
-/* Exponential backoff with full jitter, or the server's Retry-After. */
-static long backoff_ms(unsigned attempt, long retry_after_ms)
-{
-	unsigned seed = (unsigned)now_ms() ^ (unsigned)attempt;
-	long cap = BACKOFF_BASE_MS << (attempt < 6 ? attempt : 6);
-
-	if (retry_after_ms >= 0)
-		return retry_after_ms < RETRY_AFTER_CAP_MS ? retry_after_ms :
-							     RETRY_AFTER_CAP_MS;
-	if (cap > BACKOFF_CAP_MS)
-		cap = BACKOFF_CAP_MS;
-	return cap / 2 + rand_r(&seed) % (cap / 2 + 1);
-}
-
 static CURLcode perform(CURL *c, const char *method, const char *url,
 			const char *body, long timeout_ms, struct xfer *x)
 {
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, http.headers);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER,
+			 body ? http.headers : http.get_headers);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 			 http.cfg.connect_timeout_ms < timeout_ms ?
 				 http.cfg.connect_timeout_ms :
@@ -556,27 +577,44 @@ static void key_verdict(struct http_response *resp)
 	}
 }
 
-int http_request(const char *method, const char *path, const char *body,
-		 http_usable usable, struct http_response *resp)
+void http_response_init(struct http_response *resp)
 {
-	enum stats_endpoint ep = endpoint_of(method, path);
-	long deadline = now_ms() + http.cfg.timeout_ms, left, wait;
-	struct buf url = BUF_INIT(65536);
-	unsigned attempt;
-	CURL *c;
-	int res = -EIO;
-
 	memset(resp, 0, sizeof(*resp));
 	buf_init(&resp->body, http.cfg.max_body);
+	resp->lim.limit = resp->lim.remaining = resp->lim.window = -1;
+	resp->lim.reset = resp->lim.retry_after = -1;
+}
+
+bool http_key_gate(struct http_response *resp)
+{
 	if (aborting()) {
 		snprintf(resp->error, sizeof(resp->error), "shutting down");
-		return -EIO;
+		return false;
 	}
 	if (!key_gate_open()) {
 		snprintf(resp->error, sizeof(resp->error),
 			 "the API rejected "
 			 "the key; not asked again yet");
-		return -EACCES;
+		return false;
+	}
+	return true;
+}
+
+int http_attempt(const char *method, const char *path, const char *body,
+		 long timeout_ms, http_usable usable,
+		 struct http_response *resp)
+{
+	enum stats_endpoint ep = endpoint_of(method, path);
+	struct buf url = BUF_INIT(65536);
+	struct xfer x = { &resp->body, &resp->lim, false, "" };
+	CURLcode rc;
+	CURL *c;
+	int res;
+
+	http_response_init(resp);
+	if (aborting()) {
+		snprintf(resp->error, sizeof(resp->error), "shutting down");
+		return -EIO;
 	}
 	if (buf_printf(&url, "%s%s", http.cfg.base_url, path))
 		return -ENOMEM;
@@ -585,64 +623,38 @@ int http_request(const char *method, const char *path, const char *body,
 		buf_release(&url);
 		return -ENOMEM;
 	}
-	for (attempt = 0; attempt <= http.cfg.retries; attempt++) {
-		struct xfer x = { &resp->body, -1, false, "" };
-		CURLcode rc;
-
-		left = deadline - now_ms();
-		if (left <= 0) {
+	rc = perform(c, method, buf_str(&url), body,
+		     timeout_ms > 0 ? timeout_ms : 1, &x);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+	resp->lim.headers = resp->lim.limit > 0 && resp->lim.window > 0;
+	stats_request(ep, resp->status);
+	stats_add(STATS_BYTES, resp->body.len);
+	if (rc == CURLE_OK) {
+		res = http_status_errno(resp->status);
+		snprintf(resp->error, sizeof(resp->error), "HTTP %ld",
+			 resp->status);
+		key_verdict(resp);
+		resp->retry = retryable_status(resp->status);
+		if (!res && usable &&
+		    !usable(buf_str(&resp->body), resp->body.len)) {
+			/* cut or garbled on the way: as a 5xx */
 			snprintf(resp->error, sizeof(resp->error),
-				 "gave up after %u attempts: timeout", attempt);
-			res = -EIO;
-			break;
-		}
-		buf_release(&resp->body);
-		resp->status = 0;
-		resp->attempts = attempt + 1;
-		rc = perform(c, method, buf_str(&url), body, left, &x);
-		if (rc == CURLE_OK)
-			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE,
-					  &resp->status);
-		stats_request(ep, resp->status);
-		stats_add(STATS_BYTES, resp->body.len);
-		if (rc == CURLE_OK) {
-			res = http_status_errno(resp->status);
-			snprintf(resp->error, sizeof(resp->error), "HTTP %ld",
+				 "HTTP %ld with a cut or garbled body",
 				 resp->status);
-			key_verdict(resp);
-			if (!res && usable &&
-			    !usable(buf_str(&resp->body), resp->body.len)) {
-				/* cut or garbled on the way: as a 5xx */
-				snprintf(resp->error, sizeof(resp->error),
-					 "HTTP %ld with a cut or garbled body",
-					 resp->status);
-				res = -EIO;
-			} else if (!res || !retryable_status(resp->status)) {
-				break;
-			}
-		} else {
-			/* libcurl's own words say which (expired, self-signed) */
-			snprintf(resp->error, sizeof(resp->error), "%s",
-				 x.too_big ? "response body exceeds the cap"
-					     " (max_response)" :
-					 aborting()  ? "shutting down" :
-					 x.errbuf[0] ? x.errbuf :
-						       curl_easy_strerror(rc));
 			res = -EIO;
-			if (x.too_big || aborting() || !retryable_curl(rc))
-				break;
+			resp->retry = true;
 		}
-		if (attempt == http.cfg.retries)
-			break;
-		wait = backoff_ms(attempt, x.retry_after_ms);
-		if (now_ms() + wait >= deadline)
-			break;
-		log_debug("%s %s: %s, retry %u in %ld ms", method, path,
-			  resp->error, attempt + 1, wait);
-		stats_add(STATS_RETRIES, 1);
-		sleep_ms(wait);
-		if (aborting())
-			break;
+	} else {
+		/* libcurl's own words say which (expired, self-signed) */
+		snprintf(resp->error, sizeof(resp->error), "%s",
+			 x.too_big	     ? "response body exceeds the cap"
+					       " (max_response)" :
+				 aborting()  ? "shutting down" :
+				 x.errbuf[0] ? x.errbuf :
+					       curl_easy_strerror(rc));
+		res = -EIO;
+		resp->retry = !x.too_big && !aborting() && retryable_curl(rc);
 	}
 	handle_put(c);
 	buf_release(&url);

@@ -668,3 +668,27 @@ void json_error_message(const char *body, size_t len, char *msg, size_t size)
 		snprintf(msg, size, "%s", m);
 	cJSON_Delete(root);
 }
+
+void json_error_detail(const char *body, size_t len, const char *key, char *out,
+		       size_t size)
+{
+	const cJSON *err, *details, *v;
+	cJSON *root;
+
+	out[0] = '\0';
+	root = parse(body, len);
+	if (!root)
+		return;
+	err = cJSON_GetObjectItemCaseSensitive(root, "error");
+	details = cJSON_IsObject(err) ?
+		cJSON_GetObjectItemCaseSensitive(err, "details") :
+		NULL;
+	v = cJSON_IsObject(details) ?
+		cJSON_GetObjectItemCaseSensitive(details, key) :
+		NULL;
+	if (cJSON_IsString(v))
+		snprintf(out, size, "%s", v->valuestring);
+	else if (cJSON_IsNumber(v))
+		snprintf(out, size, "%g", v->valuedouble);
+	cJSON_Delete(root);
+}

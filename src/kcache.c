@@ -522,6 +522,8 @@ static void *notifier_main(void *arg)
 
 	unsigned long target;
 
+	/* never a fetch from here: it would hold up the kernel's news */
+	sched_ctx()->nofetch = true;
 	pthread_mutex_lock(&nt->lock);
 	while (!nt->stop) {
 		if (!nt->npush && !nt->nchanged && !nt->refresh_all &&

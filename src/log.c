@@ -39,6 +39,11 @@ void log_set_repeat_window(unsigned seconds)
 	repeat_window = seconds;
 }
 
+const char *log_context(void)
+{
+	return context;
+}
+
 void log_set_context(const char *what)
 {
 	context = what;

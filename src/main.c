@@ -21,6 +21,7 @@
 #include "mem.h"
 #include "opts.h"
 #include "pack.h"
+#include "scheduler.h"
 #include "store.h"
 #include "text.h"
 #include "ttree.h"
@@ -114,6 +115,12 @@ int main(int argc, char **argv)
 				   "cannot set up libcurl");
 		goto out;
 	}
+	if (sched_init(&(struct sched_config){ o.max_connections, o.max_rate,
+					       o.timeout * 1000L,
+					       o.retries })) {
+		ret = fail("%s", "out of memory");
+		goto out_http;
+	}
 	api_init(o.page_size, o.max_connections);
 	if (store_init(o.ttl, o.ttl_terminal, o.cache_size, NULL)) {
 		ret = fail("%s", "out of memory");
@@ -136,9 +143,11 @@ int main(int argc, char **argv)
 out_store:
 	fs_free(fs);
 	fs = NULL;
+	sched_abort(); /* loads still fetching give up */
 	ttree_cleanup();
 	store_cleanup();
 out_http:
+	sched_cleanup();
 	http_global_cleanup();
 out:
 	fs_free(fs);

@@ -80,6 +80,8 @@ static const struct num_opt {
 	  "them again" },
 	{ "wait_max", offsetof(struct options, wait_max), false, "1", "604800",
 	  "a whole number of seconds", NULL },
+	{ "max_rate", offsetof(struct options, max_rate), false, "1", "60000",
+	  "a whole number of requests a minute", NULL },
 };
 
 _Static_assert(sizeof(nums) / sizeof(*nums) == OPTS_NUMS,
@@ -658,12 +660,14 @@ void opts_print_help(void)
 	       "                           (COMPLETED, FAILED, ...) is "
 	       "trusted, 1-604800\n"
 	       "                           (default 600, never less than ttl)\n"
-	       "    -o max_connections=N   concurrent requests per listing, "
-	       "1-8 "
+	       "    -o max_connections=N   requests in flight at once, 1-8 "
 	       "(default 8)\n"
-	       "    -o timeout=SECONDS     bound on one request, retries "
-	       "included,\n"
-	       "                           1-3600 (default 30)\n"
+	       "    -o max_rate=N          requests a minute at most, 1-60000 "
+	       "(default:\n"
+	       "                           what the API allows)\n"
+	       "    -o timeout=SECONDS     bound on one request on the wire, "
+	       "retries\n"
+	       "                           included, 1-3600 (default 30)\n"
 	       "    -o connect_timeout=S   bound on connecting, 1-600 (default "
 	       "10)\n"
 	       "    -o retries=N           retries on 5xx, 429 and network "

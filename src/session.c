@@ -22,6 +22,7 @@
 #include "fs_i.h"
 #include "http.h"
 #include "log.h"
+#include "scheduler.h"
 #include "text.h"
 
 __attribute__((format(printf, 2, 0))) static void fuse_log_to_ours(
@@ -300,7 +301,7 @@ static void *signal_main(void *arg)
 			continue;
 		}
 		wait_shutdown(fs); /* reads of .wait end while the loop runs */
-		http_abort_all();  /* requests waiting on the API give up */
+		sched_abort();	   /* requests waiting on the API give up */
 		if (kcache_quiesce(fs)) {
 			fuse_session_exit(fs->se);
 			pthread_kill(fs->main_thread, SIGUSR1);
@@ -365,10 +366,14 @@ int fs_run(struct fs *fs)
 	int res;
 
 	signals_start(fs); /* first: every thread after it blocks them */
-	wait_start(fs);	   /* before kcache_start hooks it to the store */
+	if (fop_start(fs))
+		log_warn("no memory for requests that wait: they fail (EIO)");
+	wait_start(fs); /* before kcache_start hooks it to the store */
 	kcache_start(fs);
 	res = run_loop(fs);
 	signals_stop(fs);
+	sched_abort(); /* what still waits for the API gives up */
+	fop_stop(fs);
 	kcache_stop(fs);
 	wait_stop(fs); /* answers the reads of .wait still kept */
 	return loop_result(res);

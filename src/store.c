@@ -21,6 +21,7 @@
 #include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "scheduler.h"
 #include "stats.h"
 #include "store_i.h"
 
@@ -29,16 +30,19 @@
 struct lentry {
 	char *key;	     /* request body + limit */
 	struct listing *cur; /* last good snapshot, or NULL */
-	bool loading;
-	unsigned gen;	  /* bumped when a load ends */
-	unsigned fetches; /* loads that succeeded */
-	int err;	  /* result of the last load */
+	bool loading;	     /* a load thread fetches it (see load_main) */
+	unsigned gen;	     /* bumped when a load ends */
+	unsigned fetches;    /* loads that succeeded */
+	int err;	     /* result of the last load */
+	/* the load's: who waits for it (store_trim leaves le alone
+	 * meanwhile), the most urgent of them, whether it is a refresh
+	 * nobody waits for */
+	struct sched_job job;
 	/* when the last WALK_GETS tasks under the stale listing were
 	 * fetched on their own (GET); 0: not yet */
 	time_t gets[WALK_GETS];
 	unsigned getpos;
-	unsigned waiters; /* threads waiting for the load to end */
-	size_t bytes;	  /* counted in st.lbytes: entry, key and cur */
+	size_t bytes; /* counted in st.lbytes: entry, key and cur */
 	struct lentry *prev, *next; /* st.lru_listings */
 	UT_hash_handle hh;
 };
@@ -58,6 +62,7 @@ static struct {
 	struct lentry *listings;     /* protected by lock */
 	struct lentry *lru_listings; /* protected by lock: oldest first */
 	size_t lbytes;		     /* protected by lock: of listings */
+	unsigned loads;		     /* protected by lock: load threads */
 	struct store_mem_hooks mem;  /* protected by lock */
 	struct missing_set missing;  /* protected by lock */
 } st = { .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -69,9 +74,12 @@ static void lentry_free_locked(struct lentry *le);
 int store_init(unsigned ttl, unsigned ttl_terminal, size_t cache_size,
 	       const struct store_source *src)
 {
-	static const struct store_source api = { api_list, api_get_task };
+	static const struct store_source api = { api_list, api_get_task,
+						 api_get_tasks };
 
 	st.src = src ? *src : api;
+	/* a wait for a load ends when its reader gives up (sched_cancel) */
+	sched_watch(&st.lock, &st.loaded);
 	st.ttl = ttl;
 	st.ttl_terminal = ttl_terminal;
 	st.cap = cache_size;
@@ -82,6 +90,12 @@ void store_cleanup(void)
 {
 	struct task *t, *ttmp;
 	struct lentry *le, *ltmp;
+
+	/* the load threads end (sched_abort makes that quick) */
+	pthread_mutex_lock(&st.lock);
+	while (st.loads)
+		pthread_cond_wait(&st.loaded, &st.lock);
+	pthread_mutex_unlock(&st.lock);
 
 	DL_FOREACH_SAFE(st.lru, t, ttmp)
 	drop_locked(t);
@@ -378,11 +392,125 @@ static int fetch_listing(const struct list_body *q, long limit,
 	return res;
 }
 
+/* What a load thread needs: it outlives the thread that asked. */
+struct load {
+	struct lentry *le; /* stays: store_trim leaves a loading one alone */
+	struct list_body *q;
+	long limit;
+	char *where; /* the asker's log context, or NULL */
+};
+
+/* A load ended: the snapshot it brought, or its error. Lock held. */
+static void load_done_locked(struct lentry *le, int res, struct listing *l)
+{
+	le->loading = false;
+	le->gen++;
+	le->err = res;
+	if (!res) {
+		l->changed = l->fetched;
+		l->gen = ++le->fetches;
+		memset(le->gets, 0, sizeof(le->gets));
+		if (le->cur) {
+			if (listing_same(le->cur, l))
+				l->changed = le->cur->changed;
+			else
+				recheck_leavers_locked(le->cur, l);
+			listing_unref(le->cur);
+		}
+		le->cur = l;
+		lentry_touch_locked(le);
+		grew_locked();
+	} else if (res != -EINTR && le->cur && serve_stale(res)) {
+		/* -EINTR: nobody wanted it any more; nothing failed */
+		note_failure(res);
+		__atomic_add_fetch(&le->cur->failures, 1, __ATOMIC_RELAXED);
+		log_warn("serving the last good listing (%zu tasks) after a "
+			 "failed refresh",
+			 le->cur->n);
+	}
+	pthread_cond_broadcast(&st.loaded);
+}
+
+/*
+ * A load thread: fetches one listing for whoever waits for it, in the
+ * context of its sched_job (its requests are as urgent as the most
+ * urgent waiter, and given up when nobody waits and it is not a
+ * background refresh).
+ */
+static void *load_main(void *arg)
+{
+	struct load *ld = arg;
+	struct lentry *le = ld->le;
+	struct listing *l = NULL;
+	int res;
+
+	*sched_ctx() = (struct sched_ctx){ .cls = SCHED_PERSON,
+					   .job = &le->job };
+	log_set_context(ld->where);
+	stats_add(STATS_LISTING_MISSES, 1);
+	res = fetch_listing(ld->q, ld->limit, &l);
+	log_set_context(NULL);
+	pthread_mutex_lock(&st.lock);
+	load_done_locked(le, res, l);
+	st.loads--;
+	pthread_mutex_unlock(&st.lock);
+	list_body_free(ld->q);
+	free(ld->where);
+	free(ld);
+	return NULL;
+}
+
+/* Start a load of le's listing (q, limit) on a thread of its own. */
+static int load_start_locked(struct lentry *le, const struct list_body *q,
+			     long limit)
+{
+	struct load *ld = calloc(1, sizeof(*ld));
+	const char *where = log_context();
+	pthread_attr_t attr;
+	pthread_t tid;
+	int res = -ENOMEM;
+
+	if (!ld || !(ld->q = list_body_dup(q)) ||
+	    (where && !(ld->where = strdup(where))))
+		goto fail;
+	ld->le = le;
+	ld->limit = limit;
+	le->loading = true;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	res = -pthread_create(&tid, &attr, load_main, ld);
+	pthread_attr_destroy(&attr);
+	if (!res) {
+		st.loads++;
+		return 0;
+	}
+	le->loading = false;
+fail:
+	if (ld) {
+		list_body_free(ld->q);
+		free(ld->where);
+	}
+	free(ld);
+	return res;
+}
+
+/*
+ * When the budget is short, a stale listing is served as it is while its
+ * refresh waits for the budget in the background; not one asked for by
+ * hand (.refresh), nor after the key was refused.
+ */
+static bool stale_while_refreshing(const struct lentry *le)
+{
+	return le->cur &&
+		!__atomic_load_n(&le->cur->expired, __ATOMIC_RELAXED) &&
+		sched_pacing();
+}
+
 static int listing_get(const struct list_body *q, long limit,
 		       struct listing **out, bool fetch)
 {
+	struct sched_ctx *ctx = sched_ctx();
 	struct buf key = BUF_INIT(1 << 20);
-	struct listing *l = NULL;
 	struct lentry *le;
 	unsigned gen;
 	int res;
@@ -421,56 +549,62 @@ static int listing_get(const struct list_body *q, long limit,
 				*out = listing_ref(le->cur);
 			goto out;
 		}
+		if (stale_while_refreshing(le)) {
+			if (!le->loading) {
+				le->job = (struct sched_job){
+					.prio = SCHED_BACKGROUND,
+					.background = true,
+				};
+				load_start_locked(le, q, limit);
+			}
+			lentry_touch_locked(le);
+			*out = listing_ref(le->cur);
+			res = 0;
+			goto out;
+		}
+		if (ctx->nofetch) {
+			res = -EINPROGRESS; /* a thread that may wait will ask */
+			goto out;
+		}
 		if (!le->loading)
-			break;
-		/* single-flight: wait for the fetch in progress */
+			le->job = (struct sched_job){ .prio = (int)ctx->cls };
+		else if ((int)ctx->cls < le->job.prio)
+			__atomic_store_n(&le->job.prio, (int)ctx->cls,
+					 __ATOMIC_RELAXED);
+		/* a waiter before the load starts: its requests are wanted */
+		__atomic_add_fetch(&le->job.waiters, 1, __ATOMIC_RELAXED);
+		if (!le->loading) {
+			res = load_start_locked(le, q, limit);
+			if (res) {
+				__atomic_sub_fetch(&le->job.waiters, 1,
+						   __ATOMIC_RELAXED);
+				goto out;
+			}
+		}
+		/* single-flight: wait for the load in progress */
 		gen = le->gen;
-		le->waiters++; /* store_trim leaves le alone meanwhile */
-		while (le->loading && le->gen == gen)
+		while (le->loading && le->gen == gen && !sched_cancelled())
 			pthread_cond_wait(&st.loaded, &st.lock);
-		le->waiters--;
+		__atomic_sub_fetch(&le->job.waiters, 1, __ATOMIC_RELAXED);
+		if (le->gen == gen) {
+			/* the reader gave up; the load goes on for others */
+			res = -EINTR;
+			pthread_mutex_unlock(&st.lock);
+			sched_wake(); /* its requests may be unwanted now */
+			buf_release(&key);
+			return res;
+		}
 		if (le->err) {
 			res = le->err;
-			if (le->cur && serve_stale(res)) {
+			if (le->cur && serve_stale(res) && res != -EINTR) {
 				*out = listing_ref(le->cur);
 				res = 0;
+			} else if (res == -EINTR) {
+				continue; /* abandoned before us: load again */
 			}
 			goto out;
 		}
 	}
-	le->loading = true;
-	pthread_mutex_unlock(&st.lock);
-	stats_add(STATS_LISTING_MISSES, 1);
-	res = fetch_listing(q, limit, &l);
-	pthread_mutex_lock(&st.lock);
-	le->loading = false;
-	le->gen++;
-	le->err = res;
-	if (!res) {
-		l->changed = l->fetched;
-		l->gen = ++le->fetches;
-		memset(le->gets, 0, sizeof(le->gets));
-		if (le->cur) {
-			if (listing_same(le->cur, l))
-				l->changed = le->cur->changed;
-			else
-				recheck_leavers_locked(le->cur, l);
-			listing_unref(le->cur);
-		}
-		le->cur = l;
-		*out = listing_ref(l);
-		lentry_touch_locked(le);
-		grew_locked();
-	} else if (le->cur && serve_stale(res)) {
-		note_failure(res);
-		__atomic_add_fetch(&le->cur->failures, 1, __ATOMIC_RELAXED);
-		log_warn("serving the last good listing (%zu tasks) after a "
-			 "failed refresh",
-			 le->cur->n);
-		*out = listing_ref(le->cur);
-		res = 0;
-	}
-	pthread_cond_broadcast(&st.loaded);
 out:
 	pthread_mutex_unlock(&st.lock);
 	buf_release(&key);
@@ -514,6 +648,10 @@ static int task_get(const char *id, bool force, bool by_hand, struct task **out)
 		return -ENOENT; /* the API said so within the ttl */
 	}
 	pthread_mutex_unlock(&st.lock);
+	if (sched_ctx()->nofetch) {
+		task_unref(stale);
+		return -EINPROGRESS; /* a thread that may wait will ask */
+	}
 	stats_add(STATS_TASK_MISSES, 1);
 
 	res = st.src.get_task(id, &t);
@@ -600,6 +738,8 @@ int store_task_in(const char *id, const struct list_body *q, long limit,
 
 	if (!store_task_cached(id, out))
 		return 0;
+	if (sched_ctx()->nofetch)
+		return -EINPROGRESS; /* before it counts as a walk's GET */
 	if (!store_key(q, limit, &key)) {
 		pthread_mutex_lock(&st.lock);
 		walk = walking_locked(buf_str(&key), id);
@@ -623,6 +763,77 @@ int store_task_refresh(const char *id, struct task **out)
 int store_task_poll(const char *id, struct task **out)
 {
 	return task_get(id, true, false, out);
+}
+
+/* Which of a poll's ids came back. */
+struct polled {
+	char *const *ids;
+	size_t *order; /* indexes of ids, sorted by id */
+	size_t n;
+	bool *found;
+};
+
+static int polled_sink(void *ctx, struct task *t)
+{
+	struct polled *p = ctx;
+	size_t lo = 0, hi = p->n;
+	int res;
+
+	pthread_mutex_lock(&st.lock);
+	res = ingest_locked(t);
+	pthread_mutex_unlock(&st.lock);
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(p->ids[p->order[mid]], t->id);
+
+		if (!c) {
+			p->found[p->order[mid]] = true;
+			break;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return res;
+}
+
+static int by_id_index(const void *a, const void *b, void *ids)
+{
+	return strcmp(((char *const *)ids)[*(const size_t *)a],
+		      ((char *const *)ids)[*(const size_t *)b]);
+}
+
+int store_poll(char *const *ids, size_t n, int *res)
+{
+	struct polled p = { ids, calloc(n + 1, sizeof(size_t)), n,
+			    calloc(n + 1, sizeof(bool)) };
+	struct task *t;
+	size_t i;
+	int err = -ENOMEM;
+
+	if (!p.order || !p.found)
+		goto out;
+	for (i = 0; i < n; i++)
+		p.order[i] = i;
+	qsort_r(p.order, n, sizeof(*p.order), by_id_index, (void *)ids);
+	stats_add(STATS_TASK_MISSES, n);
+	err = st.src.get_tasks ? st.src.get_tasks(ids, n, polled_sink, &p) : 0;
+	for (i = 0; i < n; i++) {
+		if (err)
+			res[i] = err;
+		else if (p.found[i])
+			res[i] = 0;
+		else if (!(res[i] = task_get(ids[i], true, false, &t)))
+			task_unref(t); /* not listed: what GET says */
+	}
+out:
+	if (err == -ENOMEM)
+		for (i = 0; i < n; i++)
+			res[i] = err;
+	free(p.order);
+	free(p.found);
+	return err;
 }
 
 void store_expire(const struct list_body *q, long limit)
@@ -690,7 +901,8 @@ static struct lentry *victim_locked(void)
 	{
 		bool idle;
 
-		if (le->loading || le->waiters)
+		if (le->loading ||
+		    __atomic_load_n(&le->job.waiters, __ATOMIC_RELAXED))
 			continue;
 		idle = !le->cur ||
 			__atomic_load_n(&le->cur->refs, __ATOMIC_RELAXED) == 1;

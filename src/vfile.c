@@ -17,6 +17,7 @@
 #include "log.h"
 #include "pack.h"
 #include "readme_text.h"
+#include "scheduler.h"
 #include "stats.h"
 
 /*
@@ -45,7 +46,9 @@ static int meta_config(struct fs *fs, struct buf *out)
 		o->max_connections, o->timeout, o->connect_timeout, o->retries,
 		o->max_response, o->cache_size, o->allow_http, o->debug);
 
-	return res ? res : buf_printf(out, "wait_max %u\n", o->wait_max);
+	return res ? res :
+		     buf_printf(out, "wait_max %u\nmax_rate %u\n", o->wait_max,
+				o->max_rate);
 }
 
 static long rss_bytes(void)
@@ -88,6 +91,10 @@ static int meta_stats(struct fs *fs, struct buf *out)
 			(long)(time(NULL) - fs->started), when, t ? line : "-");
 	if (!res)
 		res = wait_stats(fs, out); /* reads of .wait kept */
+	if (!res)
+		res = fop_stats(fs, out); /* requests kept for the API */
+	if (!res)
+		res = sched_stats(out); /* the API's limits, what waits */
 	return res;
 }
 

@@ -7,11 +7,13 @@
  * struct waiter) and the handler returns: no FUSE worker thread waits.
  * Two threads answer the kept requests later:
  *
- * - the poller fetches each waited-for task (GET /v1/tasks/{id}, through
- *   the store, so kcache and every folder see the change) once per
- *   interval however many readers wait on it: 1 s, doubled after each
- *   poll that shows no change, up to 30 s, back to 1 s when the status
- *   changes. It is the only one here that blocks on HTTP.
+ * - the poller fetches every waited-for task together, one list request
+ *   with a task_id `in` filter per page of ids (store_poll, through the
+ *   store, so kcache and every folder see the change; background work
+ *   for the scheduler), however many readers wait on them: after 1 s,
+ *   then twice as long after each poll that shows no change, up to 30 s,
+ *   and back to 1 s when a status changes or a new wait begins. It is
+ *   the only one here that blocks on HTTP.
  * - the replier never blocks: it answers what the store's change hook
  *   (wait_changed) reports terminal, e.g. from a listing refresh, and
  *   the reads that reach wait_max (ETIMEDOUT).
@@ -83,8 +85,6 @@ struct waiter {
 struct wtask {
 	struct waiter *head; /* armed waiters */
 	size_t count;
-	double due;	   /* the next poll, monotonic */
-	double interval;   /* since the last change */
 	double down_since; /* the start of the first failed poll, or 0 */
 	double changed_at; /* when the status last changed */
 	char *status;	   /* the last one seen, malloc'd, or NULL */
@@ -113,6 +113,9 @@ struct waits {
 	struct waiter *by_serial; /* every waiter, armed or not */
 	size_t kept;
 	uint64_t serial;
+	double due;	 /* the next poll of them all, monotonic; 0: none */
+	double interval; /* since the last change */
+	unsigned batch;	 /* ids per poll request (page_size) */
 	double timeout, wait_max;
 	bool stop;
 	bool poller_up, replier_up;
@@ -298,13 +301,16 @@ static enum seen saw_locked(struct waits *ws, struct wtask *wt,
 		free(wt->status);
 		wt->status = copy;
 	}
-	wt->interval = WAIT_POLL_MIN; /* it moves: look again soon */
+	ws->interval = WAIT_POLL_MIN; /* it moves: look again soon */
 	wt->changed_at = mono();
 	return SEEN_NEW;
 }
 
-/* What one poll of id found (res, t), the poll having started at start. */
-static void polled_locked(struct waits *ws, const char *id, int res,
+/*
+ * What one poll of id found (res, t), the poll having started at start.
+ * Whether it showed a change (the next poll comes soon then).
+ */
+static bool polled_locked(struct waits *ws, const char *id, int res,
 			  const struct task *t, double start,
 			  struct waiter **done)
 {
@@ -312,71 +318,118 @@ static void polled_locked(struct waits *ws, const char *id, int res,
 	double now = mono();
 
 	if (!wt)
-		return; /* nobody waits any more */
+		return false; /* nobody waits any more */
 	if (!res) {
 		wt->down_since = 0;
 		switch (saw_locked(ws, wt, t->status, done)) {
-		case SEEN_END: return;
+		case SEEN_END: return true;
 		case SEEN_SAME:
 			/* not if the store's hook saw this poll's change */
-			if (wt->changed_at < start)
-				wt->interval = longer(wt->interval);
-			break;
-		case SEEN_NEW: break;
+			return wt->changed_at >= start;
+		case SEEN_NEW: return true;
 		}
 	} else if (res == -ENOENT || res == -EACCES || res == -EPERM) {
 		finish_locked(ws, wt, res, NULL, done);
-		return;
-	} else {
-		/* an outage: how long since the first poll that failed */
-		if (!wt->down_since)
-			wt->down_since = start;
-		if (now - wt->down_since >= ws->timeout) {
-			finish_locked(ws, wt, -EIO, NULL, done);
-			return;
-		}
-		wt->interval = longer(wt->interval);
+		return true;
 	}
-	wt->due = now + wt->interval;
+	/* an outage: how long since the first poll that failed */
+	if (!wt->down_since)
+		wt->down_since = start;
+	if (now - wt->down_since >= ws->timeout)
+		finish_locked(ws, wt, -EIO, NULL, done);
+	return false;
+}
+
+/* The ids of every task waited for, malloc'd; *n of them. */
+static char **waited_locked(struct waits *ws, size_t *n)
+{
+	struct wtask *wt, *tmp;
+	char **ids = calloc(HASH_COUNT(ws->tasks) + 1, sizeof(*ids));
+
+	*n = 0;
+	if (!ids)
+		return NULL;
+	HASH_ITER(hh, ws->tasks, wt, tmp)
+	if ((ids[*n] = strdup(wt->id)))
+		++*n;
+	return ids;
+}
+
+/* Poll ids[0..n), a page at a time; answer what ended. Lock not held. */
+static bool poll_all(struct waits *ws, char **ids, size_t n, double start)
+{
+	int *res = calloc(n + 1, sizeof(*res));
+	bool moved = false;
+	size_t i, k;
+
+	for (i = 0; res && i < n; i += k) {
+		k = n - i < ws->batch ? n - i : ws->batch;
+		store_poll(ids + i, k, res + i);
+	}
+	for (i = 0; res && i < n; i++) {
+		struct task *t = store_task_peek(ids[i]);
+		struct waiter *done = NULL;
+
+		if (!res[i] && !t)
+			res[i] = -EIO; /* evicted at once: as a failed poll */
+		pthread_mutex_lock(&ws->lock);
+		moved |= polled_locked(ws, ids[i], res[i], t, start, &done);
+		pthread_mutex_unlock(&ws->lock);
+		reply_done(done);
+		task_unref(t);
+	}
+	free(res);
+	return moved;
 }
 
 static void *poller_main(void *arg)
 {
 	struct waits *ws = arg;
 
+	/* polls are background work for the scheduler */
+	sched_ctx()->cls = SCHED_BACKGROUND;
 	pthread_mutex_lock(&ws->lock);
 	while (!ws->stop) {
-		struct wtask *wt, *tmp, *next = NULL;
-		struct waiter *done = NULL;
-		struct task *t = NULL;
-		double start = mono();
-		char *id;
-		int res;
+		double start = mono(), set;
+		char **ids;
+		size_t n, i;
+		bool moved;
 
-		HASH_ITER(hh, ws->tasks, wt, tmp)
-		if (!next || wt->due < next->due)
-			next = wt;
-		if (!next || next->due > start) {
+		if (!ws->tasks)
+			ws->due = 0;
+		if (!ws->due || ws->due > start) {
 			cond_wait_until(&ws->poll_wake, &ws->lock,
-					next ? next->due : INFINITY);
+					ws->due ? ws->due : INFINITY);
 			continue;
 		}
-		id = strdup(next->id);
-		next->due = start + next->interval; /* if the poll fails */
-		if (!id)
-			continue;
+		ids = waited_locked(ws, &n);
+		/* a new wait or a change meanwhile may bring it forward */
+		ws->due = set = start + ws->interval;
 		pthread_mutex_unlock(&ws->lock);
-		res = store_task_poll(id, &t);
+		moved = ids ? poll_all(ws, ids, n, start) : false;
+		for (i = 0; ids && i < n; i++)
+			free(ids[i]);
+		free(ids);
 		pthread_mutex_lock(&ws->lock);
-		polled_locked(ws, id, res, t, start, &done);
-		pthread_mutex_unlock(&ws->lock);
-		reply_done(done);
-		task_unref(t);
-		free(id);
-		pthread_mutex_lock(&ws->lock);
+		if (ws->due == set) {
+			if (!moved)
+				ws->interval = longer(ws->interval);
+			ws->due = mono() + ws->interval;
+		}
 	}
 	pthread_mutex_unlock(&ws->lock);
 	return NULL;
+}
+
+/* Have the next poll come within after seconds. */
+static void poll_soon_locked(struct waits *ws, double after)
+{
+	double at = mono() + after;
+
+	if (!ws->due || at < ws->due) {
+		ws->due = at;
+		pthread_cond_signal(&ws->poll_wake);
+	}
 }
 
 /* The tasks the store reported changed: what it holds for them now. */
@@ -393,10 +446,8 @@ static void check_seen(struct waits *ws, char **ids, size_t n)
 		wt = find_locked(ws, ids[i]);
 		/* gone or evicted: the next poll asks the API now */
 		if (wt &&
-		    (!t || saw_locked(ws, wt, t->status, &done) == SEEN_NEW)) {
-			wt->due = mono() + (t ? wt->interval : 0);
-			pthread_cond_signal(&ws->poll_wake);
-		}
+		    (!t || saw_locked(ws, wt, t->status, &done) == SEEN_NEW))
+			poll_soon_locked(ws, t ? ws->interval : 0);
 		pthread_mutex_unlock(&ws->lock);
 		reply_done(done);
 		task_unref(t);
@@ -535,11 +586,11 @@ static int arm_locked(struct waits *ws, struct waiter *w, const char *id,
 			return -ENOMEM;
 		memcpy(wt->id, id, len + 1);
 		wt->status = status ? strdup(status) : NULL;
-		wt->interval = WAIT_POLL_MIN;
-		/* a record within its ttl was just fetched: poll in 1 s */
-		wt->due = mono() + (fresh ? WAIT_POLL_MIN : 0);
 		HASH_ADD(hh, ws->tasks, id[0], len, wt);
-		pthread_cond_signal(&ws->poll_wake);
+		/* a record within its ttl was just fetched: poll in 1 s,
+		 * with the others that begin meanwhile */
+		ws->interval = WAIT_POLL_MIN;
+		poll_soon_locked(ws, fresh ? WAIT_POLL_MIN : 0);
 	}
 	w->wt = wt;
 	w->armed = true;
@@ -634,6 +685,8 @@ int wait_start(struct fs *fs)
 		return -ENOMEM;
 	ws->timeout = fs->opts->timeout;
 	ws->wait_max = fs->opts->wait_max;
+	ws->interval = WAIT_POLL_MIN;
+	ws->batch = fs->opts->page_size ? fs->opts->page_size : 100;
 	pthread_mutex_init(&ws->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -86,12 +86,13 @@ def main_server(fuse_ok, workdir):
 
 @pytest.fixture
 def server(main_server):
-    """The shared 1000-task server, reset (stats, log, faults, key)."""
+    """The shared 1000-task server, reset (stats, log, faults, key,
+    limits)."""
     main_server.reset()
     yield main_server
     if main_server.key != mfs.DEFAULT_KEY:
         main_server.set_key(mfs.DEFAULT_KEY)
-    main_server.reset(dataset=True, faults=True)
+    main_server.reset(dataset=True, faults=True, limits=True)
 
 
 @pytest.fixture(scope="session")
@@ -115,6 +116,8 @@ weird_server = _module_server("srv-weird", WEIRD_COUNT, WEIRD_SEED,
                               weird=True)
 # test_walk.py: 5,000 tasks, about 400 of them IN_PROGRESS
 walk_server = _module_server("srv-walk", WALK_COUNT, WALK_SEED)
+# test_limits.py: the main data set, on a server of its own
+limits_server = _module_server("srv-limits", MAIN_COUNT, MAIN_SEED)
 
 
 class Mounter(object):

@@ -357,11 +357,19 @@ class Server(object):
 
     With tls_cert and tls_key it serves HTTPS (tls_max caps the protocol:
     "1.1", "1.2" or "1.3") and url is https://localhost:PORT; the control
-    endpoints are then used without checking the certificate."""
+    endpoints are then used without checking the certificate.
+
+    rate_per_minute, burst and max_in_flight (None: the server's default,
+    no limit) and ratelimit_headers=False are its --rate-per-minute,
+    --burst, --max-in-flight and --no-ratelimit-headers: Mixpeek's rate
+    limits (see "Rate limits" in mixpeek_server.py); limits() changes
+    them while it runs, reset(limits=True) restores these."""
 
     def __init__(self, workdir, count, seed, latency_ms=None, weird=False,
                  no_timestamps=False, key=DEFAULT_KEY, port=0,
-                 tls_cert=None, tls_key=None, tls_max=None):
+                 tls_cert=None, tls_key=None, tls_max=None,
+                 rate_per_minute=None, burst=None, max_in_flight=None,
+                 ratelimit_headers=True):
         self.count = count
         self.seed = seed
         self.key = key
@@ -380,6 +388,14 @@ class Server(object):
             cmd.append("--weird")
         if no_timestamps:
             cmd.append("--no-timestamps")
+        if rate_per_minute is not None:
+            cmd += ["--rate-per-minute", str(rate_per_minute)]
+        if burst is not None:
+            cmd += ["--burst", str(burst)]
+        if max_in_flight is not None:
+            cmd += ["--max-in-flight", str(max_in_flight)]
+        if not ratelimit_headers:
+            cmd.append("--no-ratelimit-headers")
         self._ctx = None
         if tls_cert:
             cmd += ["--tls-cert", tls_cert, "--tls-key", tls_key]
@@ -465,10 +481,12 @@ class Server(object):
     def log(self):
         return self.ctl("GET", "/_test/log")
 
-    def reset(self, dataset=False, faults=False):
-        """Clear stats and log; optionally restore tasks and faults."""
+    def reset(self, dataset=False, faults=False, limits=False):
+        """Clear stats and log; optionally restore tasks, faults and the
+        limits given at start (which refills every rate-limit bucket)."""
         self.ctl("POST", "/_test/reset", {"dataset": dataset,
-                                          "faults": faults})
+                                          "faults": faults,
+                                          "limits": limits})
 
     def dataset(self):
         data = self.ctl("GET", "/_test/dataset")
@@ -485,6 +503,12 @@ class Server(object):
 
     def faults(self, **cfg):
         return self.ctl("POST", "/_test/faults", cfg)
+
+    def limits(self, **cfg):
+        """Replace the rate limits (rate_per_minute, burst, max_in_flight,
+        headers; the others take their defaults: no limits, headers on)
+        and refill every bucket; returns the new config."""
+        return self.ctl("POST", "/_test/limits", cfg)
 
     def set_key(self, key):
         """Change the key the server expects; False when unsupported."""
@@ -749,6 +773,29 @@ def body_of(entry):
 def list_entries(log):
     return [e for e in log if e.get("method") == "POST"
             and path_of(e) == "/v1/tasks/list"]
+
+
+def in_filter_ids(body):
+    """The ids a list request body asks for by a task_id `in` condition
+    (the polls of .wait, and GETs merged into one request)."""
+    ids = []
+    filters = (body or {}).get("filters") or {}
+    for c in filters.get("AND") or []:
+        if isinstance(c, dict) and c.get("field") == "task_id" and \
+                c.get("operator") == "in":
+            ids.extend(c.get("value") or [])
+    return ids
+
+
+def asked_for(log, task_id):
+    """The requests of a log that asked for one task by its id, oldest
+    first: its GET, or a list request with it in a task_id `in` filter."""
+    from urllib.parse import quote
+    path = "/v1/tasks/" + quote(task_id, safe="")
+    return [e for e in log
+            if (e.get("method") == "GET" and path_of(e) == path) or
+            (e in list_entries([e]) and
+             task_id in in_filter_ids(body_of(e)))]
 
 
 def get_entries(log):

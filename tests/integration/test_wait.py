@@ -15,7 +15,6 @@ import stat
 import subprocess
 import sys
 import time
-from urllib.parse import quote
 
 import pytest
 
@@ -41,9 +40,9 @@ def new_task(server, main_tasks, task_id, status="PROCESSING"):
 
 
 def gets_of(log, task_id):
-    """The GETs of one task in a server log, oldest first."""
-    path = "/v1/tasks/" + quote(task_id, safe="")
-    return [e for e in mfs.get_entries(log) if mfs.path_of(e) == path]
+    """The requests that asked for one task by its id, oldest first: a GET
+    of it, or a list request with it in a task_id `in` filter (a poll)."""
+    return mfs.asked_for(log, task_id)
 
 
 def kept(m):

@@ -14,6 +14,8 @@ CLI
                       [--port-file PATH] [--latency-ms MS] [--weird]
                       [--no-timestamps] [--verbose]
                       [--tls-cert FILE --tls-key FILE [--tls-max VERSION]]
+                      [--rate-per-minute N [--burst B]]
+                      [--max-in-flight C] [--no-ratelimit-headers]
 
 --count N        tasks to generate (default 5000)
 --seed S         generator seed (default 1)
@@ -35,6 +37,20 @@ CLI
                  OpenSSL's security level to 0, so that OpenSSL 3 really
                  speaks it.  make_cert() in this module makes a
                  self-signed certificate for tests (openssl req -x509)
+--rate-per-minute N  (default 0: no rate limit) a token bucket per API
+                 key: see "Rate limits" below
+--burst B        the buckets' capacity (default: N); >= 1, and only
+                 with --rate-per-minute N > 0
+--max-in-flight C  (default 0: no cap) the most API requests handled at
+                 once, across all keys (more get 429)
+--no-ratelimit-headers  never send X-RateLimit-* headers (as a proxy that
+                 strips them); the limits still apply and a 429 still
+                 has Retry-After.  Allowed without a rate (it then
+                 only shows as "headers": false in /_test/limits)
+Negative numbers, --burst without a rate, --burst 0 and non-integers are
+argparse errors (exit status 2).  The same options are keyword arguments
+of State() and make_server(): rate_per_minute=0, burst=None (the rate),
+max_in_flight=0, ratelimit_headers=True (a bad value: ValueError).
 
 The API key is taken from the environment variable MIXPEEK_SERVER_KEY
 (default ``sk_test_mixpeekfs``), never from argv.  On start the server
@@ -160,25 +176,36 @@ are 422 ``ValidationError`` with ``details.validation_errors`` =
     status becomes CANCELED (updated_at = now); terminal tasks are left
     as they are.  The task stays listed.
 
-Test endpoints (no auth, never faulted, not counted or logged)
-==============================================================
+Test endpoints (no auth, never faulted or limited, not counted or logged)
+=========================================================================
 Every path under /_test/ is a test endpoint; every other path is API
-traffic (authenticated, faulted, counted and logged; unknown ones 404).
+traffic (limited, authenticated, faulted, counted and logged; unknown
+ones 404).
 
 GET  /_test/stats    ``{"requests": {"list","get","delete","other",
                      "total"}, "status_codes": {"200": n, ...},
-                     "namespaces": [...], "auth_failures": n}``
+                     "namespaces": [...], "auth_failures": n, "limits":
+                     {"refused_rate": n, "refused_concurrency": n,
+                     "max_in_flight": n}}`` (limits: the requests refused
+                     by each limit, and the most API requests seen being
+                     handled at once, counted with or without a cap)
 GET  /_test/log      the last 20000 /v1 requests, oldest first:
                      ``{"method","path","query","body","status",
-                     "namespace","time"}`` (path without query string;
-                     body is the parsed JSON or null; status is null for
-                     a request held by the hang fault; time is the
-                     server's time.time() when the reply was sent (set
-                     with status, null while there is none); the
-                     Authorization header is never stored)
-POST /_test/reset    clear stats and log.  Optional body: {"dataset":
-                     true} also regenerates the original tasks,
-                     {"faults": true} also clears the fault config
+                     "namespace","time","limited"}`` (path without query
+                     string; body is the parsed JSON or null; status is
+                     null for a request held by the hang fault; time is
+                     the server's time.time() when the reply was sent
+                     (set with status, null while there is none);
+                     limited is "rate" or "concurrency" for a request
+                     refused by that limit, else null; the Authorization
+                     header is never stored)
+POST /_test/reset    clear stats and log (and the limits counters; the
+                     max_in_flight seen restarts from the requests in
+                     flight now).  Optional body: {"dataset": true} also
+                     regenerates the original tasks, {"faults": true}
+                     also clears the fault config, {"limits": true} also
+                     restores the command line's limits (refilling every
+                     bucket); without it the limits and buckets stay
 GET  /_test/dataset  every task, in the default order
 POST /_test/tasks/{task_id}  merge the posted object into the task
                      (shallow); updated_at becomes now unless the object
@@ -193,13 +220,26 @@ POST /_test/key     {"key": "sk_..."}: change the API key the server
                      expects (until changed again; reset keeps it)
 GET  /_test/faults   the current fault config (with defaults)
 POST /_test/faults   replace the fault config; unknown keys give 422
+GET  /_test/limits   the current limits: ``{"rate_per_minute": N,
+                     "burst": B, "max_in_flight": C, "headers": bool}``
+POST /_test/limits   replace the limits config with any subset of those
+                     keys; the others take their defaults (0, the rate,
+                     0, true).  Integers >= 0 (not booleans), burst also
+                     null (= the rate); burst must be >= 1 with a rate
+                     and 0 (or null) without one; headers a boolean.
+                     Unknown keys or bad values give 422 (nothing
+                     changes).  Every bucket is refilled.  Returns the
+                     new config
 
 Faults (apply to /v1 only)
 ==========================
 ``latency_ms``  (null = use --latency-ms) sleep before answering
 ``hang``        (false) hold every request without answering for up to
-                3600 s; other connections are still served and shutdown
-                is not delayed
+                3600 s, or until the fault config is replaced (POST
+                /_test/faults, a reset with faults): then each held
+                request's connection is closed without an answer; other
+                connections are still served and shutdown is not
+                delayed
 ``fail_next``   (0) the next N requests get ``error_status``
 ``error_rate``  (0) fraction of requests answered with ``error_status``
 ``error_message`` (null) the envelope's message text of the errors
@@ -239,8 +279,73 @@ Faults (apply to /v1 only)
    refuse       400 BadRequestError, as an API that cannot filter on it
    ignore       the task_id conditions are dropped (always hold)
    total_off    include_total reports one task more than there is
-Order of checks per /v1 request: latency, hang, fail_next, error_rate,
-rate_429, garbage_rate, then auth, then the endpoint (with ``bad``).
+Order of checks per /v1 request: the limits (below, decided on
+arrival), latency, then for a request the limits refused its 429;
+otherwise hang, fail_next, error_rate, rate_429, garbage_rate, then auth,
+then the endpoint (with ``bad``).
+
+Rate limits (apply to /v1 only)
+===============================
+As Mixpeek documents them (operations/rate-limits-quotas); set by
+--rate-per-minute/--burst/--max-in-flight/--no-ratelimit-headers or at
+run time by /_test/limits.  "API request" below means any request to a
+path outside /_test/ (the /v1 traffic, unknown paths included, as
+counted in /_test/stats); test endpoints are never limited, never
+counted in flight and never carry X-RateLimit-* headers.
+
+Token bucket (rate N > 0, burst B): one bucket per API key, the value
+after ``Bearer `` in Authorization (compared as sent, valid or not; a
+request without a Bearer value uses the bucket of the empty key).  A
+bucket holds B tokens when created (the first request of its key, and
+after a /_test/limits POST or reset limits=true, which drop every
+bucket) and refills continuously at N/60 tokens a second, up to B.
+Past 4096 keys, buckets that have refilled to full are dropped (the
+same as full).
+
+In flight: an API request counts from its arrival (once its body has
+been read) until its reply starts to be sent (the slot is freed just
+before the first byte, so a client that has its answer never finds
+its request still counted), the latency sleep included; a request held
+by the hang fault counts until it ends (the fault config replaced,
+shutdown, or 3600 s).
+Refused requests count too.
+
+On arrival each API request is decided, in this order:
+  1. max_in_flight C > 0 and C requests already in flight: refused, 429
+     ``TooManyRequestsError`` "Too many concurrent requests", details
+     ``{"limit": C, "window": "concurrent", "retry_after": 1}``,
+     ``Retry-After: 1``.  It takes no token.
+  2. a rate set: it takes one token from its key's bucket; with less
+     than one token there it is refused (takes nothing), 429
+     ``TooManyRequestsError`` "Rate limit exceeded", details
+     ``{"limit": N, "window": "1m", "retry_after": R}`` and
+     ``Retry-After: R``, R = ceil((1 - tokens) / (N/60)) seconds, at
+     least 1 (when the bucket will hold one token again).
+A refused request is logged (``"limited"``), counted in the statistics
+and in flight, sleeps the latency, then gets its 429: no other fault,
+no auth, no endpoint, and fail_next is not used up.  An accepted one
+goes on as described above.
+
+Headers: with a rate set and headers on, every reply this server sends
+to an API request (any status: the endpoints' replies, 401, 404, 422,
+both kinds of 429, injected faults, garbage, huge_body, the 400/413 of
+a body that cannot be read) carries
+  X-RateLimit-Limit      N
+  X-RateLimit-Remaining  floor(tokens left in the key's bucket after
+                         this request took its token); 0 on a rate 429
+  X-RateLimit-Reset      ceil(Unix time at which that bucket will be
+                         full again); the current time rounded up when
+                         it is full
+  X-RateLimit-Window     60
+Remaining and Reset are taken when the request is decided (on arrival,
+before the latency); a request that takes no token (refused for
+concurrency; or a body that cannot be read, answered at once and never
+decided, counted, logged or limited) reports its bucket as it is then,
+taking nothing.  They are added in Handler.send_response, which every
+reply goes through.  Without a rate, or with headers off, there are no
+X-RateLimit-* headers (Retry-After stays on 429s).  Replies that
+http.server sends itself before a request reaches this server (a
+malformed request line, 501 for an unknown method) have none either.
 """
 
 import argparse
@@ -289,6 +394,8 @@ FAULT_DEFAULTS = {
     "task_id_filter": None,
 }
 TASK_ID_FILTER_MODES = ("refuse", "ignore", "total_off")
+LIMIT_KEYS = ("rate_per_minute", "burst", "max_in_flight", "headers")
+MAX_BUCKETS = 4096      # past this, full buckets are dropped (as new)
 RANGE_OPS = ("gt", "gte", "lt", "lte")
 TLS_VERSIONS = ("1.1", "1.2", "1.3")
 ERROR_TYPES = {400: "BadRequestError", 401: "UnauthorizedError",
@@ -333,6 +440,52 @@ def not_found(message, details=None):
 
 def unauthorized():
     return ApiError(401, "UnauthorizedError", "Invalid or missing API key")
+
+
+class ConfigError(ValueError):
+    """A bad limits config value; key names it (None: the whole)."""
+
+    def __init__(self, message, key=None):
+        super().__init__(message)
+        self.key = key
+
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def normalize_limits(cfg):
+    """The complete limits config for a partial one (keys not given take
+    their defaults); raises ConfigError.  See /_test/limits."""
+    if not isinstance(cfg, dict):
+        raise ConfigError("limits config must be a JSON object")
+    unknown = sorted(set(cfg) - set(LIMIT_KEYS))
+    if unknown:
+        raise ConfigError("unknown limits keys: %s" % ", ".join(unknown),
+                          unknown[0])
+    rate = cfg.get("rate_per_minute", 0)
+    if not is_int(rate) or rate < 0:
+        raise ConfigError("'rate_per_minute' must be an integer >= 0",
+                          "rate_per_minute")
+    burst = cfg.get("burst")
+    if burst is None:
+        burst = rate
+    elif not is_int(burst) or burst < 0:
+        raise ConfigError("'burst' must be null or an integer >= 0",
+                          "burst")
+    elif rate > 0 and burst < 1:
+        raise ConfigError("'burst' must be >= 1 with a rate", "burst")
+    elif rate == 0 and burst != 0:
+        raise ConfigError("'burst' needs 'rate_per_minute' > 0", "burst")
+    cap = cfg.get("max_in_flight", 0)
+    if not is_int(cap) or cap < 0:
+        raise ConfigError("'max_in_flight' must be an integer >= 0",
+                          "max_in_flight")
+    headers = cfg.get("headers", True)
+    if not isinstance(headers, bool):
+        raise ConfigError("'headers' must be a boolean", "headers")
+    return {"rate_per_minute": rate, "burst": burst, "max_in_flight": cap,
+            "headers": headers}
 
 
 def dumps(value):
@@ -888,23 +1041,32 @@ class Record:
 
 
 class State:
-    """Tasks, caches, statistics, request log and fault config."""
+    """Tasks, caches, statistics, request log, fault config and limits
+    (their config, buckets and in-flight count)."""
 
     def __init__(self, count=5000, seed=1, weird=False, timestamps=True,
-                 latency_ms=0, api_key=DEFAULT_KEY):
+                 latency_ms=0, api_key=DEFAULT_KEY, rate_per_minute=0,
+                 burst=None, max_in_flight=0, ratelimit_headers=True):
         self.count = count
         self.seed = seed
         self.weird = weird
         self.timestamps = timestamps
         self.latency_ms = latency_ms
         self.api_key = api_key
+        # the command line's limits (a ConfigError is a ValueError)
+        self.limit_defaults = normalize_limits({
+            "rate_per_minute": rate_per_minute, "burst": burst,
+            "max_in_flight": max_in_flight, "headers": ratelimit_headers})
         self.lock = threading.Lock()
         self.shutdown_event = threading.Event()
+        self.unhang = threading.Event()     # set: held requests end
         self.cache = collections.OrderedDict()
         self.version = 0
+        self.in_flight = 0
         self.load_dataset()
         self.reset_stats()
         self.set_faults({})
+        self.set_limits(self.limit_defaults)
 
     def load_dataset(self):
         tasks = dataset.generate(self.count, self.seed, self.timestamps)
@@ -922,6 +1084,9 @@ class State:
             self.namespaces = set()
             self.auth_failures = 0
             self.log = collections.deque(maxlen=LOG_SIZE)
+            self.refused_rate = 0
+            self.refused_concurrency = 0
+            self.max_in_flight_seen = self.in_flight
 
     # -- tasks
 
@@ -1022,7 +1187,11 @@ class State:
             return {"requests": req,
                     "status_codes": dict(sorted(self.status_codes.items())),
                     "namespaces": sorted(self.namespaces),
-                    "auth_failures": self.auth_failures}
+                    "auth_failures": self.auth_failures,
+                    "limits": {
+                        "refused_rate": self.refused_rate,
+                        "refused_concurrency": self.refused_concurrency,
+                        "max_in_flight": self.max_in_flight_seen}}
 
     def log_entries(self):
         with self.lock:
@@ -1077,11 +1246,112 @@ class State:
         with self.lock:
             self.faults = new
             self.fault_rng = random.Random(new["seed"])
+            # the requests held by the hang fault end with its config
+            released, self.unhang = self.unhang, threading.Event()
+        released.set()
         return dict(new)
 
     def get_faults(self):
         with self.lock:
             return dict(self.faults)
+
+    # -- limits
+
+    def set_limits(self, cfg):
+        """Replace the limits config (see /_test/limits) and refill every
+        bucket; returns the new config.  Raises ApiError 422."""
+        try:
+            new = normalize_limits(cfg)
+        except ConfigError as exc:
+            raise invalid(str(exc), ["body"] + ([exc.key] if exc.key else
+                                                []))
+        with self.lock:
+            self.limits = new
+            self.buckets = {}       # key -> [tokens, time.monotonic()]
+        return dict(new)
+
+    def get_limits(self):
+        with self.lock:
+            return dict(self.limits)
+
+    def _bucket(self, key, now):
+        """The key's bucket refilled up to now (lock held, rate set)."""
+        rate, burst = self.limits["rate_per_minute"], self.limits["burst"]
+        b = self.buckets.get(key)
+        if b is None:
+            if len(self.buckets) >= MAX_BUCKETS:
+                for k in [k for k, (tokens, stamp) in self.buckets.items()
+                          if tokens + (now - stamp) * rate / 60.0 >= burst]:
+                    del self.buckets[k]
+            b = self.buckets[key] = [float(burst), now]
+        else:
+            b[0] = min(float(burst), b[0] + (now - b[1]) * rate / 60.0)
+            b[1] = now
+        return b
+
+    def _rate_headers(self, tokens):
+        """X-RateLimit-* for a bucket holding tokens (lock held)."""
+        lim = self.limits
+        rate = lim["rate_per_minute"]
+        if not rate or not lim["headers"]:
+            return []
+        full_in = (lim["burst"] - tokens) / (rate / 60.0)
+        return [("X-RateLimit-Limit", str(rate)),
+                ("X-RateLimit-Remaining", str(math.floor(tokens))),
+                ("X-RateLimit-Reset",
+                 str(math.ceil(time.time() + max(0.0, full_in)))),
+                ("X-RateLimit-Window", "60")]
+
+    def admit(self, key):
+        """Decide an arriving API request (see "Rate limits") and count it
+        in flight (call leave() once when its reply starts or it ends).
+        Returns (None or "rate" or "concurrency", the X-RateLimit-*
+        headers of its replies, None or the ApiError 429 to answer)."""
+        with self.lock:
+            lim = self.limits
+            rate, cap = lim["rate_per_minute"], lim["max_in_flight"]
+            bucket = self._bucket(key, time.monotonic()) if rate else None
+            verdict = refusal = None
+            if cap and self.in_flight >= cap:
+                verdict = "concurrency"
+                self.refused_concurrency += 1
+                refusal = ApiError(429, "TooManyRequestsError",
+                                   "Too many concurrent requests",
+                                   {"limit": cap, "window": "concurrent",
+                                    "retry_after": 1},
+                                   [("Retry-After", "1")])
+            elif rate:
+                if bucket[0] >= 1:
+                    bucket[0] -= 1
+                else:
+                    verdict = "rate"
+                    self.refused_rate += 1
+                    wait = max(1, math.ceil((1 - bucket[0]) /
+                                            (rate / 60.0)))
+                    refusal = ApiError(429, "TooManyRequestsError",
+                                       "Rate limit exceeded",
+                                       {"limit": rate, "window": "1m",
+                                        "retry_after": wait},
+                                       [("Retry-After", str(wait))])
+            self.in_flight += 1
+            self.max_in_flight_seen = max(self.max_in_flight_seen,
+                                          self.in_flight)
+            headers = self._rate_headers(bucket[0]) if rate else []
+            return verdict, headers, refusal
+
+    def leave(self):
+        """An API request counted by admit() is no longer in flight."""
+        with self.lock:
+            self.in_flight -= 1
+
+    def peek_headers(self, key):
+        """The X-RateLimit-* headers of a key's bucket as it is now, for a
+        reply to an API request that was not decided (takes nothing)."""
+        with self.lock:
+            if not self.limits["rate_per_minute"]:
+                return []
+            return self._rate_headers(self._bucket(key,
+                                                   time.monotonic())[0])
 
     def draw_fault(self):
         """Decide the fault for one /v1 request (after latency/hang)."""
@@ -1146,6 +1416,8 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "mixpeek-test-server/1"
     sys_version = ""
     timeout = 300
+    rl_headers = None       # X-RateLimit-* of this API request's replies
+    holds_slot = False      # this request counts in flight (admit())
 
     # -- plumbing
 
@@ -1221,9 +1493,31 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def send_response(self, code, message=None):
+        """Every reply's status line goes through here (send_bytes,
+        send_huge, send_error_env and http.server's send_error): the one
+        place that adds an API request's X-RateLimit-* headers."""
+        super().send_response(code, message)
+        for k, v in self.rl_headers or ():
+            self.send_header(k, v)
+
+    def release_slot(self):
+        """Stop counting this API request in flight (once)."""
+        if self.holds_slot:
+            self.holds_slot = False
+            self.state.leave()
+
+    def bearer_key(self):
+        """The rate-limit key: the Bearer value, or "" without one."""
+        scheme, _, key = self.headers.get("Authorization", "").partition(
+            " ")
+        return key if scheme.lower() == "bearer" else ""
+
     def note_status(self, status):
         """Record a /v1 reply's status before any byte of it is sent, so
-        /_test/stats and /_test/log are current once a client has it."""
+        /_test/stats and /_test/log are current once a client has it;
+        the request stops counting in flight then too."""
+        self.release_slot()
         self.sent_status = status
         entry, self.entry = getattr(self, "entry", None), None
         if entry is not None:
@@ -1237,26 +1531,34 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self):
         self.entry = None
+        self.rl_headers = None
         split = urllib.parse.urlsplit(self.path)
         self.raw_path = split.path
         self.params = dict(urllib.parse.parse_qsl(split.query,
                                                   keep_blank_values=True))
+        is_test = self.raw_path.startswith("/_test/") or \
+            self.raw_path == "/_test"
         try:
-            body = self.read_body()
-        except (ValueError, ApiError) as exc:
-            self.close_connection = True
-            err = exc if isinstance(exc, ApiError) else \
-                ApiError(400, "BadRequestError", "malformed request body")
-            self.send_error_env(err)
-            return
-        try:
-            if self.raw_path.startswith("/_test/") or \
-                    self.raw_path == "/_test":
+            try:
+                body = self.read_body()
+            except (ValueError, ApiError) as exc:
+                self.close_connection = True
+                err = exc if isinstance(exc, ApiError) else \
+                    ApiError(400, "BadRequestError",
+                             "malformed request body")
+                if not is_test:
+                    self.rl_headers = self.state.peek_headers(
+                        self.bearer_key())
+                self.send_error_env(err)
+                return
+            if is_test:
                 self.handle_test(body)
             else:
                 self.handle_api(body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        finally:
+            self.rl_headers = None
 
     # -- /v1
 
@@ -1274,6 +1576,17 @@ class Handler(BaseHTTPRequestHandler):
         return "other"
 
     def handle_api(self, body):
+        verdict, self.rl_headers, refusal = self.state.admit(
+            self.bearer_key())
+        self.holds_slot = True
+        try:
+            self.serve_api(body, verdict, refusal)
+        finally:
+            self.release_slot()
+
+    def serve_api(self, body, verdict, refusal):
+        """An API request admitted (refusal None) or refused by the
+        limits (refusal: its 429, sent after the latency)."""
         st = self.state
         parsed = None
         if body:
@@ -1285,7 +1598,7 @@ class Handler(BaseHTTPRequestHandler):
         entry = {"method": self.command, "path": self.raw_path,
                  "query": dict(self.params), "body": parsed,
                  "status": None, "namespace": ns if ns else None,
-                 "time": None}
+                 "time": None, "limited": verdict}
         kind = self.api_kind()
         st.record(entry, kind)
         faults = st.get_faults()
@@ -1294,14 +1607,21 @@ class Handler(BaseHTTPRequestHandler):
             latency = st.latency_ms
         if latency:
             time.sleep(latency / 1000.0)
-        if faults["hang"]:
-            st.shutdown_event.wait(3600)
+        if refusal is None and faults["hang"]:
+            with st.lock:
+                unhang = st.unhang
+            deadline = time.monotonic() + 3600
+            while not (unhang.is_set() or st.shutdown_event.is_set()) and \
+                    time.monotonic() < deadline:
+                unhang.wait(0.2)
             self.close_connection = True
             return
-        fault = st.draw_fault()
+        fault = st.draw_fault() if refusal is None else None
         self.sent_status = None
         self.entry = entry
         try:
+            if refusal is not None:
+                raise refusal
             if fault == "error":
                 code = faults["error_status"]
                 msg = faults["error_message"]
@@ -1490,6 +1810,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.load_dataset()
             if opts.get("faults"):
                 st.set_faults({})
+            if opts.get("limits"):
+                st.set_limits(st.limit_defaults)
             return self.send_json(200, {"success": True})
         if path == "/_test/dataset" and method == "GET":
             recs = st.query(Query(None))
@@ -1510,6 +1832,12 @@ class Handler(BaseHTTPRequestHandler):
             if method == "POST":
                 cfg = self.json_body(body)
                 return self.send_json(200, st.set_faults(cfg))
+        if path == "/_test/limits":
+            if method == "GET":
+                return self.send_json(200, st.get_limits())
+            if method == "POST":
+                cfg = self.json_body(body)
+                return self.send_json(200, st.set_limits(cfg))
         if path == "/_test/tasks" and method == "PUT":
             task = self.json_body(body)
             if not isinstance(task, dict) or \
@@ -1672,6 +2000,10 @@ def main(argv=None):
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     ap.add_argument("--tls-max", choices=TLS_VERSIONS)
+    ap.add_argument("--rate-per-minute", type=int, default=0)
+    ap.add_argument("--burst", type=int)
+    ap.add_argument("--max-in-flight", type=int, default=0)
+    ap.add_argument("--no-ratelimit-headers", action="store_true")
     args = ap.parse_args(argv)
     if args.count < 0:
         ap.error("--count must be >= 0")
@@ -1679,6 +2011,15 @@ def main(argv=None):
         ap.error("--tls-cert and --tls-key go together")
     if args.tls_max and not args.tls_cert:
         ap.error("--tls-max needs --tls-cert and --tls-key")
+    if args.rate_per_minute < 0:
+        ap.error("--rate-per-minute must be >= 0")
+    if args.burst is not None:
+        if args.rate_per_minute == 0:
+            ap.error("--burst needs --rate-per-minute N > 0")
+        if args.burst < 1:
+            ap.error("--burst must be >= 1")
+    if args.max_in_flight < 0:
+        ap.error("--max-in-flight must be >= 0")
 
     stop = threading.Event()
 
@@ -1691,7 +2032,10 @@ def main(argv=None):
                       count=args.count, seed=args.seed, weird=args.weird,
                       timestamps=not args.no_timestamps,
                       latency_ms=args.latency_ms, tls_cert=args.tls_cert,
-                      tls_key=args.tls_key, tls_max=args.tls_max)
+                      tls_key=args.tls_key, tls_max=args.tls_max,
+                      rate_per_minute=args.rate_per_minute,
+                      burst=args.burst, max_in_flight=args.max_in_flight,
+                      ratelimit_headers=not args.no_ratelimit_headers)
     host, port = srv.server_address[:2]
     if args.port_file:
         write_port_file(args.port_file, port)

@@ -709,13 +709,15 @@ def test_stats_log_reset(c):
                                   "other": 1, "total": 5},
                      "status_codes": {"200": 3, "404": 1, "422": 1},
                      "namespaces": ["ns_acme", "ns_retail"],
-                     "auth_failures": 0}
+                     "auth_failures": 0,
+                     "limits": {"refused_rate": 0, "refused_concurrency": 0,
+                                "max_in_flight": 1}}
     log = c.json("GET", "/_test/log", auth=False)
     assert all(isinstance(e.pop("time"), float) for e in log), log
     assert log[0] == {"method": "POST", "path": "/v1/tasks/list",
                       "query": {"limit": "3", "offset": "2"},
                       "body": {"status": "FAILED"}, "status": 200,
-                      "namespace": "ns_acme"}
+                      "namespace": "ns_acme", "limited": None}
     assert [e["status"] for e in log] == [200, 200, 200, 404, 422]
     assert log[1]["body"] is None and log[1]["namespace"] == "ns_retail"
     c.json("POST", "/_test/reset", auth=False)
@@ -1021,6 +1023,460 @@ def test_bad_huge_body(c):
     assert c.list(limit=1)["results"]
 
 
+# ----------------------------------------------------------- rate limits
+
+RL_NAMES = ("X-RateLimit-Limit", "X-RateLimit-Remaining",
+            "X-RateLimit-Reset", "X-RateLimit-Window")
+NO_LIMITS = {"rate_per_minute": 0, "burst": 0, "max_in_flight": 0,
+             "headers": True}
+
+
+@contextlib.contextmanager
+def limited(**kw):
+    """A small server of its own with these State() limits."""
+    srv, client = start(count=20, seed=1, **kw)
+    try:
+        yield client
+    finally:
+        srv.stop()
+
+
+def rl(resp):
+    """The X-RateLimit-* headers of a reply (None for each one absent)."""
+    return {name[len("X-RateLimit-"):]: resp.getheader(name)
+            for name in RL_NAMES}
+
+
+def key_hdr(key):
+    return {"Authorization": "Bearer " + key}
+
+
+def limits_stats(client):
+    return client.json("GET", "/_test/stats", auth=False)["limits"]
+
+
+def limited_marks(client):
+    return [e["limited"] for e in client.json("GET", "/_test/log",
+                                              auth=False)]
+
+
+def rate_refusal(limit, retry_after):
+    return {"success": False, "status": 429,
+            "error": {"message": "Rate limit exceeded",
+                      "type": "TooManyRequestsError",
+                      "details": {"limit": limit, "window": "1m",
+                                  "retry_after": retry_after}}}
+
+
+def test_limits_bucket_refuses_then_refills():
+    # 120/min: a token every 0.5 s, so the first four requests (a few
+    # ms apart) see 3, 2, 1 and then less than one token
+    with limited(rate_per_minute=120, burst=3) as c:
+        t0 = time.time()
+        got = []
+        for _ in range(3):
+            status, resp, _ = c.req("POST", "/v1/tasks/list?limit=1")
+            assert status == 200
+            got.append(rl(resp))
+        assert [h["Remaining"] for h in got] == ["2", "1", "0"]
+        assert all(h["Limit"] == "120" and h["Window"] == "60"
+                   for h in got)
+        # not full: Reset is when it will be (0.5 s a token), in the future
+        resets = [int(h["Reset"]) for h in got]
+        assert resets[0] >= t0 + 0.5 and resets[2] >= t0 + 1.5
+        assert resets == sorted(resets) and resets[2] <= time.time() + 2.5
+        status, resp, data = c.req("POST", "/v1/tasks/list?limit=1")
+        refused_at = time.monotonic()
+        assert status == 429, data
+        assert json.loads(data) == rate_refusal(120, 1)
+        assert resp.getheader("Retry-After") == "1"
+        assert resp.getheader("Content-Type") == "application/json"
+        assert rl(resp)["Remaining"] == "0"
+        # one token is back within 0.5 s of the refusal: poll for it
+        while True:
+            status, resp, _ = c.req("POST", "/v1/tasks/list?limit=1")
+            if status == 200:
+                break
+            assert status == 429
+            assert time.monotonic() - refused_at < 0.5 + 1.0
+            time.sleep(0.05)
+        assert rl(resp)["Remaining"] == "0"
+        stats = limits_stats(c)
+        marks = limited_marks(c)
+        assert stats["refused_rate"] >= 1
+        assert stats["refused_concurrency"] == 0
+        assert marks[:4] == [None, None, None, "rate"]
+        assert set(marks[4:-1]) <= {"rate"} and marks[-1] is None
+        assert marks.count("rate") == stats["refused_rate"]
+        assert stats["max_in_flight"] == 1
+        # reset clears the counters
+        c.json("POST", "/_test/reset", auth=False)
+        assert limits_stats(c) == {"refused_rate": 0,
+                                   "refused_concurrency": 0,
+                                   "max_in_flight": 0}
+
+
+def test_limits_retry_after_reset_and_refill_on_change():
+    # 6/min: a token every 10 s
+    with limited(rate_per_minute=6, burst=1) as c:
+        t0 = time.time()
+        status, resp, _ = c.req("GET", "/v1/tasks/nope")
+        assert status == 404
+        h = rl(resp)
+        assert h["Limit"] == "6" and h["Remaining"] == "0"
+        assert t0 + 10 <= int(h["Reset"]) <= time.time() + 11
+        status, resp, data = c.req("GET", "/v1/tasks/nope")
+        assert status == 429 and resp.getheader("Retry-After") == "10"
+        assert json.loads(data) == rate_refusal(6, 10)
+        # a new config (even the same) refills every bucket
+        assert c.json("POST", "/_test/limits",
+                      {"rate_per_minute": 6, "burst": 1}, auth=False) == \
+            {"rate_per_minute": 6, "burst": 1, "max_in_flight": 0,
+             "headers": True}
+        status, resp, _ = c.req("GET", "/v1/tasks/nope")
+        assert status == 404 and rl(resp)["Remaining"] == "0"
+        # a full bucket: Reset is now, rounded up
+        c.json("POST", "/_test/limits", {"rate_per_minute": 6, "burst": 3},
+               auth=False)
+        c.req("GET", "/v1/tasks/nope")   # 2 left: full in 10 s
+        t2 = time.time()
+        status, resp, _ = c.req("GET", "/v1/tasks/nope")
+        assert rl(resp)["Remaining"] == "1"     # full in 20 s
+        assert t2 + 18 <= int(rl(resp)["Reset"]) <= time.time() + 21
+
+
+def test_limits_refused_request_skips_faults_and_auth():
+    with limited(rate_per_minute=6, burst=1) as c:
+        c.list(limit=1)     # the key's only token (10 s to the next)
+        # refused: no hang, no fail_next, no auth (the server now expects
+        # another key), but the latency
+        c.json("POST", "/_test/key", {"key": "sk_rotated"}, auth=False)
+        c.faults(hang=True, fail_next=1, latency_ms=200)
+        t0 = time.monotonic()
+        status, resp, data = c.req("GET", "/v1/tasks/nope")
+        assert time.monotonic() - t0 >= 0.2
+        assert status == 429 and json.loads(data) == rate_refusal(6, 10)
+        assert c.json("GET", "/_test/faults", auth=False)["fail_next"] == 1
+        # accepted again (a new config refills): the faults and auth apply
+        c.faults(fail_next=1)
+        c.json("POST", "/_test/limits", {"rate_per_minute": 6, "burst": 1},
+               auth=False)
+        assert c.list(expect=503)["status"] == 503
+        c.json("POST", "/_test/limits", {"rate_per_minute": 6, "burst": 1},
+               auth=False)
+        assert c.list(expect=401)["status"] == 401
+        stats = c.json("GET", "/_test/stats", auth=False)
+        assert stats["status_codes"] == {"200": 1, "401": 1, "429": 1,
+                                         "503": 1}
+        assert stats["auth_failures"] == 1
+        assert stats["limits"]["refused_rate"] == 1
+
+
+def test_limits_headers_on_every_reply():
+    # 6/min, burst 100: a token every 10 s, so Remaining counts down
+    # exactly, one per request
+    with limited(rate_per_minute=6, burst=100) as c:
+        task_id = c.json("GET", "/_test/dataset", auth=False)[0]["task_id"]
+        t0 = time.time()
+        remaining = []
+
+        def check(method, path, expect, key=KEY, **kw):
+            status, resp, data = c.req(method, path, auth=False,
+                                       headers=key_hdr(key), **kw)
+            assert status == expect, (method, path, status, data[:200])
+            h = rl(resp)
+            assert h["Limit"] == "6" and h["Window"] == "60", (path, h)
+            rem = int(h["Remaining"])
+            # not full: full again when the missing tokens are back
+            assert t0 + 10 * (100 - rem - 1) <= int(h["Reset"]) <= \
+                time.time() + 10 * (100 - rem) + 1, (path, h)
+            if key == KEY:
+                remaining.append(rem)
+            return resp, data
+
+        check("POST", "/v1/tasks/list?limit=2", 200)
+        check("GET", "/v1/tasks/" + task_id, 200)
+        check("DELETE", "/v1/tasks/nope", 200)
+        check("HEAD", "/v1/tasks/" + task_id, 404)   # no HEAD route
+        check("GET", "/v1/tasks/nope", 404)
+        check("GET", "/elsewhere", 404)
+        check("POST", "/v1/tasks/list?limit=0", 422)
+        c.faults(fail_next=1)
+        check("POST", "/v1/tasks/list", 503)
+        c.faults(rate_429=1, retry_after=3)
+        resp, _ = check("POST", "/v1/tasks/list", 429)
+        assert resp.getheader("Retry-After") == "3"
+        c.faults(garbage_rate=1)
+        check("GET", "/v1/tasks/" + task_id, 200)
+        c.faults(bad="huge_body", huge_bytes=100_000)
+        _, data = check("POST", "/v1/tasks/list?limit=1", 200)
+        assert len(data) == 100_000
+        c.faults(bad="truncated_json")
+        check("POST", "/v1/tasks/list?limit=1", 200)
+        c.faults()
+        assert remaining == list(range(99, 99 - 12, -1))
+        # a 401: a wrong key has a bucket of its own
+        resp, _ = check("POST", "/v1/tasks/list", 401, key="sk_wrong")
+        assert rl(resp)["Remaining"] == "99"
+        # a body that cannot be read: 400, the bucket as it is (no token)
+        conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=10)
+        try:
+            conn.putrequest("POST", "/v1/tasks/list")
+            conn.putheader("Content-Length", "zz")
+            conn.putheader("Authorization", "Bearer " + KEY)
+            conn.endheaders()
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 400
+            assert rl(resp)["Limit"] == "6"
+            assert rl(resp)["Remaining"] == str(remaining[-1])
+        finally:
+            conn.close()
+        check("GET", "/v1/tasks/nope", 404)
+        assert remaining[-1] == 99 - 12
+        # a rate 429 (a concurrency 429: test_limits_max_in_flight)
+        c.json("POST", "/_test/limits", {"rate_per_minute": 60, "burst": 1},
+               auth=False)
+        status, resp, _ = c.req("POST", "/v1/tasks/list?limit=1")
+        assert status == 200 and rl(resp)["Remaining"] == "0"
+        status, resp, _ = c.req("POST", "/v1/tasks/list?limit=1")
+        assert status == 429 and resp.getheader("Retry-After") == "1"
+        assert rl(resp) == {"Limit": "60", "Remaining": "0",
+                            "Reset": rl(resp)["Reset"], "Window": "60"}
+        assert time.time() < int(rl(resp)["Reset"]) <= time.time() + 2
+        # test endpoints carry none
+        for path in ("/_test/stats", "/_test/limits", "/_test/log"):
+            status, resp, _ = c.req("GET", path, auth=False)
+            assert status == 200 and set(rl(resp).values()) == {None}
+
+
+def test_limits_without_headers():
+    with limited(rate_per_minute=120, burst=1,
+                 ratelimit_headers=False) as c:
+        assert c.json("GET", "/_test/limits", auth=False) == {
+            "rate_per_minute": 120, "burst": 1, "max_in_flight": 0,
+            "headers": False}
+        status, resp, _ = c.req("POST", "/v1/tasks/list?limit=1")
+        assert status == 200
+        assert not any(k.lower().startswith("x-ratelimit")
+                       for k, _ in resp.getheaders())
+        status, resp, data = c.req("POST", "/v1/tasks/list?limit=1")
+        assert status == 429 and resp.getheader("Retry-After") == "1"
+        assert json.loads(data) == rate_refusal(120, 1)
+        assert not any(k.lower().startswith("x-ratelimit")
+                       for k, _ in resp.getheaders())
+    # without a rate: no headers, even with a cap
+    with limited(max_in_flight=5) as c:
+        status, resp, _ = c.req("POST", "/v1/tasks/list?limit=1")
+        assert status == 200 and set(rl(resp).values()) == {None}
+
+
+def test_limits_separate_buckets_per_key():
+    with limited(rate_per_minute=6, burst=1) as c:
+        assert c.req("GET", "/v1/tasks/nope")[0] == 404
+        assert c.req("GET", "/v1/tasks/nope")[0] == 429
+        # another Bearer value (a wrong key: 401, but its own bucket)
+        status, resp, _ = c.req("GET", "/v1/tasks/nope", auth=False,
+                                headers=key_hdr("sk_other"))
+        assert status == 401 and rl(resp)["Remaining"] == "0"
+        assert c.req("GET", "/v1/tasks/nope", auth=False,
+                     headers=key_hdr("sk_other"))[0] == 429
+        # no Authorization, or not a Bearer one: the empty key's bucket
+        assert c.req("GET", "/v1/tasks/nope", auth=False)[0] == 401
+        assert c.req("GET", "/v1/tasks/nope", auth=False,
+                     headers={"Authorization": "Basic " + KEY})[0] == 429
+        assert c.req("GET", "/v1/tasks/nope")[0] == 429
+        assert limits_stats(c)["refused_rate"] == 4
+        assert limited_marks(c) == [None, "rate", None, "rate", None,
+                                    "rate", "rate"]
+
+
+def at_once(client, n):
+    """n list requests started together: [(status, resp, data, secs)]."""
+    results, barrier = [], threading.Barrier(n)
+
+    def one():
+        barrier.wait()
+        t0 = time.monotonic()
+        status, resp, data = client.req("POST", "/v1/tasks/list?limit=1")
+        results.append((status, resp, data, time.monotonic() - t0))
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(results) == n
+    return results
+
+
+def test_limits_max_in_flight():
+    with limited(max_in_flight=2, latency_ms=400) as c:
+        results = at_once(c, 3)
+        assert sorted(r[0] for r in results) == [200, 200, 429]
+        status, resp, data, took = next(r for r in results if r[0] == 429)
+        assert json.loads(data) == {
+            "success": False, "status": 429,
+            "error": {"message": "Too many concurrent requests",
+                      "type": "TooManyRequestsError",
+                      "details": {"limit": 2, "window": "concurrent",
+                                  "retry_after": 1}}}
+        assert resp.getheader("Retry-After") == "1"
+        assert set(rl(resp).values()) == {None}     # no rate set
+        assert all(r[3] >= 0.4 for r in results)    # the 429 too
+        assert limits_stats(c) == {"refused_rate": 0,
+                                   "refused_concurrency": 1,
+                                   "max_in_flight": 3}
+        marks = limited_marks(c)
+        assert len(marks) == 3 and marks.count("concurrency") == 1
+        assert marks.count(None) == 2
+        # the slot is free before the reply goes out: back to back
+        # requests of one client never find themselves in flight
+        c.json("POST", "/_test/limits", {"max_in_flight": 1}, auth=False)
+        c.faults(latency_ms=0)
+        for _ in range(20):
+            assert c.req("GET", "/v1/tasks/nope")[0] == 404
+        # a concurrency refusal takes no token
+        c.json("POST", "/_test/reset", auth=False)
+        c.json("POST", "/_test/limits", {"rate_per_minute": 6, "burst": 2,
+                                         "max_in_flight": 1}, auth=False)
+        c.faults(latency_ms=400)
+        results = at_once(c, 2)
+        assert sorted(r[0] for r in results) == [200, 429]
+        accepted = next(r for r in results if r[0] == 200)
+        refused = next(r for r in results if r[0] == 429)
+        assert json.loads(refused[2])["error"]["details"]["window"] == \
+            "concurrent"
+        assert rl(accepted[1])["Remaining"] == "1"
+        assert rl(refused[1])["Remaining"] == "1"
+        c.faults()
+        status, resp, _ = c.req("GET", "/v1/tasks/nope")
+        assert status == 404 and rl(resp)["Remaining"] == "0"
+        assert limits_stats(c) == {"refused_rate": 0,
+                                   "refused_concurrency": 1,
+                                   "max_in_flight": 2}
+
+
+def test_limits_hang_holds_a_slot_until_released():
+    """A request the hang fault holds counts in flight until the fault
+    config is replaced: then its connection is closed, and the slot is
+    free."""
+    srv, c = start(count=5, seed=1, max_in_flight=1)
+    try:
+        c.faults(hang=True)
+        held = threading.Thread(target=_quiet_req, args=(c, "/v1/tasks/x"),
+                                daemon=True)
+        held.start()
+        deadline = time.monotonic() + 5
+        while not c.json("GET", "/_test/log", auth=False):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        env = c.json("GET", "/v1/tasks/x", expect=429)
+        assert env["error"]["details"]["window"] == "concurrent"
+        assert limits_stats(c)["max_in_flight"] == 2
+        c.faults()      # the held request ends, without an answer
+        held.join(10)
+        assert not held.is_alive()
+        c.json("GET", "/v1/tasks/x", expect=404)
+        assert limited_marks(c) == [None, "concurrency", None]
+    finally:
+        t0 = time.monotonic()
+        srv.stop()
+        assert time.monotonic() - t0 < 2
+
+
+def test_limits_endpoint_and_reset():
+    with limited(rate_per_minute=60, burst=2, max_in_flight=4,
+                 ratelimit_headers=False) as c:
+        start_cfg = {"rate_per_minute": 60, "burst": 2, "max_in_flight": 4,
+                     "headers": False}
+        assert c.json("GET", "/_test/limits", auth=False) == start_cfg
+
+        def post(cfg, expect=200):
+            return c.json("POST", "/_test/limits", cfg, auth=False,
+                          expect=expect)
+        assert post({}) == NO_LIMITS
+        assert post({"rate_per_minute": 30}) == {
+            "rate_per_minute": 30, "burst": 30, "max_in_flight": 0,
+            "headers": True}
+        assert post({"rate_per_minute": 30, "burst": None,
+                     "headers": False}) == {
+            "rate_per_minute": 30, "burst": 30, "max_in_flight": 0,
+            "headers": False}
+        assert post({"max_in_flight": 7}) == dict(NO_LIMITS,
+                                                   max_in_flight=7)
+        assert post(NO_LIMITS) == NO_LIMITS     # what GET says goes back
+        for bad, key in (({"rate": 5}, "rate"),
+                         ({"rate_per_minute": -1}, "rate_per_minute"),
+                         ({"rate_per_minute": 1.5}, "rate_per_minute"),
+                         ({"rate_per_minute": True}, "rate_per_minute"),
+                         ({"rate_per_minute": None}, "rate_per_minute"),
+                         ({"rate_per_minute": 5, "burst": 0}, "burst"),
+                         ({"burst": 3}, "burst"),
+                         ({"rate_per_minute": 5, "burst": "2"}, "burst"),
+                         ({"max_in_flight": -2}, "max_in_flight"),
+                         ({"headers": "no"}, "headers")):
+            env = post(bad, expect=422)
+            assert env["error"]["type"] == "ValidationError"
+            assert key in env["error"]["message"], (bad, env)
+            assert env["error"]["details"]["validation_errors"][0][
+                "location"] == ["body", key]
+        post([1], expect=422)
+        c.json("POST", "/_test/limits", b"", auth=False, expect=422)
+        # a refused POST changed nothing
+        assert c.json("GET", "/_test/limits", auth=False) == NO_LIMITS
+        # reset keeps the limits unless asked; limits=true: the CLI's
+        post({"rate_per_minute": 600})
+        c.json("POST", "/_test/reset", {"faults": True}, auth=False)
+        assert c.json("GET", "/_test/limits",
+                      auth=False)["rate_per_minute"] == 600
+        c.json("POST", "/_test/reset", {"limits": True}, auth=False)
+        assert c.json("GET", "/_test/limits", auth=False) == start_cfg
+        # and its buckets are full again
+        post({"rate_per_minute": 6, "burst": 1})
+        assert c.req("GET", "/v1/tasks/nope")[0] == 404
+        assert c.req("GET", "/v1/tasks/nope")[0] == 429
+        c.json("POST", "/_test/reset", {"limits": True}, auth=False)
+        assert [c.req("GET", "/v1/tasks/nope")[0] for _ in range(3)] == \
+            [404, 404, 429]
+
+
+def test_limits_never_on_test_endpoints():
+    with limited(rate_per_minute=6, burst=1, max_in_flight=1) as c:
+        c.list(limit=1)
+        assert c.req("POST", "/v1/tasks/list")[0] == 429
+        for _ in range(10):
+            for path in ("/_test/stats", "/_test/log", "/_test/faults",
+                         "/_test/limits"):
+                assert c.req("GET", path, auth=False)[0] == 200
+        c.json("PUT", "/_test/tasks", {"task_id": "t_new"}, auth=False,
+               expect=201)
+        # a held API request does not hold back test endpoints either
+        c.faults(hang=True)
+        c.json("POST", "/_test/limits", {"max_in_flight": 1}, auth=False)
+        threading.Thread(target=_quiet_req, args=(c, "/v1/tasks/x"),
+                         daemon=True).start()
+        deadline = time.monotonic() + 5
+        while len(limited_marks(c)) < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert c.json("GET", "/_test/dataset", auth=False)
+        assert limited_marks(c) == [None, "rate", None]
+        assert c.json("GET", "/_test/stats", auth=False)["requests"][
+            "total"] == 3
+
+
+def test_limits_state_arguments():
+    for bad in ({"rate_per_minute": -1}, {"burst": 2},
+                {"rate_per_minute": 10, "burst": 0},
+                {"max_in_flight": -1}, {"ratelimit_headers": 1},
+                {"rate_per_minute": 2.5}):
+        with pytest.raises(ValueError):
+            mixpeek_server.State(count=1, **bad)
+    st = mixpeek_server.State(count=1, rate_per_minute=10)
+    assert st.get_limits() == {"rate_per_minute": 10, "burst": 10,
+                               "max_in_flight": 0, "headers": True}
+
+
 # --------------------------------------------------------------- the CLI
 
 SCRIPT = os.path.join(HERE, "mixpeek_server.py")
@@ -1065,6 +1521,33 @@ def test_cli(tmp_path):
         # without timestamps the default order is task_id order
         assert [t["task_id"] for t in res] == \
             sorted(t["task_id"] for t in res)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        assert proc.stderr.read() == ""
+
+def test_cli_limits(tmp_path):
+    for bad in (["--rate-per-minute", "-1"], ["--burst", "3"],
+                ["--rate-per-minute", "0", "--burst", "1"],
+                ["--rate-per-minute", "10", "--burst", "0"],
+                ["--max-in-flight", "-1"], ["--rate-per-minute", "ten"],
+                ["--max-in-flight", "1.5"]):
+        r = subprocess.run([sys.executable, SCRIPT, "--count", "1"] + bad,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and bad[-2] in r.stderr, (bad, r.stderr)
+    with cli_server(tmp_path, "--count", "5", "--rate-per-minute", "60",
+                    "--burst", "2", "--max-in-flight", "3",
+                    "--no-ratelimit-headers") as (proc, port):
+        c = Client(port)
+        cfg = {"rate_per_minute": 60, "burst": 2, "max_in_flight": 3,
+               "headers": False}
+        assert c.json("GET", "/_test/limits", auth=False) == cfg
+        got = [c.req("POST", "/v1/tasks/list?limit=1") for _ in range(3)]
+        assert [g[0] for g in got] == [200, 200, 429]
+        assert got[2][1].getheader("Retry-After") == "1"
+        assert all(set(rl(g[1]).values()) == {None} for g in got)
+        assert c.json("POST", "/_test/limits", {}, auth=False) == NO_LIMITS
+        c.json("POST", "/_test/reset", {"limits": True}, auth=False)
+        assert c.json("GET", "/_test/limits", auth=False) == cfg
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
         assert proc.stderr.read() == ""

@@ -116,7 +116,7 @@ static int fake_get(const char *id, struct task **out)
 	return -ENOENT;
 }
 
-static const struct store_source fake = { fake_list, fake_get };
+static const struct store_source fake = { fake_list, fake_get, NULL };
 
 /* ---- a mount without a session ---- */
 
@@ -124,6 +124,8 @@ static const struct store_source fake = { fake_list, fake_get };
 
 static struct options o;
 static struct fs *fs;
+/* where snap_get says a readdir starts */
+static size_t from;
 static char mountpoint[] = "/mnt/test";
 
 static void setup(unsigned ttl)
@@ -238,7 +240,7 @@ static int snap_names(struct node *n, char *out, size_t size)
 {
 	struct dirsnap *d;
 	size_t i, len = 0;
-	int res = snap_get(fs, n, 0, &d);
+	int res = snap_get(fs, n, 0, &d, &from);
 
 	out[0] = '\0';
 	if (res)
@@ -396,7 +398,7 @@ static void test_groups(void)
 	CHECK(failed && failed->kind == NK_LISTING &&
 	      failed->group == STORE_TYPES);
 	/* the published statuses, in order */
-	CHECK(bystatus && snap_get(fs, bystatus, 0, &d) == 0);
+	CHECK(bystatus && snap_get(fs, bystatus, 0, &d, &from) == 0);
 	CHECK(d && dirsnap_count(d) == 13);
 	dirsnap_unref(d);
 	CHECK(bystatus && snap_names(bystatus, names, sizeof(names)) == 0);
@@ -414,6 +416,7 @@ static void test_listing(void)
 	struct node *ls = walk("tasks"), *n = NULL, *bystatus;
 	struct dirsnap *d, *again;
 	struct listing *l;
+	struct lquery lq;
 	struct stat st;
 	struct dent e;
 	char names[2048], name[TREE_NAME_MAX + 1];
@@ -434,7 +437,7 @@ static void test_listing(void)
 	CHECK(gets == 1 && lists == 0);
 
 	/* readdir: one list request, the ids in the API's order */
-	CHECK(snap_get(fs, ls, 0, &d) == 0);
+	CHECK(snap_get(fs, ls, 0, &d, &from) == 0);
 	CHECK(lists == 1 && gets == 1);
 	CHECK(dirsnap_count(d) == 5);
 	for (i = 0; i < dirsnap_count(d); i++) {
@@ -450,14 +453,26 @@ static void test_listing(void)
 	}
 	CHECK(keep_ok); /* tk_done is terminal: still capped at ttl */
 	/* a later offset reads the same snapshot, without a request */
-	CHECK(snap_get(fs, ls, 3, &again) == 0 && again == d);
+	CHECK(snap_get(fs, ls, snap_off(d, 2), &again, &from) == 0 &&
+	      again == d && from == 3);
+	dirsnap_unref(again);
+	CHECK(lists == 1);
+	/* offset 0: the same listing, the same snapshot and offsets */
+	CHECK(snap_get(fs, ls, 0, &again, &from) == 0 && again == d &&
+	      from == 0);
+	dirsnap_unref(again);
+	CHECK(lists == 1);
+	/* a new listing: a new snapshot; a reader of the old goes on */
+	CHECK(lquery_get(ls, &lq) == 0);
+	store_expire(&lq.b, lq.q.limit);
+	lquery_release(&lq);
+	CHECK(snap_get(fs, ls, 0, &again, &from) == 0 && again != d);
+	CHECK(lists == 2);
+	dirsnap_unref(again);
+	CHECK(snap_get(fs, ls, snap_off(d, 4), &again, &from) == 0 &&
+	      again == d && from == 5);
 	dirsnap_unref(again);
 	dirsnap_unref(d);
-	CHECK(lists == 1);
-	/* offset 0 makes a new snapshot, from the fresh listing */
-	CHECK(snap_get(fs, ls, 0, &again) == 0 && again != d);
-	dirsnap_unref(again);
-	CHECK(lists == 1);
 	CHECK(keep_for(fs, ls) > 0 && keep_for(fs, ls) <= (double)o.ttl);
 
 	/* listed ids in a fresh listing: no GET */
@@ -480,7 +495,7 @@ static void test_listing(void)
 	CHECK(gets == 3);
 	/* a name that unescapes to nothing valid */
 	CHECK(lookup(ls, "bad%zz", NULL, NULL) == -ENOENT);
-	CHECK(lists == 1);
+	CHECK(lists == 2);
 
 	/* the listing showed WEIRD: by-status/ has it now */
 	bystatus = walk("by-status");
@@ -493,7 +508,7 @@ static void test_listing(void)
 	CHECK(n && !strcmp(node_value(n), "custom/type"));
 	CHECK(n && snap_names(n, names, sizeof(names)) == 0);
 	CHECK_STR(names, "tk%2Fslash");
-	CHECK(lists == 2);
+	CHECK(lists == 3);
 	n = walk("by-type");
 	CHECK(n && snap_names(n, names, sizeof(names)) == 0);
 	CHECK(strstr(names, "|model_custom|custom%2Ftype") != NULL);
@@ -504,7 +519,7 @@ static void test_listing(void)
 	CHECK(st.st_mtime == l->changed &&
 	      st.st_mtim.tv_nsec == (long)l->gen * 2048);
 	CHECK(st.st_ctim.tv_nsec == (long)l->gen * 2048);
-	CHECK(lists == 2);
+	CHECK(lists == 3);
 	listing_unref(l);
 }
 
@@ -549,7 +564,7 @@ static void test_status_folders(void)
 
 	/* a task that moves out of a status folder */
 	inprog = in_status("IN_PROGRESS");
-	CHECK(inprog && snap_get(fs, inprog, 0, &d) == 0);
+	CHECK(inprog && snap_get(fs, inprog, 0, &d, &from) == 0);
 	if (!inprog)
 		return;
 	CHECK(dirsnap_count(d) == 1);
@@ -687,7 +702,7 @@ static void test_fields(void)
 		size_t i;
 		bool sized = true;
 
-		CHECK(snap_get(fs, task, 0, &d) == 0);
+		CHECK(snap_get(fs, task, 0, &d, &from) == 0);
 		for (i = 0; d && i < dirsnap_count(d); i++) {
 			CHECK(dirsnap_entry(fs, task, d, i, name, &e));
 			if (!strcmp(name, "status"))
@@ -751,7 +766,7 @@ static void test_stale_expire(void)
 		CHECK(keep_for(fs, ls) == 0);
 		CHECK(lists == li + (unsigned)i);
 		/* the next readdir fetches (the same ids) */
-		CHECK(snap_get(fs, ls, 0, &d) == 0);
+		CHECK(snap_get(fs, ls, 0, &d, &from) == 0);
 		dirsnap_unref(d);
 		CHECK(lists == li + (unsigned)i + 1);
 	}
@@ -775,7 +790,7 @@ static void test_stale_by_age(void)
 	teardown();
 	setup(1);
 	ls = walk("tasks");
-	CHECK(ls && snap_get(fs, ls, 0, &d) == 0);
+	CHECK(ls && snap_get(fs, ls, 0, &d, &from) == 0);
 	if (!ls)
 		return;
 	dirsnap_unref(d);
@@ -797,7 +812,7 @@ static void test_stale_by_age(void)
 	CHECK(keep_for(fs, ls) == 0);
 	CHECK(task && keep_for(fs, task) == 0);
 	CHECK(lists == li);
-	CHECK(snap_get(fs, ls, 0, &d) == 0);
+	CHECK(snap_get(fs, ls, 0, &d, &from) == 0);
 	dirsnap_unref(d);
 	CHECK(lists == li + 1);
 }

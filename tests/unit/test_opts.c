@@ -70,6 +70,7 @@ static const struct range {
 	{ "max_response", "1M", "1G", "1048575", "1073741825" },
 	{ "cache_size", "16M", "64G", "16777215", "65G" },
 	{ "wait_max", "1", "604800", "0", "604801" },
+	{ "max_rate", "1", "60000", "0", "60001" },
 };
 
 static void test_ranges(void)
