@@ -45,6 +45,8 @@ struct http_response {
 	unsigned attempts; /* sched.c counts them */
 	bool retry;	   /* another attempt may do better: 408, 429, 5xx,
 			    * a cut or garbled 2xx, a network error */
+	bool grew;	   /* ended on passing HTTP_BIG: no big slot in time */
+	bool big;	   /* holds the big slot until released */
 	int key_change;	   /* 1: the first to refuse the key; -1: the
 			    * first to accept it after that; else 0 */
 	struct http_limits lim;
@@ -68,6 +70,12 @@ struct http_base {
 int http_parse_base(const char *url, struct http_base *out, char *err,
 		    size_t size);
 void http_base_release(struct http_base *b);
+/*
+ * url as a message may show it: scheme, host, port and path, never a
+ * user name, password, query or fragment (where a token may hide); "(not
+ * a URL)" if libcurl cannot parse it. Control bytes escaped.
+ */
+void http_url_shown(const char *url, char *out, size_t size);
 
 /*
  * Once, before any thread starts. Copies cfg; the key is kept only in
@@ -100,6 +108,24 @@ typedef bool (*http_usable)(const char *body, size_t len);
 int http_attempt(const char *method, const char *path, const char *body,
 		 long timeout_ms, http_usable usable,
 		 struct http_response *resp);
+/*
+ * Decoded bytes one answer may take before it counts as big. One big
+ * answer at a time: one that passes this waits, inside its transfer, for
+ * the big slot (for half its timeout at most, then it ends with
+ * resp->grew and the scheduler sends it again) and holds the slot until
+ * its response is released, that is parsed. So the answers alive take at
+ * most max_connections times this, plus one max_response, whatever they
+ * are compressed to on the wire.
+ */
+#define HTTP_BIG ((size_t)4 << 20)
+
+/*
+ * One header line of an answer (as libcurl gives it, CRLF included, not
+ * NUL-terminated) into lim: the X-RateLimit-* numbers and Retry-After;
+ * anything else, malformed or over 12 digits leaves lim as it was or -1.
+ * Thread-safe, does not block.
+ */
+void http_parse_header(const char *line, size_t len, struct http_limits *lim);
 void http_response_init(struct http_response *resp);
 void http_response_release(struct http_response *resp);
 /*
@@ -111,6 +137,13 @@ bool http_key_gate(struct http_response *resp);
 /* After a rejected key, let the next request through at once (a refresh
  * asked for by hand). Never blocks. */
 void http_retry_key(void);
+/*
+ * The API refused the key (a 401; a 403 the probe request confirmed):
+ * from now on requests fail with EACCES unsent, but one per
+ * key_retry_ms. Sets resp->key_change (1: the first to say so).
+ */
+void http_key_refused(struct http_response *resp);
+long http_key_retry_ms(void);
 
 /* libcurl's version, for .mixpeekfs/version. */
 const char *http_version(void);

@@ -29,11 +29,13 @@ struct listing {
 };
 
 /*
- * The ids of one listing, NUL-separated, before listing_new: as many as
- * the API lists. No smaller cap: a listing is as long as the API says,
- * and its records are bounded by cache_size; memory is the limit.
+ * The ids of one listing, NUL-separated, before listing_new, may take an
+ * eighth of cache_size (1 MiB at least): a listing longer than that could
+ * not keep its tasks anyway, and an API whose listing never ends (new ids
+ * on every page, and no total to go by) is stopped there.
  */
-#define LISTING_IDS_MAX (SIZE_MAX / 2)
+#define LISTING_IDS_SHARE 8
+#define LISTING_IDS_MIN ((size_t)1 << 20)
 
 /*
  * A listing of the n NUL-separated ids in ids (which is emptied), later

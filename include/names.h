@@ -10,14 +10,24 @@
 #ifndef MIXPEEKFS_NAMES_H
 #define MIXPEEKFS_NAMES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The longest file name shown (NAME_MAX), without its NUL. */
 #define TREE_NAME_MAX 255
 
 /*
+ * Whether raw is the name of one of the mount's hidden files that a task
+ * id or a key could collide with: .jsonl, .tsv (in listing folders),
+ * .refresh (in any folder), .wait (in a task folder).
+ */
+bool tree_name_reserved(const char *raw);
+
+/*
  * Escape a raw name into a valid file name (out: TREE_NAME_MAX + 1 bytes):
- * '%' -> %25, '/' -> %2F; "." -> %2E, ".." -> %2E%2E, "" -> %00; an escaped
+ * '%' -> %25, '/' -> %2F; "." -> %2E, ".." -> %2E%2E, "" -> %00; the
+ * names of hidden files (tree_name_reserved) -> their leading dot as %2E
+ * (".wait" -> %2Ewait); an escaped
  * name longer than 255 bytes keeps its first 200 bytes (never splitting an
  * escape or a UTF-8 sequence), then "%~" and 16 hex digits of the FNV-1a
  * 64-bit hash of the raw name.

@@ -38,7 +38,15 @@ struct tnode {
 	size_t index;	     /* position among the parent's members */
 	struct tnode *child; /* first member */
 	struct tnode *next;  /* next sibling */
+	/* an object's members shown, by escaped name, when it has
+	 * TREE_INDEX_MIN of them or more (tnode_find's binary search) */
+	struct tnode **idx;
+	size_t nidx;
+	bool hidden; /* a later member whose escaped name repeats one */
 };
+
+/* Objects with this many members are indexed (tree_index). */
+#define TREE_INDEX_MIN 16
 
 enum tview {
 	TV_NONE, /* not shown (null) */
@@ -70,6 +78,16 @@ const struct tnode *tnode_next_shown(const struct tnode *dir,
 
 /* The shown member of dir called name (escaped form), or NULL. */
 const struct tnode *tnode_find(const struct tnode *dir, const char *name);
+
+/*
+ * Once dir's members are in place (json.c, as it builds the tree): mark
+ * the members whose escaped name repeats an earlier one hidden, and with
+ * TREE_INDEX_MIN members or more, index the shown ones in slots (room
+ * for one pointer per member, from the tree's own block). In
+ * O(n log n): a task of 32,000 keys is listed in well under a second.
+ * -ENOMEM (a temporary table).
+ */
+int tree_index(struct tnode *dir, struct tnode **slots);
 
 /*
  * Follow relpath, escaped names separated by '/', from root. An empty

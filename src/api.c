@@ -23,8 +23,6 @@
 #include "log.h"
 #include "scheduler.h"
 
-#define MAX_CURSOR_PAGES 1000000
-
 void api_init(unsigned ps, unsigned conns)
 {
 	api_page_size = ps ? ps : 100;
@@ -57,6 +55,7 @@ struct delivery {
 	void *ctx;
 	long limit;
 	long seen;
+	struct guard guard; /* the listing's cursors and its total */
 };
 
 /* Feed a page to the sink; 1 when the limit is reached. */
@@ -73,38 +72,28 @@ static int deliver(struct delivery *d, const struct page *pg)
 			return res;
 		d->seen++;
 	}
-	return d->limit > 0 && d->seen >= d->limit;
+	res = guard_count(&d->guard, d->seen);
+	return res ? res : d->limit > 0 && d->seen >= d->limit;
 }
 
 /* Follow next_cursor from pg (consumed) to the end. */
 static int follow_cursor(const char *body, struct page *pg, struct delivery *d)
 {
 	char *cursor = pg->next_cursor;
-	long pages = 0;
 	int res = 0;
 
 	pg->next_cursor = NULL;
 	while (cursor && !res) {
 		struct page next;
 
-		if (++pages > MAX_CURSOR_PAGES) {
-			log_err("POST /v1/tasks/list: more than %d cursor "
-				"pages, giving up",
-				MAX_CURSOR_PAGES);
-			res = -EIO;
+		res = guard_cursor(&d->guard, cursor);
+		if (res)
 			break;
-		}
 		res = api_fetch_page(body, api_page_size, 0, cursor, false,
 				     &next);
 		if (res)
 			break;
 		res = deliver(d, &next);
-		if (!res && next.next_cursor &&
-		    !strcmp(next.next_cursor, cursor)) {
-			log_err("POST /v1/tasks/list: the cursor repeats "
-				"itself, stopping");
-			res = -EIO;
-		}
 		free(cursor);
 		cursor = NULL;
 		if (!res && !api_last_page(&next)) {
@@ -274,12 +263,12 @@ static int list_two_ended(const struct list_body *q, long total,
 		res = deliver(d, &p.pages[i]);
 	if (!res && middle > 0 && npa > 0) {
 		/* the middle: by cursor, up to the count the ends leave */
-		struct delivery md = *d;
+		long limit = d->limit, before = d->seen;
 
-		md.limit = d->seen + middle;
-		res = follow_cursor(buf_str(&ba), &p.pages[npa - 1], &md);
-		sent = md.seen - d->seen;
-		d->seen = md.seen;
+		d->limit = d->seen + middle;
+		res = follow_cursor(buf_str(&ba), &p.pages[npa - 1], d);
+		d->limit = limit;
+		sent = d->seen - before;
 		if (!res && sent < middle)
 			log_warn("POST /v1/tasks/list: %ld tasks fewer than "
 				 "the "
@@ -302,13 +291,13 @@ out_bodies:
 
 int api_list(const struct list_body *q, long limit, api_sink sink, void *ctx)
 {
-	struct delivery d = { sink, ctx, limit, 0 };
+	struct delivery d = { .sink = sink, .ctx = ctx, .limit = limit };
 	struct buf body = BUF_INIT(1 << 20);
 	unsigned first_limit = api_page_size;
 	struct sched_ctx *sx = sched_ctx();
 	enum sched_class cls = sx->cls;
 	struct page first;
-	bool deep;
+	bool deep, doubtful = false;
 	int res;
 
 	res = json_list_body(q, &body);
@@ -324,6 +313,7 @@ int api_list(const struct list_body *q, long limit, api_sink sink, void *ctx)
 	/* the first page is what a person waits on; the rest come after */
 	if (sx->cls < SCHED_LISTING)
 		sx->cls = SCHED_LISTING;
+	guard_init(&d.guard, first.total);
 	deep = !api_last_page(&first) && !api_short_page(&first, first_limit) &&
 		first.total >= 0 && limit <= 0 &&
 		api_plan_needs_cursor(first.total, api_page_size);
@@ -336,8 +326,15 @@ int api_list(const struct list_body *q, long limit, api_sink sink, void *ctx)
 		 * request less that way (and no cursor): ranges past that.
 		 */
 		res = api_list_ranges(q, &first, sink, ctx);
-		if (res != -EAGAIN)
+		if (res == -EDOM) {
+			/* the total is not what the API holds: the cursor */
+			guard_release(&d.guard);
+			guard_init(&d.guard, -1);
+			deep = false;
+			doubtful = true;
+		} else if (res != -EAGAIN) {
 			goto out_first;
+		}
 	}
 	if (deep && !q->sort_field) {
 		res = list_two_ended(q, first.total, &d);
@@ -348,7 +345,7 @@ int api_list(const struct list_body *q, long limit, api_sink sink, void *ctx)
 	res = deliver(&d, &first);
 	if (res || api_last_page(&first))
 		goto out_first;
-	if (api_short_page(&first, first_limit)) {
+	if (api_short_page(&first, first_limit) || doubtful) {
 		res = follow_cursor(buf_str(&body), &first, &d);
 	} else if (first.total >= 0) {
 		res = list_forward(buf_str(&body), &first, limit, &d);
@@ -377,6 +374,7 @@ int api_list(const struct list_body *q, long limit, api_sink sink, void *ctx)
 	}
 out_first:
 	page_release(&first);
+	guard_release(&d.guard);
 out_body:
 	buf_release(&body);
 	sx->cls = cls;

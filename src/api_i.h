@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "api.h"
 #include "http.h"
@@ -58,6 +59,27 @@ int api_fetch_window(const char *const *bodies, const long *offsets, size_t n,
  */
 int api_list_ranges(const struct list_body *q, const struct page *probe,
 		    api_sink sink, void *ctx);
+
+/*
+ * What keeps one listing (or one range of it) from running on forever,
+ * whatever the API sends: every cursor it was given (one that comes back
+ * ends it, even A, B, A, B), and how many tasks it may hold: its total
+ * and a margin, when there is a total to go by. (The store bounds the
+ * rest: a listing's ids may take an eighth of cache_size.)
+ */
+struct guard {
+	uint64_t *cursors; /* FNV-1a of each cursor taken */
+	size_t n, cap;
+	long max_tasks; /* -1: no total to go by */
+};
+
+/* total: what the API said (-1: nothing). */
+void guard_init(struct guard *g, long total);
+void guard_release(struct guard *g);
+/* 0 for a cursor not seen before; -EIO (logged) for one that came back. */
+int guard_cursor(struct guard *g, const char *cursor);
+/* 0, or -EIO (logged) once count is past the total and its margin. */
+int guard_count(const struct guard *g, long count);
 
 /* The API says nothing follows (or sent nothing to follow on from). */
 static inline bool api_last_page(const struct page *pg)

@@ -44,6 +44,42 @@ int api_list_path(unsigned limit, long offset, const char *cursor,
 /* The most of a request body a debug line shows. */
 #define LOG_BODY_MAX 200
 
+/*
+ * A 403 refuses one task or folder, or the key itself (an older render of
+ * Mixpeek's errors gives a bad key 403): the probe request says which,
+ * once per key_retry_ms at most (a user cannot make every folder fail by
+ * asking for a task of another namespace). Whether the key was refused.
+ */
+static bool key_refused(int *change)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static struct timespec ok_at; /* the key's last acceptance */
+	struct http_response probe;
+	struct timespec now;
+	bool refused = false;
+	int res;
+
+	pthread_mutex_lock(&lock);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (ok_at.tv_sec &&
+	    (now.tv_sec - ok_at.tv_sec) * 1000L < http_key_retry_ms()) {
+		pthread_mutex_unlock(&lock);
+		return false;
+	}
+	res = sched_request("POST", "/v1/tasks/list?limit=1", "{}", NULL,
+			    json_whole_object, &probe);
+	if (probe.status == 401 || probe.status == 403) {
+		http_key_refused(&probe);
+		*change = probe.key_change;
+		refused = true;
+	} else if (!res) {
+		ok_at = now;
+	}
+	pthread_mutex_unlock(&lock);
+	http_response_release(&probe);
+	return refused;
+}
+
 int api_request(const char *method, const char *path, const char *body,
 		const char *merge_arg, struct http_response *resp)
 {
@@ -54,6 +90,9 @@ int api_request(const char *method, const char *path, const char *body,
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	res = sched_request(method, path, body, merge_arg, json_whole_object,
 			    resp);
+	if (resp->status == 403 && key_refused(&resp->key_change))
+		log_debug("%s %s: HTTP 403, and the key is refused", method,
+			  path);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* the body tells listings apart; it holds no secret */
 	log_debug("%s %s%s%.*s%s: status %ld, %zu bytes, %ld ms, %u attempts",
@@ -76,12 +115,9 @@ int api_request(const char *method, const char *path, const char *body,
 			resp->error, msg[0] ? ": " : "", msg);
 	if (res == -ENOENT || res == -EACCES)
 		log_debug("%s %s: %s", method, path, resp->error);
-	else if (res == -EINVAL) /* the same bad folder, again and again */
+	else /* the same failure, again and again (an outage): once a ttl */
 		log_once(LOG_ERR, "%s %s: %s%s%s", method, path, resp->error,
 			 msg[0] ? ": " : "", msg);
-	else
-		log_err("%s %s: %s%s%s", method, path, resp->error,
-			msg[0] ? ": " : "", msg);
 	return res;
 }
 
@@ -104,7 +140,8 @@ int api_fetch_page(const char *body, unsigned limit, long offset,
 			log_err("POST %s: HTTP %ld: body is not a task list",
 				buf_str(&path), resp.status);
 		else if (!res && pg->skipped)
-			log_warn("POST %s: skipped %zu malformed tasks",
+			log_warn("POST %s: skipped %zu malformed tasks (no "
+				 "task_id, a NUL in it, or a key given twice)",
 				 buf_str(&path), pg->skipped);
 	}
 	http_response_release(&resp);
@@ -181,4 +218,67 @@ int api_fetch_window(const char *const *bodies, const long *offsets, size_t n,
 	pthread_mutex_destroy(&w.lock);
 	free(w.errs);
 	return res;
+}
+
+/* ---- guards ---- */
+
+void guard_init(struct guard *g, long total)
+{
+	memset(g, 0, sizeof(*g));
+	/* a tenth more than the total said, or a page: tasks that joined */
+	g->max_tasks = total < 0 ? -1 :
+				   total +
+			(total / 10 > (long)api_page_size ?
+				 total / 10 :
+				 (long)api_page_size);
+}
+
+void guard_release(struct guard *g)
+{
+	free(g->cursors);
+	memset(g, 0, sizeof(*g));
+}
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 0x100000001b3u;
+	return h;
+}
+
+int guard_cursor(struct guard *g, const char *cursor)
+{
+	uint64_t h = fnv1a(cursor), *v;
+	size_t i;
+
+	for (i = 0; i < g->n; i++)
+		if (g->cursors[i] == h) {
+			log_err("POST /v1/tasks/list: a cursor came back after "
+				"%zu pages: the listing would never end; "
+				"stopping",
+				g->n);
+			return -EIO;
+		}
+	if (g->n == g->cap) {
+		v = realloc(g->cursors,
+			    (g->cap ? 2 * g->cap : 64) * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		g->cursors = v;
+		g->cap = g->cap ? 2 * g->cap : 64;
+	}
+	g->cursors[g->n++] = h;
+	return 0;
+}
+
+int guard_count(const struct guard *g, long count)
+{
+	if (g->max_tasks < 0 || count <= g->max_tasks)
+		return 0;
+	log_err("POST /v1/tasks/list: more tasks than the listing's total "
+		"said (%ld, a tenth more allowed); stopping",
+		g->max_tasks);
+	return -EIO;
 }

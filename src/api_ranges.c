@@ -37,8 +37,8 @@
 #define SPLIT_ROUNDS 4
 /* The most ranges one listing is cut into. */
 #define RANGES_MAX 4096
-/* The most cursor pages one range follows. */
-#define RANGE_CURSOR_PAGES 1000000
+/* The ranges whose heads are fetched first, to check the total. */
+#define RANGES_FIRST 16
 
 enum rkind {
 	R_OPEN, /* fetched by head, offsets and cursor */
@@ -506,12 +506,13 @@ static int follow(struct ranges *rs, struct range *r)
 {
 	const struct page *last = r->nmore ? &r->more[r->nmore - 1] : &r->head;
 	struct buf body = BUF_INIT(1 << 20);
+	struct guard guard;
 	char *cursor;
-	long pages = 0;
 	int res;
 
 	if (api_last_page(last) || range_count(r) >= r->total)
 		return 0;
+	guard_init(&guard, r->total);
 	res = range_body(rs, r, false, &body);
 	cursor = res ? NULL : strdup(last->next_cursor);
 	if (!res && !cursor)
@@ -519,10 +520,9 @@ static int follow(struct ranges *rs, struct range *r)
 	while (cursor && !res && range_count(r) < r->total) {
 		struct page pg;
 
-		if (++pages > RANGE_CURSOR_PAGES) {
-			res = -EAGAIN;
+		/* a cursor that comes back: the range would never end */
+		if ((res = guard_cursor(&guard, cursor)))
 			break;
-		}
 		rs->requests++;
 		res = api_fetch_page(buf_str(&body), api_page_size, 0, cursor,
 				     false, &pg);
@@ -539,6 +539,7 @@ static int follow(struct ranges *rs, struct range *r)
 	}
 	free(cursor);
 	buf_release(&body);
+	guard_release(&guard);
 	return res == -EINVAL || res == -ENOENT ? -EAGAIN : res;
 }
 
@@ -609,6 +610,8 @@ static int deliver_checked(struct ranges *rs, long total, bool desc,
 	return res;
 }
 
+static int plausible(struct ranges *rs);
+
 /* The first ranges: cut at the first page's quantiles, or one range. */
 static int first_ranges(struct ranges *rs)
 {
@@ -647,7 +650,48 @@ static int first_ranges(struct ranges *rs)
 				i < ncuts ? cuts[i] : NULL);
 	free(ids);
 	free(cuts);
+	if (!res)
+		res = plausible(rs);
 	return res ? res : fetch_new(rs);
+}
+
+static bool first_few(const struct ranges *rs, const struct range *r)
+{
+	return !r->has_head && (size_t)(r - rs->r) < RANGES_FIRST;
+}
+
+/*
+ * Whether the listing's total is what the API holds: the heads of the
+ * first RANGES_FIRST ranges (cut at the first page's quantiles, so each
+ * is about total / ranges) must hold a quarter of their share at least.
+ * -EDOM when not (a total of 10^14 for a thousand tasks): the caller
+ * follows the cursor instead, without asking for a thousand heads.
+ */
+static int plausible(struct ranges *rs)
+{
+	long sum = 0;
+	double share;
+	size_t i, n = rs->n < RANGES_FIRST ? rs->n : RANGES_FIRST;
+	int res;
+
+	if (rs->n <= RANGES_FIRST)
+		return 0; /* fetch_new checks the whole sum as cheaply */
+	res = fetch_ends(rs, first_few, false);
+	/* a head that is its range's last page counts what it holds: a
+	 * server that claims 10^14 for the whole claims it for each range */
+	for (i = 0; i < n && !res; i++)
+		sum += rs->r[i].has_head && api_last_page(&rs->r[i].head) ?
+			(long)rs->r[i].head.n :
+			rs->r[i].total;
+	share = (double)rs->total * (double)n / (double)rs->n;
+	if (!res && (double)sum * 4 < share) {
+		log_warn("POST /v1/tasks/list: the listing's total (%ld) is "
+			 "not what the API holds (%ld tasks in the first %zu "
+			 "of %zu task_id ranges); following the cursor",
+			 rs->total, sum, n, rs->n);
+		return -EDOM;
+	}
+	return res;
 }
 
 int api_list_ranges(const struct list_body *q, const struct page *probe,

@@ -31,9 +31,26 @@ struct dirsnap {
 	/* a view (.jsonl, .tsv), as of listing and of the records then */
 	unsigned long changes; /* fs->changes when it was made */
 	struct buf text;       /* its bytes; dropped once read to the end */
+	size_t counted;	       /* of them in view_bytes */
 	size_t len;
 	struct timespec mtime;
 };
+
+/* The bytes of views' texts kept on their nodes (atomic): see views_bytes. */
+static size_t view_bytes;
+
+size_t views_bytes(void)
+{
+	return __atomic_load_n(&view_bytes, __ATOMIC_RELAXED);
+}
+
+/* Free a view's text, and count it no more. */
+static void text_release(struct dirsnap *d)
+{
+	__atomic_sub_fetch(&view_bytes, d->counted, __ATOMIC_RELAXED);
+	d->counted = 0;
+	buf_release(&d->text);
+}
 
 void *dirsnap_ref(void *p)
 {
@@ -59,7 +76,7 @@ void dirsnap_unref(void *p)
 		free(d->ents[i].value);
 	}
 	free(d->ents);
-	buf_release(&d->text);
+	text_release(d);
 	free(d);
 }
 
@@ -384,6 +401,8 @@ static int view_new(struct node *n, struct listing *l, unsigned long changes,
 	d->mtime.tv_sec = newest;
 	d->mtime.tv_nsec = (long)(text_hash(buf_str(&d->text), d->len) %
 				  1000000000u);
+	d->counted = d->text.alloc;
+	__atomic_add_fetch(&view_bytes, d->counted, __ATOMIC_RELAXED);
 	*out = d;
 	return 0;
 }
@@ -423,6 +442,13 @@ static int view_get_snap(struct fs *fs, struct node *n, bool text, bool keep,
 	res = view_new(n, l, changes, &d);
 	if (res)
 		return res;
+	/*
+	 * For a stat, its size is all it needs: the text is kept for the
+	 * read that usually follows only while the views' kept texts are
+	 * within an eighth of cache_size (60 stats of 60 views hold none).
+	 */
+	if (!text && views_bytes() > fs->opts->cache_size / VIEW_TEXT_SHARE)
+		text_release(d);
 	dirsnap_unref(node_swap_cache(&fs->nodes, n, dirsnap_ref(d)));
 	*out = d;
 	return 0;

@@ -278,6 +278,14 @@ bool dirsnap_entry(struct fs *fs, struct node *dir, const struct dirsnap *d,
  * read past it goes on with the node's. May block on HTTP.
  */
 int vsnap_stat(struct fs *fs, struct node *n, struct stat *st);
+/*
+ * The bytes of the views' texts kept on their nodes (counted in
+ * cache_size with the nodes). A stat keeps the text it rendered only
+ * while they are within cache_size / VIEW_TEXT_SHARE; a read keeps it
+ * until its last byte is read. Never blocks.
+ */
+#define VIEW_TEXT_SHARE 8
+size_t views_bytes(void);
 int vsnap_read(struct fs *fs, struct node *n, size_t size, off_t off,
 	       struct buf *out);
 

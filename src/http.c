@@ -159,6 +159,36 @@ out:
 	return res;
 }
 
+void http_url_shown(const char *url, char *out, size_t size)
+{
+	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+	CURLU *u = curl_url();
+
+	snprintf(out, size, "(not a URL)");
+	if (u &&
+	    !curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) &&
+	    !curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) &&
+	    !curl_url_get(u, CURLUPART_HOST, &host, 0)) {
+		curl_url_get(u, CURLUPART_PORT, &port, 0);
+		curl_url_get(u, CURLUPART_PATH, &path, 0);
+		snprintf(out, size, "%s://%s%s%s%s", scheme, host,
+			 port ? ":" : "", port ? port : "",
+			 path && strcmp(path, "/") ? path : "");
+		/* a control byte in it is written escaped, not sent */
+		if (text_control_str(out) >= 0) {
+			char raw[256];
+
+			snprintf(raw, sizeof(raw), "%s", out);
+			text_escape(out, size, raw, strlen(raw));
+		}
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	curl_url_cleanup(u);
+}
+
 void http_base_release(struct http_base *b)
 {
 	free(b->url);
@@ -294,9 +324,63 @@ static int progress_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 	return aborting(); /* non-zero ends the transfer */
 }
 
+/* The one answer allowed past HTTP_BIG (see http.h). */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* on CLOCK_MONOTONIC: big_init */
+	pthread_once_t once;
+	bool taken;
+} big = { .lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT };
+
+static void big_init(void)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&big.cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+/* Take the big slot, waiting up to wait_ms; false when not in time. */
+static bool big_claim(long wait_ms)
+{
+	struct timespec ts;
+	bool got;
+
+	pthread_once(&big.once, big_init);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += wait_ms / 1000;
+	ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&big.lock);
+	while (big.taken && !aborting())
+		if (pthread_cond_timedwait(&big.cond, &big.lock, &ts))
+			break;
+	got = !big.taken && !aborting();
+	big.taken |= got;
+	pthread_mutex_unlock(&big.lock);
+	return got;
+}
+
+/* Free the slot (release), or only wake its waiters (shutting down). */
+static void big_wake(bool release)
+{
+	pthread_once(&big.once, big_init);
+	pthread_mutex_lock(&big.lock);
+	if (release)
+		big.taken = false;
+	pthread_cond_broadcast(&big.cond);
+	pthread_mutex_unlock(&big.lock);
+}
+
 void http_abort_all(void)
 {
 	__atomic_store_n(&http.aborting, true, __ATOMIC_RELAXED);
+	big_wake(false);
 }
 
 static CURL *handle_get(void)
@@ -357,6 +441,9 @@ struct xfer {
 	struct buf *body;
 	struct http_limits *lim;
 	bool too_big;
+	bool big;      /* holds the big slot */
+	bool grew;     /* passed HTTP_BIG, no big slot in time: ended */
+	long claim_ms; /* how long it may wait for that slot */
 	char errbuf[CURL_ERROR_SIZE]; /* libcurl's own words */
 };
 
@@ -365,6 +452,13 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	struct xfer *x = ud;
 	size_t n = size * nmemb;
 
+	if (!x->big && x->body->len + n > HTTP_BIG) {
+		if (!big_claim(x->claim_ms)) {
+			x->grew = true;
+			return 0; /* aborts: sched.c sends it again */
+		}
+		x->big = true;
+	}
 	if (buf_add(x->body, data, n)) {
 		x->too_big = true;
 		return 0; /* aborts the transfer */
@@ -408,7 +502,7 @@ static double retry_after(const char *v)
 	return when > time(NULL) ? (double)(when - time(NULL)) : 0;
 }
 
-static size_t header_cb(char *data, size_t size, size_t nmemb, void *ud)
+void http_parse_header(const char *data, size_t n, struct http_limits *lim)
 {
 	static const struct {
 		const char *name;
@@ -419,34 +513,40 @@ static size_t header_cb(char *data, size_t size, size_t nmemb, void *ud)
 		  offsetof(struct http_limits, remaining) },
 		{ "x-ratelimit-window:", offsetof(struct http_limits, window) },
 	};
-	struct xfer *x = ud;
-	size_t n = size * nmemb, i, len;
+	size_t i, len;
 	char value[128];
 	long v;
 
 	if (n < 2 || n > sizeof(value) + 64)
-		return n;
+		return;
 	for (i = 0; i < sizeof(nums) / sizeof(*nums); i++) {
 		len = strlen(nums[i].name);
 		if (n > len && !strncasecmp(data, nums[i].name, len)) {
 			snprintf(value, sizeof(value), "%.*s", (int)(n - len),
 				 data + len);
-			*(long *)((char *)x->lim +
+			*(long *)((char *)lim +
 				  nums[i].off) = header_number(value);
-			return n;
+			return;
 		}
 	}
 	if (n > 18 && !strncasecmp(data, "x-ratelimit-reset:", 18)) {
 		snprintf(value, sizeof(value), "%.*s", (int)(n - 18),
 			 data + 18);
 		v = header_number(value);
-		x->lim->reset = v >= 0 ? (double)v : -1;
+		lim->reset = v >= 0 ? (double)v : -1;
 	} else if (n > 12 && !strncasecmp(data, "retry-after:", 12)) {
 		snprintf(value, sizeof(value), "%.*s", (int)(n - 12),
 			 data + 12);
-		x->lim->retry_after = retry_after(value);
+		lim->retry_after = retry_after(value);
 	}
-	return n;
+}
+
+static size_t header_cb(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct xfer *x = ud;
+
+	http_parse_header(data, size * nmemb, x->lim);
+	return size * nmemb;
 }
 
 int http_status_errno(long status)
@@ -560,15 +660,30 @@ void http_retry_key(void)
 		__atomic_store_n(&http.retry_now, true, __ATOMIC_RELAXED);
 }
 
-/* Note what the API said of the key; resp->key_change tells the caller. */
+void http_key_refused(struct http_response *resp)
+{
+	long was = __atomic_exchange_n(&http.rejected_at, now_ms(),
+				       __ATOMIC_RELAXED);
+
+	resp->key_change = was ? 0 : 1;
+}
+
+long http_key_retry_ms(void)
+{
+	return http.cfg.key_retry_ms;
+}
+
+/*
+ * Note what the API said of the key; resp->key_change tells the caller.
+ * A 401 refuses the key; a 403 may refuse only one task or folder (the
+ * caller asks the probe request, see api_page.c).
+ */
 static void key_verdict(struct http_response *resp)
 {
 	long was;
 
-	if (resp->status == 401 || resp->status == 403) {
-		was = __atomic_exchange_n(&http.rejected_at, now_ms(),
-					  __ATOMIC_RELAXED);
-		resp->key_change = was ? 0 : 1;
+	if (resp->status == 401) {
+		http_key_refused(resp);
 	} else if (resp->status >= 200 && resp->status < 300) {
 		was = __atomic_exchange_n(&http.rejected_at, 0,
 					  __ATOMIC_RELAXED);
@@ -606,7 +721,10 @@ int http_attempt(const char *method, const char *path, const char *body,
 {
 	enum stats_endpoint ep = endpoint_of(method, path);
 	struct buf url = BUF_INIT(65536);
-	struct xfer x = { &resp->body, &resp->lim, false, "" };
+	struct xfer x = { .body = &resp->body,
+			  .lim = &resp->lim,
+			  /* half its time: the other half for the answer */
+			  .claim_ms = timeout_ms / 2 };
 	CURLcode rc;
 	CURL *c;
 	int res;
@@ -625,6 +743,7 @@ int http_attempt(const char *method, const char *path, const char *body,
 	}
 	rc = perform(c, method, buf_str(&url), body,
 		     timeout_ms > 0 ? timeout_ms : 1, &x);
+	resp->big = x.big;
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
 	resp->lim.headers = resp->lim.limit > 0 && resp->lim.window > 0;
@@ -647,14 +766,19 @@ int http_attempt(const char *method, const char *path, const char *body,
 		}
 	} else {
 		/* libcurl's own words say which (expired, self-signed) */
+		resp->grew = x.grew;
 		snprintf(resp->error, sizeof(resp->error), "%s",
-			 x.too_big	     ? "response body exceeds the cap"
+			 x.grew		     ? "a big answer, and another big "
+					       "one not parsed in time" :
+				 x.too_big   ? "response body exceeds the cap"
 					       " (max_response)" :
 				 aborting()  ? "shutting down" :
 				 x.errbuf[0] ? x.errbuf :
 					       curl_easy_strerror(rc));
 		res = -EIO;
 		resp->retry = !x.too_big && !aborting() && retryable_curl(rc);
+		if (x.grew)
+			buf_release(&resp->body); /* of no use: free it now */
 	}
 	handle_put(c);
 	buf_release(&url);
@@ -668,6 +792,9 @@ const char *http_version(void)
 
 void http_response_release(struct http_response *resp)
 {
+	if (resp->big)
+		big_wake(true);
+	resp->big = false;
 	buf_release(&resp->body);
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -239,9 +240,58 @@ static void task_stamp(const cJSON *item, struct task *t)
 		t->changed = (uint32_t)when;
 }
 
+static int by_key(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * Whether an object names a member twice ("status" twice): its files and
+ * folders would show one, task.json both, and the folders it is listed
+ * in either.
+ */
+static bool repeats_a_key(const cJSON *item)
+{
+	const char **names;
+	const cJSON *c;
+	size_t n = 0, i;
+	bool rep = false;
+
+	for (c = item->child; c; c = c->next)
+		n++;
+	if (n < 2)
+		return false;
+	names = malloc(n * sizeof(*names));
+	if (!names)
+		return true; /* not checked: not taken */
+	for (n = 0, c = item->child; c; c = c->next)
+		names[n++] = c->string ? c->string : "";
+	qsort(names, n, sizeof(*names), by_key);
+	for (i = 1; i < n && !rep; i++)
+		rep = !strcmp(names[i - 1], names[i]);
+	free(names);
+	return rep;
+}
+
+/*
+ * Whether the task_id in a task's own bytes holds a NUL (\u0000): cJSON's
+ * string stops there, so its name and task.json would disagree.
+ */
+static bool id_holds_nul(const char *raw, size_t len)
+{
+	const char *end = raw + len, *p = member_start(raw, end, "task_id");
+	const char *e = p ? json_string_end(p, end) : NULL;
+
+	for (; e && p < e; p++)
+		if (!*p || (p + 6 <= e && !strncasecmp(p, "\\u0000", 6)))
+			return true;
+	return false;
+}
+
 /*
  * A record for one result object, from its own bytes [raw, raw + rawlen)
- * when known; -EINVAL when it has no usable id.
+ * when known; -EINVAL when it has no usable id, names a member twice at
+ * its top, or has a NUL in its id (each answer would differ).
  */
 static int task_from_item(const cJSON *item, const char *raw, size_t rawlen,
 			  struct task **out)
@@ -253,7 +303,8 @@ static int task_from_item(const cJSON *item, const char *raw, size_t rawlen,
 	if (!cJSON_IsObject(item))
 		return -EINVAL;
 	id = str_member(item, "task_id");
-	if (!id || !*id)
+	if (!id || !*id || repeats_a_key(item) ||
+	    (raw && id_holds_nul(raw, rawlen)))
 		return -EINVAL;
 	status = str_member(item, "status");
 	type = str_member(item, "task_type");
@@ -458,6 +509,7 @@ int json_parse_task(const char *body, size_t len, struct task **out)
 struct walk {
 	const char *p, *end;   /* the source, from the next token */
 	struct tnode *pool;    /* the next free node */
+	struct tnode **slots;  /* the next free index slot (tree_index) */
 	char *strs, *strs_end; /* the free part of the text area */
 };
 
@@ -588,12 +640,18 @@ static struct tnode *tree_fill(const cJSON *item, const char *key, size_t index,
 			return NULL;
 		tail = &(*tail)->next;
 	}
-	return take(w, obj ? '}' : ']') ? n : NULL;
+	if (!take(w, obj ? '}' : ']'))
+		return NULL;
+	/* repeats hidden, many members indexed: see tree_index */
+	if (obj && tree_index(n, w->slots))
+		return NULL;
+	w->slots += n->nidx;
+	return n;
 }
 
 int json_to_tree(const char *json, size_t len, struct tnode **root)
 {
-	struct walk w = { NULL, NULL, NULL, NULL, NULL };
+	struct walk w = { 0 };
 	struct tnode *pool = NULL;
 	size_t nodes = 0;
 	cJSON *r;
@@ -608,13 +666,16 @@ int json_to_tree(const char *json, size_t len, struct tnode **root)
 		 * no longer than it (a number's NUL may take the byte after
 		 * it): len + 1 bytes hold them all.
 		 */
-		pool = malloc(nodes * sizeof(*pool) + len + 1);
+		pool = malloc(nodes * (sizeof(*pool) + sizeof(*w.slots)) + len +
+			      1);
 		res = pool ? 0 : -ENOMEM;
 	}
 	if (pool) {
 		w.p = json_doc_start(json, w.end);
 		w.pool = pool;
-		w.strs = (char *)(pool + nodes);
+		/* a slot per node at most: each indexes one member */
+		w.slots = (struct tnode **)(pool + nodes);
+		w.strs = (char *)(w.slots + nodes);
 		w.strs_end = w.strs + len + 1;
 		*root = tree_fill(r, NULL, 0, &w);
 		if (!*root) {

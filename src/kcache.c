@@ -367,7 +367,7 @@ static size_t mem_extra(void *arg)
 	pthread_mutex_lock(&fs->note.lock);
 	extra = extra_locked(fs);
 	pthread_mutex_unlock(&fs->note.lock);
-	return extra;
+	return extra + views_bytes(); /* the views' texts kept */
 }
 
 /* Over the cap (the store's hook, or the nodes grew): trim soon. */

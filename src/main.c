@@ -68,6 +68,17 @@ int main(int argc, char **argv)
 
 	mem_tune();
 	json_init();
+	/*
+	 * libcurl would write the TLS secrets of every connection, the
+	 * key's, to the file SSLKEYLOGFILE names: never.
+	 */
+	if (getenv("SSLKEYLOGFILE")) {
+		unsetenv("SSLKEYLOGFILE");
+		fprintf(stderr,
+			"mixpeekfs: SSLKEYLOGFILE is ignored: the TLS "
+			"secrets of the key's connections are never "
+			"written\n");
+	}
 	opts_init(&o);
 	res = fs_new(argc, argv, &o, &fs);
 	if (res) {
@@ -126,8 +137,11 @@ int main(int argc, char **argv)
 		ret = fail("%s", "out of memory");
 		goto out_http;
 	}
-	if (api_probe(err, sizeof(err))) {
+	res = api_probe(err, sizeof(err));
+	if (res) {
 		fail("cannot mount %s: %s", o.url, err);
+		/* a refused key stays refused: 2 tells systemd not to retry */
+		ret = res == -EACCES ? 2 : 1;
 		goto out_store;
 	}
 	http_drop_idle();

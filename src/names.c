@@ -34,6 +34,11 @@ void tree_name_escape(const char *raw, char *out)
 		strcpy(out, !*raw ? "%00" : raw[1] ? "%2E%2E" : "%2E");
 		return;
 	}
+	if (tree_name_reserved(raw)) {
+		/* the hidden file of that name would hide it */
+		snprintf(out, TREE_NAME_MAX + 1, "%%2E%s", raw + 1);
+		return;
+	}
 	if (rawlen > 255) {
 		tmp = malloc(3 * rawlen + 1);
 		if (!tmp) {
@@ -69,6 +74,18 @@ void tree_name_escape(const char *raw, char *out)
 out:
 	if (tmp != stack)
 		free(tmp);
+}
+
+bool tree_name_reserved(const char *raw)
+{
+	static const char *const hidden[] = { ".jsonl", ".tsv", ".refresh",
+					      ".wait", NULL };
+	size_t i;
+
+	for (i = 0; hidden[i]; i++)
+		if (!strcmp(raw, hidden[i]))
+			return true;
+	return false;
 }
 
 int tree_hexval(char c)

@@ -230,10 +230,15 @@ static int pick_url(struct options *o, char *err, size_t size)
 								     NULL;
 
 	if (source && o->url && strcmp(source, o->url)) {
+		char a[256], b[256];
+
+		/* shown without what may be secret: see http_url_shown */
+		http_url_shown(source, a, sizeof(a));
+		http_url_shown(o->url, b, sizeof(b));
 		snprintf(err, size,
 			 "two URLs: '%s' before the mountpoint and "
 			 "url=%s; give one",
-			 source, o->url);
+			 a, b);
 		return -EINVAL;
 	}
 	if (source || !o->url) {
@@ -289,6 +294,21 @@ static int open_regular(const char *what, const char *path, struct stat *sb,
 	return fd;
 }
 
+/* Make *path (malloc'd, or NULL) absolute. 0 or -errno. */
+static int absolute(char **path)
+{
+	char *abs;
+
+	if (!*path || **path == '/')
+		return 0;
+	abs = realpath(*path, NULL);
+	if (!abs)
+		return -errno;
+	free(*path);
+	*path = abs;
+	return 0;
+}
+
 /* CA certificates: ca_file, else the variables the curl tool reads. */
 static int check_ca(struct options *o, char *err, size_t size)
 {
@@ -315,6 +335,12 @@ static int check_ca(struct options *o, char *err, size_t size)
 	if (o->ca_dir && (stat(o->ca_dir, &sb) || !S_ISDIR(sb.st_mode))) {
 		snprintf(err, size, "SSL_CERT_DIR '%s' is not a folder",
 			 o->ca_dir);
+		return -EINVAL;
+	}
+	/* the daemon works in /: a relative path would name another file */
+	if (absolute(&o->ca_file) || absolute(&o->ca_dir)) {
+		snprintf(err, size, "cannot resolve the CA path: %s",
+			 strerror(errno));
 		return -EINVAL;
 	}
 	return 0;

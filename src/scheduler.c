@@ -48,7 +48,7 @@ struct sreq {
 	struct cancel *cancel;
 	double not_before; /* a backoff, or a 429's Retry-After */
 	unsigned beside;   /* others in flight when it was sent */
-	unsigned refusals; /* 429s so far */
+	unsigned refusals; /* 429s so far, and ends for growing big */
 	char *merge_arg;   /* NULL: never merged */
 	struct sreq **members;
 	size_t nmembers;
@@ -404,8 +404,9 @@ static int wait_turn_locked(struct sreq *r)
 		if (sc.aborting) {
 			if (r->state == Q_WAIT)
 				dequeue_locked(r);
-			else if (r->state == Q_GRANTED)
+			else if (r->state == Q_GRANTED) {
 				sc.in_flight--; /* it will not be sent */
+			}
 			return -EIO;
 		}
 		if (r->state == Q_GRANTED)
@@ -691,6 +692,14 @@ int sched_request(const char *method, const char *path, const char *body,
 		pthread_mutex_lock(&sc.lock);
 		sc.in_flight--;
 		v = learn_locked(r, resp, mono());
+		if (resp->grew && ++r->refusals <= SCHED_REFUSALS_MAX) {
+			/* waited too long for the big slot: send it again */
+			attempt--;
+			members_back_locked(r);
+			enqueue_locked(r);
+			pthread_cond_broadcast(&sc.cond);
+			continue;
+		}
 		if (v != BUDGET_OK && ++r->refusals <= SCHED_REFUSALS_MAX) {
 			/* refused for the budget: not an error, wait again */
 			double ra = resp->lim.retry_after;

@@ -223,7 +223,7 @@ int fs_mount(struct fs *fs)
 			 asprintf(&name, "fsname=%s", fs->opts->source) :
 			 asprintf(&name, "fsname=mixpeekfs:%s", host)) < 0 ||
 		fuse_opt_add_opt(&fsopts,
-				 "ro,default_permissions,"
+				 "ro,nosuid,nodev,default_permissions,"
 				 "subtype=mixpeekfs") ||
 		fuse_opt_add_opt_escaped(&fsopts, name) ||
 		fuse_opt_add_arg(&fs->args, "-o") ||

@@ -372,10 +372,20 @@ int store_key(const struct list_body *q, long limit, struct buf *key)
 static int fetch_listing(const struct list_body *q, long limit,
 			 struct listing **out)
 {
-	struct builder b = { BUF_INIT(LISTING_IDS_MAX), 0, 0 };
+	size_t ids_max = st.cap / LISTING_IDS_SHARE > LISTING_IDS_MIN ?
+		st.cap / LISTING_IDS_SHARE :
+		LISTING_IDS_MIN;
+	struct builder b = { BUF_INIT(ids_max), 0, 0 };
 	time_t start = time(NULL);
 	int res = st.src.list(q, limit, builder_sink, &b);
 
+	if (res == -EFBIG) {
+		log_err("a listing of more than %zu tasks (%zu bytes of ids, "
+			"an "
+			"eighth of cache_size) was stopped: it would not fit",
+			b.n, ids_max);
+		res = -EIO;
+	}
 	if (res) {
 		buf_release(&b.blob);
 		return res;
@@ -424,7 +434,8 @@ static void load_done_locked(struct lentry *le, int res, struct listing *l)
 		/* -EINTR: nobody wanted it any more; nothing failed */
 		note_failure(res);
 		__atomic_add_fetch(&le->cur->failures, 1, __ATOMIC_RELAXED);
-		log_warn("serving the last good listing (%zu tasks) after a "
+		log_once(LOG_WARNING,
+			 "serving the last good listing (%zu tasks) after a "
 			 "failed refresh",
 			 le->cur->n);
 	}

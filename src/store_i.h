@@ -57,6 +57,12 @@ void missing_drop(struct missing_set *s, const char *id);
 bool missing_has(const struct missing_set *s, const char *id, unsigned ttl);
 void missing_clear(struct missing_set *s);
 
+/*
+ * The most statuses, and task types, kept (the published ones count): a
+ * server that sends a new one on every task makes no endless folder.
+ */
+#define STORE_VALUES_MAX 1024
+
 /* Put the published statuses and types first. 0 or -ENOMEM. */
 int values_init(void);
 /* Add name to which's values, if new. 0 or -ENOMEM. */

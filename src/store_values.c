@@ -2,14 +2,18 @@
 /*
  * store_values: the statuses and task types mixpeekfs knows, for the
  * by-status/ and by-type/ folders: the API's published values, then any
- * new one a result shows. Append only; one lock of its own, taken after
- * the store's.
+ * new one a result shows, STORE_VALUES_MAX of each at most. Append only;
+ * a hash table finds a name; one lock of its own, taken after the
+ * store's.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <uthash.h>
+
+#include "log.h"
 #include "store_i.h"
 
 const char *const store_statuses[] = { "PENDING",
@@ -61,28 +65,47 @@ const char *const store_types[] = { "api_namespaces_create",
 
 struct value {
 	char *name;
-	struct value *next;
+	struct value *next; /* in the order seen */
+	UT_hash_handle hh;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct value *values[2]; /* protected by lock */
+static struct {
+	struct value *head, **tail; /* protected by lock */
+	struct value *by_name;	    /* protected by lock */
+	size_t n;		    /* protected by lock */
+} values[2];
 
 int values_add(enum store_values which, const char *name)
 {
-	struct value **pp, *v;
+	struct value *v;
 	int res = 0;
 
 	pthread_mutex_lock(&lock);
-	for (pp = &values[which]; *pp; pp = &(*pp)->next)
-		if (!strcmp((*pp)->name, name))
-			goto out;
+	HASH_FIND_STR(values[which].by_name, name, v);
+	if (v)
+		goto out;
+	if (values[which].n >= STORE_VALUES_MAX) {
+		log_once(LOG_WARNING,
+			 "more than %d distinct %s: by-%s/ shows the first %d",
+			 STORE_VALUES_MAX,
+			 which == STORE_STATUSES ? "statuses" : "task types",
+			 which == STORE_STATUSES ? "status" : "type",
+			 STORE_VALUES_MAX);
+		goto out;
+	}
 	v = calloc(1, sizeof(*v));
 	if (!v || !(v->name = strdup(name))) {
 		free(v);
 		res = -ENOMEM;
 		goto out;
 	}
-	*pp = v;
+	if (!values[which].tail)
+		values[which].tail = &values[which].head;
+	*values[which].tail = v;
+	values[which].tail = &v->next;
+	values[which].n++;
+	HASH_ADD_KEYPTR(hh, values[which].by_name, v->name, strlen(v->name), v);
 out:
 	pthread_mutex_unlock(&lock);
 	return res;
@@ -105,13 +128,16 @@ void values_cleanup(void)
 
 	pthread_mutex_lock(&lock);
 	for (i = 0; i < 2; i++) {
-		while (values[i]) {
-			struct value *v = values[i];
+		HASH_CLEAR(hh, values[i].by_name);
+		while (values[i].head) {
+			struct value *v = values[i].head;
 
-			values[i] = v->next;
+			values[i].head = v->next;
 			free(v->name);
 			free(v);
 		}
+		values[i].tail = &values[i].head;
+		values[i].n = 0;
 	}
 	pthread_mutex_unlock(&lock);
 }
@@ -123,10 +149,9 @@ int store_values(enum store_values which, char ***names, size_t *n)
 	char **arr;
 
 	pthread_mutex_lock(&lock);
-	for (v = values[which]; v; v = v->next)
-		count++;
+	count = values[which].n;
 	arr = calloc(count + 1, sizeof(*arr));
-	for (v = values[which]; v && arr; v = v->next, i++) {
+	for (v = values[which].head; v && arr; v = v->next, i++) {
 		arr[i] = strdup(v->name);
 		if (!arr[i]) {
 			store_values_free(arr, i);

@@ -73,53 +73,111 @@ void tnode_name(const struct tnode *n, char *name)
 		snprintf(name, TREE_NAME_MAX + 1, "%zu", n->index);
 }
 
-static bool shown_before(const struct tnode *dir, const struct tnode *n,
-			 const char *name)
-{
-	char other[TREE_NAME_MAX + 1];
-	const struct tnode *c;
-
-	if (!n->key)
-		return false; /* array indexes are unique */
-	for (c = dir->child; c != n; c = c->next) {
-		if (tnode_view(c) == TV_NONE)
-			continue;
-		tnode_name(c, other);
-		if (!strcmp(other, name))
-			return true;
-	}
-	return false;
-}
-
 const struct tnode *tnode_next_shown(const struct tnode *dir,
 				     const struct tnode *prev)
 {
-	char name[TREE_NAME_MAX + 1];
 	const struct tnode *c = prev ? prev->next : dir->child;
 
-	for (; c; c = c->next) {
+	while (c && (c->hidden || tnode_view(c) == TV_NONE))
+		c = c->next;
+	return c;
+}
+
+/* A member and its escaped name, while an object is indexed. */
+struct named {
+	struct tnode *n;
+	char *name;
+};
+
+static int by_name(const void *a, const void *b)
+{
+	const struct named *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	/* the first member of a name is the one shown */
+	return c ? c :
+		   (x->n->index > y->n->index) - (x->n->index < y->n->index);
+}
+
+int tree_index(struct tnode *dir, struct tnode **slots)
+{
+	struct named *v;
+	struct tnode *c, *o;
+	char name[TREE_NAME_MAX + 1], other[TREE_NAME_MAX + 1];
+	size_t n = 0, i, k = 0;
+
+	if (dir->type != TN_OBJECT)
+		return 0;
+	for (c = dir->child; c; c = c->next)
+		n += tnode_view(c) != TV_NONE;
+	if (n < TREE_INDEX_MIN) {
+		/* few: compare each with the ones before it */
+		for (c = dir->child; c; c = c->next) {
+			if (tnode_view(c) == TV_NONE)
+				continue;
+			tnode_name(c, name);
+			for (o = dir->child; o != c && !c->hidden; o = o->next)
+				if (!o->hidden && tnode_view(o) != TV_NONE) {
+					tnode_name(o, other);
+					c->hidden = !strcmp(name, other);
+				}
+		}
+		return 0;
+	}
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (c = dir->child; c; c = c->next) {
 		if (tnode_view(c) == TV_NONE)
 			continue;
 		tnode_name(c, name);
-		if (!shown_before(dir, c, name))
-			return c;
+		v[k].n = c;
+		if (!(v[k++].name = strdup(name)))
+			break;
 	}
-	return NULL;
+	if (k == n)
+		qsort(v, n, sizeof(*v), by_name);
+	for (i = 0; i < n && k == n; i++) {
+		v[i].n->hidden = i > 0 && !strcmp(v[i].name, v[i - 1].name);
+		if (!v[i].n->hidden)
+			slots[dir->nidx++] = v[i].n;
+	}
+	if (k == n)
+		dir->idx = slots;
+	for (i = 0; i < k; i++)
+		free(v[i].name);
+	free(v);
+	return k == n ? 0 : -ENOMEM;
 }
 
 const struct tnode *tnode_find(const struct tnode *dir, const char *name)
 {
 	char cname[TREE_NAME_MAX + 1];
 	const struct tnode *c;
+	size_t lo = 0, hi = dir->nidx;
 
 	if (tnode_view(dir) != TV_DIR)
 		return NULL;
-	for (c = dir->child; c; c = c->next) {
-		if (tnode_view(c) == TV_NONE)
-			continue;
+	if (dir->idx) {
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			int cmp;
+
+			tnode_name(dir->idx[mid], cname);
+			cmp = strcmp(cname, name);
+			if (!cmp)
+				return dir->idx[mid];
+			if (cmp < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		return NULL;
+	}
+	for (c = tnode_next_shown(dir, NULL); c; c = tnode_next_shown(dir, c)) {
 		tnode_name(c, cname);
 		if (!strcmp(cname, name))
-			return c; /* the first one is the shown one */
+			return c;
 	}
 	return NULL;
 }

@@ -3,7 +3,8 @@
  * Fuzz the text that reaches headers and logs: text_escape must leave no
  * control byte and decode back to its input; http_parse_base must only
  * accept a URL whose host it calls loopback when it really is one, and
- * never pass on a user name, password, query or fragment.
+ * never pass on a user name, password, query or fragment; and
+ * http_parse_header must give only bounded numbers from any header line.
  */
 #include <arpa/inet.h>
 #include <stdbool.h>
@@ -134,9 +135,45 @@ static void check_url(const uint8_t *data, size_t size)
 	free(url);
 }
 
+/*
+ * A header line: the numbers it gives are -1 or whole numbers of at most
+ * 12 digits, whatever the line (no overflow, no read past it).
+ */
+static void check_header(const uint8_t *data, size_t size)
+{
+	static const char *const names[] = {
+		"X-RateLimit-Limit:", "X-RateLimit-Remaining:",
+		"X-RateLimit-Window:", "X-RateLimit-Reset:", "Retry-After:"
+	};
+	struct http_limits lim;
+	char *line;
+	size_t i, len;
+
+	for (i = 0; i < sizeof(names) / sizeof(*names); i++) {
+		len = strlen(names[i]);
+		line = malloc(len + size);
+		if (!line)
+			return;
+		memcpy(line, names[i], len);
+		memcpy(line + len, data, size);
+		memset(&lim, 0, sizeof(lim));
+		http_parse_header(line, len + size, &lim);
+		free(line);
+		if (lim.limit < -1 || lim.limit > 999999999999L ||
+		    lim.remaining < -1 || lim.remaining > 999999999999L ||
+		    lim.window < -1 || lim.window > 999999999999L ||
+		    lim.reset < -1 || lim.reset > 999999999999.0)
+			abort();
+		/* a date may be far off, but it is a finite wait */
+		if (!(lim.retry_after >= -1 && lim.retry_after < 1e19))
+			abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	check_escape(data, size);
 	check_url(data, size);
+	check_header(data, size);
 	return 0;
 }

@@ -104,6 +104,10 @@ def fnv1a64(data):
     return h
 
 
+# the hidden files a task id or key would collide with (names.c)
+RESERVED_NAMES = (".jsonl", ".tsv", ".refresh", ".wait")
+
+
 def escape_name(raw):
     """The directory entry name for a JSON key or a task id (str)."""
     raw_bytes = raw.encode("utf-8", "surrogatepass")
@@ -113,6 +117,8 @@ def escape_name(raw):
         return "%2E"
     if raw == "..":
         return "%2E%2E"
+    if raw in RESERVED_NAMES:
+        return "%2E" + raw[1:]
     # Escape unit by unit, so that truncation can respect unit boundaries.
     units = []
     for ch in raw:
@@ -500,6 +506,16 @@ class Server(object):
         from urllib.parse import quote
         return self.ctl("POST", "/_test/tasks/" + quote(task_id, safe=""),
                         fields)
+
+    def put_tasks(self, tasks):
+        """Add or replace many tasks in one PUT /_test/tasks (a JSON
+        array; each needs a string task_id); returns the server's
+        {"added": n, "replaced": m}."""
+        status, data = http("PUT", self.url + "/_test/tasks", list(tasks),
+                            timeout=120, context=self._ctx)
+        assert status == 200, "PUT /_test/tasks -> %s %r" % (
+            status, data if not isinstance(data, bytes) else data[:500])
+        return data
 
     def faults(self, **cfg):
         return self.ctl("POST", "/_test/faults", cfg)

@@ -168,7 +168,8 @@ are 422 ``ValidationError`` with ``details.validation_errors`` =
 ``GET /v1/tasks/{task_id}``
     The id is percent-decoded from a single path segment: ids containing
     "/" must be sent as %2F, ".." as %2E%2E (a raw "/" gives a 404).
-    200 with the task, or 404 NotFoundError.
+    200 with the task, or 404 NotFoundError (403 ForbiddenError for an
+    id of the ``forbid_ids`` fault).
 
 ``DELETE /v1/tasks/{task_id}``
     Always 200 ``{"message": "Successfully deleted", "success": true}``
@@ -215,7 +216,18 @@ PUT  /_test/tasks    add (201) or replace (200) a task; only a string
                      task_id is required, anything else goes.  With
                      ?exact=1 the task is served as the very text sent
                      (UTF-8), so its numbers keep their text (1E+2, 0.0,
-                     9007199254740993); a later POST re-serialises it
+                     9007199254740993); a later POST re-serialises it.
+                     A JSON array body adds or replaces every task in it
+                     at once (in order, as PUT one by one: a task_id
+                     repeated in the array counts as replaced the second
+                     time; one data version for all), 200 ``{"added":
+                     n, "replaced": m}``; an element that is not an
+                     object with a string task_id gives 422 naming its
+                     index ("task 3: ...", location ["body", 3,
+                     "task_id"]) and nothing changes; ?exact=1 with an
+                     array gives 422.  Bodies of this endpoint may be up
+                     to 256 MiB (every other request: 16 MiB; beyond,
+                     413 PayloadTooLargeError)
 POST /_test/key     {"key": "sk_..."}: change the API key the server
                      expects (until changed again; reset keeps it)
 GET  /_test/faults   the current fault config (with defaults)
@@ -257,6 +269,13 @@ Faults (apply to /v1 only)
 ``retry_after`` ("1") value of the Retry-After header
 ``garbage_rate`` (0) fraction answered 200 text/html ``<html>oops``
 ``seed``        (null) seed of the fault RNG (reset on every POST)
+``forbid_ids``  (null) a list of task id strings: GET /v1/tasks/{id} of
+                one of them (known to the data set or not) answers 403
+                ``ForbiddenError`` "Forbidden: task <id> belongs to
+                another namespace" (details null), whatever the key (a
+                request without a valid key still gets its 401 first)
+                and X-Namespace; before any ``bad`` mode.  List and
+                DELETE requests are unaffected
 ``bad``         (null) one hostile reply to list and get requests:
    truncated_json   valid start, cut in the middle (Content-Length fits)
    wrong_types      some results have status as a number, additional_data
@@ -273,7 +292,52 @@ Faults (apply to /v1 only)
    long_page        list: limit+5 results (next_cursor after them)
    cursor_loop      list: next_cursor is always the cursor of the second
                     page, on every page, even an empty one
-``huge_bytes``  (209715200) size of the huge_body reply
+   cursor_endless   list (offset or cursor): exactly limit results, all
+                    new synthetic tasks ``task_endless_<n>``, n counting
+                    up from 1 over the whole server run (never reset,
+                    shared by all queries and clients: no id is ever
+                    served twice by a list).  Task n is shaped like the
+                    data set's (dataset.py's generator, seeded with n):
+                    status STATUSES[n % 13], task_type TASK_TYPES[n %
+                    30], created_at 31 days before REFERENCE_TIME minus
+                    n seconds (so pages are in the default order),
+                    updated_at 30 s later (no timestamps with
+                    --no-timestamps).  The body is validated as usual
+                    but its conditions and sort do not apply to these
+                    results.  next_cursor is always set, and always a
+                    new token: a valid cursor of the same query whose
+                    position is the page's position + limit, with the
+                    next n in it (following it gives the next endless
+                    page).  With include_total=true, total is the
+                    query's real total, page/page_size/total_pages
+                    computed from it as usual.  While the mode is on,
+                    GET /v1/tasks/task_endless_<n> of an n already
+                    served gives task n
+   cursor_endless_nototal  the same, but total, page, page_size and
+                    total_pages are always null
+   cursor_cycle     list: the real page at the position asked for, but
+                    next_cursor is always set and is one of two fixed
+                    cursors of the query: A (position limit) on odd
+                    pages, B (position 2 * limit) on even ones, the
+                    page number being position // limit + 1 (offset or
+                    the cursor's position).  Following them gives pages
+                    1, 2, 3, 2, 3, ... and cursors A, B, A, B, ...
+   total_huge       list: the real reply, but with include_total=true
+                    total is 100000000000000 (10^14, task_id_filter's
+                    total_off or not) and total_pages ceil(10^14 /
+                    limit)
+   gzip_bomb        list and get: the 200 reply padded like huge_body
+                    to huge_bytes (errors are left alone), sent with
+                    ``Content-Encoding: gzip`` (a single gzip member,
+                    about 1000 times smaller) and the compressed
+                    Content-Length, when the request's
+                    Accept-Encoding allows gzip (gzip or x-gzip with
+                    q > 0, or * with q > 0 when gzip is not named);
+                    otherwise (no Accept-Encoding too) exactly like
+                    huge_body.  The uncompressed text is never held in
+                    memory (the last 16 compressed replies are cached)
+``huge_bytes``  (209715200) size of the huge_body reply and of the
+                gzip_bomb reply's uncompressed text
 ``task_id_filter`` (null) list requests whose filters hold a condition
                 on task_id (anywhere in the tree):
    refuse       400 BadRequestError, as an API that cannot filter on it
@@ -282,7 +346,7 @@ Faults (apply to /v1 only)
 Order of checks per /v1 request: the limits (below, decided on
 arrival), latency, then for a request the limits refused its 429;
 otherwise hang, fail_next, error_rate, rate_429, garbage_rate, then auth,
-then the endpoint (with ``bad``).
+then the endpoint (with ``forbid_ids``, then ``bad``).
 
 Rate limits (apply to /v1 only)
 ===============================
@@ -328,8 +392,8 @@ goes on as described above.
 
 Headers: with a rate set and headers on, every reply this server sends
 to an API request (any status: the endpoints' replies, 401, 404, 422,
-both kinds of 429, injected faults, garbage, huge_body, the 400/413 of
-a body that cannot be read) carries
+both kinds of 429, injected faults, garbage, huge_body, gzip_bomb, the
+400/413 of a body that cannot be read) carries
   X-RateLimit-Limit      N
   X-RateLimit-Remaining  floor(tokens left in the key's bucket after
                          this request took its token); 0 on a rate 429
@@ -353,6 +417,7 @@ import base64
 import binascii
 import collections
 import datetime
+import functools
 import hashlib
 import json
 import math
@@ -362,12 +427,14 @@ import re
 import signal
 import socketserver
 import ssl
+import struct
 import subprocess
 import sys
 import threading
 import time
 import urllib.parse
 import warnings
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -380,18 +447,24 @@ MAX_OFFSET = 10000
 MAX_DEPTH = 10
 LOG_SIZE = 20000
 MAX_BODY = 16 * 1024 * 1024
+MAX_TASKS_BODY = 256 * 1024 * 1024      # PUT /_test/tasks
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains",
              "starts_with", "ends_with", "regex", "exists", "is_null",
              "text")
 BAD_MODES = ("truncated_json", "wrong_types", "missing_task_id",
              "duplicate_ids", "deep_nesting", "huge_body", "short_page",
-             "long_page", "cursor_loop")
+             "long_page", "cursor_loop", "cursor_endless",
+             "cursor_endless_nototal", "cursor_cycle", "total_huge",
+             "gzip_bomb")
+ENDLESS_MODES = ("cursor_endless", "cursor_endless_nototal")
+ENDLESS_PREFIX = "task_endless_"
+HUGE_TOTAL = 10 ** 14
 FAULT_DEFAULTS = {
     "latency_ms": None, "error_rate": 0.0, "error_status": 503,
     "rate_429": 0.0, "retry_after": "1", "garbage_rate": 0.0,
     "hang": False, "fail_next": 0, "seed": None, "bad": None,
     "huge_bytes": 200 * 1024 * 1024, "error_message": None,
-    "task_id_filter": None,
+    "task_id_filter": None, "forbid_ids": None,
 }
 TASK_ID_FILTER_MODES = ("refuse", "ignore", "total_off")
 LIMIT_KEYS = ("rate_per_minute", "burst", "max_in_flight", "headers")
@@ -963,8 +1036,13 @@ class Query:
                             self.sort["direction"] == "desc")
 
 
-def encode_cursor(pos, fingerprint):
-    raw = CURSOR_MAGIC + dumps({"p": pos, "q": fingerprint}).encode()
+def encode_cursor(pos, fingerprint, endless=None):
+    """A cursor token; endless (the next task_endless_ number) makes it
+    unique (decode_cursor ignores it)."""
+    data = {"p": pos, "q": fingerprint}
+    if endless is not None:
+        data["e"] = endless
+    raw = CURSOR_MAGIC + dumps(data).encode()
     if len(raw) % 3 == 0:
         raw += b" "     # keep a '=' pad at the end
     return base64.b64encode(raw).decode()
@@ -1063,6 +1141,8 @@ class State:
         self.cache = collections.OrderedDict()
         self.version = 0
         self.in_flight = 0
+        self.endless_next = 1   # the next task_endless_ number (never reset)
+        self.forbidden = frozenset()
         self.load_dataset()
         self.reset_stats()
         self.set_faults({})
@@ -1100,6 +1180,35 @@ class State:
             self.tasks[task["task_id"]] = Record(task, text)
             self.version += 1
             return created
+
+    def put_many(self, tasks):
+        """Add or replace every task (in order) as one change; returns
+        (added, replaced)."""
+        recs = [Record(t) for t in tasks]
+        added = 0
+        with self.lock:
+            for rec in recs:
+                tid = rec.task["task_id"]
+                if tid not in self.tasks:
+                    added += 1
+                self.tasks[tid] = rec
+            self.version += 1
+        return added, len(recs) - added
+
+    def take_endless(self, k):
+        """Reserve k task_endless_ numbers; returns the first."""
+        with self.lock:
+            first = self.endless_next
+            self.endless_next += k
+            return first
+
+    def endless_served(self, n):
+        with self.lock:
+            return 1 <= n < self.endless_next
+
+    def is_forbidden(self, task_id):
+        with self.lock:
+            return task_id in self.forbidden
 
     def patch(self, task_id, changes):
         with self.lock:
@@ -1243,8 +1352,13 @@ class State:
               new["task_id_filter"] in TASK_ID_FILTER_MODES,
               "task_id_filter",
               "null or one of " + ", ".join(TASK_ID_FILTER_MODES))
+        forbid = new["forbid_ids"]
+        check(forbid is None or isinstance(forbid, list) and
+              all(isinstance(i, str) for i in forbid), "forbid_ids",
+              "null or an array of task id strings")
         with self.lock:
             self.faults = new
+            self.forbidden = frozenset(forbid or ())
             self.fault_rng = random.Random(new["seed"])
             # the requests held by the hang fault end with its config
             released, self.unhang = self.unhang, threading.Event()
@@ -1397,6 +1511,96 @@ def hostile_task(task, i, mode):
 
 
 DEEP_MARK = "\x00deep-nesting-placeholder\x00"
+ENDLESS_EPOCH = dataset.REFERENCE_TIME - datetime.timedelta(days=31)
+ENDLESS_ID = re.compile(re.escape(ENDLESS_PREFIX) + r"([1-9][0-9]*)")
+
+
+def endless_task(n, timestamps=True):
+    """Synthetic task number n of the cursor_endless modes (a pure
+    function of n, shaped like the data set's tasks)."""
+    task = dataset._one_task(random.Random(n), ENDLESS_PREFIX + str(n),
+                             dataset.TASK_TYPES[n % len(dataset.TASK_TYPES)],
+                             dataset.STATUSES[n % len(dataset.STATUSES)],
+                             False)
+    if timestamps:
+        created = ENDLESS_EPOCH - datetime.timedelta(seconds=n)
+        task["created_at"] = dataset.iso(created)
+        task["updated_at"] = dataset.iso(
+            created + datetime.timedelta(seconds=30))
+    return task
+
+
+def padded_parts(data, size):
+    """(prefix, padding length, suffix) of a JSON object reply padded to
+    size bytes with a "padding" member (huge_body, gzip_bomb)."""
+    prefix = data[:-1] + b',"padding":"'
+    suffix = b'"}'
+    return prefix, max(0, size - len(prefix) - len(suffix)), suffix
+
+
+PAD_CHUNK = b"x" * (1 << 20)
+
+
+def raw_deflate(data, final):
+    """data as raw deflate blocks ending on a byte boundary (a sync
+    flush) or, final, ending the stream.  Such pieces concatenate into
+    one valid deflate stream: none refers to the data of another."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush(zlib.Z_FINISH if final
+                                      else zlib.Z_SYNC_FLUSH)
+
+
+@functools.lru_cache(maxsize=1)
+def deflated_pad_chunk():
+    return raw_deflate(PAD_CHUNK, False)
+
+
+@functools.lru_cache(maxsize=16)
+def gzip_padded(data, size):
+    """The gzip member (RFC 1952) of padded_parts(data, size), built
+    without the uncompressed text: the padding's 1 MiB chunks are all
+    the same compressed piece."""
+    prefix, pad, suffix = padded_parts(data, size)
+    full, rest = divmod(pad, len(PAD_CHUNK))
+    parts = [b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff",
+             raw_deflate(prefix, False)]
+    crc = zlib.crc32(prefix)
+    if full:
+        parts += [deflated_pad_chunk()] * full
+        for _ in range(full):
+            crc = zlib.crc32(PAD_CHUNK, crc)
+    if rest:
+        parts.append(raw_deflate(PAD_CHUNK[:rest], False))
+        crc = zlib.crc32(PAD_CHUNK[:rest], crc)
+    parts.append(raw_deflate(suffix, True))
+    crc = zlib.crc32(suffix, crc)
+    length = len(prefix) + pad + len(suffix)
+    parts.append(struct.pack("<II", crc, length & 0xFFFFFFFF))
+    return b"".join(parts)
+
+
+def accepts_gzip(value):
+    """Whether an Accept-Encoding value allows gzip: gzip or x-gzip with
+    q > 0, or (neither named) * with q > 0.  None or "": no."""
+    named = star = None
+    for item in (value or "").split(","):
+        coding, _, params = item.partition(";")
+        coding = coding.strip().lower()
+        q = 1.0
+        for param in params.split(";"):
+            k, _, v = param.partition("=")
+            if k.strip().lower() == "q":
+                try:
+                    q = float(v.strip())
+                except ValueError:
+                    q = 0.0
+        if coding in ("gzip", "x-gzip"):
+            named = q if named is None else max(named, q)
+        elif coding == "*":
+            star = q
+    if named is not None:
+        return named > 0
+    return star is not None and star > 0
 
 
 def render_task(rec, i, bad):
@@ -1452,6 +1656,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def read_body(self):
         """Read the request body; returns bytes (b"" when none)."""
+        limit = MAX_TASKS_BODY if self.command == "PUT" and \
+            self.raw_path == "/_test/tasks" else MAX_BODY
         te = self.headers.get("Transfer-Encoding", "")
         if "chunked" in te.lower():
             chunks, size = [], 0
@@ -1464,7 +1670,7 @@ class Handler(BaseHTTPRequestHandler):
                         pass
                     break
                 size += n
-                if size > MAX_BODY:
+                if size > limit:
                     raise ApiError(413, "PayloadTooLargeError",
                                    "request body too large")
                 chunks.append(self.rfile.read(n))
@@ -1474,7 +1680,7 @@ class Handler(BaseHTTPRequestHandler):
         if not length:
             return b""
         n = int(length)
-        if n < 0 or n > MAX_BODY:
+        if n < 0 or n > limit:
             raise ApiError(413, "PayloadTooLargeError",
                            "request body too large")
         return self.rfile.read(n)
@@ -1682,11 +1888,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def api_get(self, faults):
         task_id = self.path_task_id()
+        if self.state.is_forbidden(task_id):
+            raise ApiError(403, "ForbiddenError",
+                           "Forbidden: task %s belongs to another namespace"
+                           % task_id)
         rec = self.state.get(task_id)
+        bad = faults["bad"]
+        if rec is None and bad in ENDLESS_MODES:
+            m = ENDLESS_ID.fullmatch(task_id)
+            if m and self.state.endless_served(int(m.group(1))):
+                rec = Record(endless_task(int(m.group(1)),
+                                          self.state.timestamps))
         if rec is None:
             raise not_found("Task %s not found" % task_id,
                             {"resource": "task", "id": task_id})
-        bad = faults["bad"]
         self.send_payload(render_task(rec, 0, bad), bad, faults)
 
     def api_list(self, body, faults):
@@ -1727,7 +1942,17 @@ class Handler(BaseHTTPRequestHandler):
         nxt = start + len(page)
         if bad == "duplicate_ids" and 0 < pos <= total:
             page = [recs[pos - 1]] + page
-        if bad == "cursor_loop":
+        if bad in ENDLESS_MODES:
+            first = self.state.take_endless(limit)
+            page = [Record(endless_task(n, self.state.timestamps))
+                    for n in range(first, first + limit)]
+            next_cursor = encode_cursor(pos + limit, q.fingerprint,
+                                        first + limit)
+        elif bad == "cursor_cycle":
+            odd_page = (pos // limit) % 2 == 0
+            next_cursor = encode_cursor(limit if odd_page else 2 * limit,
+                                        q.fingerprint)
+        elif bad == "cursor_loop":
             next_cursor = encode_cursor(min(limit, total), q.fingerprint)
         elif nxt < total:
             next_cursor = encode_cursor(nxt, q.fingerprint)
@@ -1736,11 +1961,13 @@ class Handler(BaseHTTPRequestHandler):
         pag = {"total": None, "page": None, "page_size": None,
                "total_pages": None, "next_page": None,
                "previous_page": None, "next_cursor": next_cursor}
-        if include_total:
+        if include_total and bad != "cursor_endless_nototal":
             if tid_fault == "total_off":
                 total += 1
+            if bad == "total_huge":
+                total = HUGE_TOTAL
             pag.update(total=total, page=pos // limit + 1, page_size=limit,
-                       total_pages=math.ceil(total / limit))
+                       total_pages=-(-total // limit))
         text = '{"results":[' + ",".join(
             render_task(r, i, bad) for i, r in enumerate(page)) + \
             '],"pagination":' + dumps(pag) + "}"
@@ -1748,7 +1975,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_payload(self, text, bad, faults):
         data = text.encode()
-        if bad == "huge_body":
+        if bad == "gzip_bomb" and \
+                accepts_gzip(self.headers.get("Accept-Encoding")):
+            self.send_bytes(200, gzip_padded(data, faults["huge_bytes"]),
+                            headers=[("Content-Encoding", "gzip")])
+            return
+        if bad in ("huge_body", "gzip_bomb"):
             self.send_huge(data, faults["huge_bytes"])
             return
         if bad == "truncated_json":
@@ -1756,9 +1988,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_bytes(200, data)
 
     def send_huge(self, data, size):
-        prefix = data[:-1] + b',"padding":"'
-        suffix = b'"}'
-        pad = max(0, size - len(prefix) - len(suffix))
+        prefix, pad, suffix = padded_parts(data, size)
         self.note_status(200)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -1840,6 +2070,19 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, st.set_limits(cfg))
         if path == "/_test/tasks" and method == "PUT":
             task = self.json_body(body)
+            if isinstance(task, list):
+                if parse_bool(self.params, "exact"):
+                    raise invalid("exact=1 takes a single task object, not "
+                                  "an array", ["query", "exact"])
+                for i, t in enumerate(task):
+                    if not isinstance(t, dict) or \
+                            not isinstance(t.get("task_id"), str):
+                        raise invalid("task %d: a task object with a string "
+                                      "task_id is required" % i,
+                                      ["body", i, "task_id"])
+                added, replaced = st.put_many(task)
+                return self.send_json(200, {"added": added,
+                                            "replaced": replaced})
             if not isinstance(task, dict) or \
                     not isinstance(task.get("task_id"), str):
                 raise invalid("a task object with a string task_id is "

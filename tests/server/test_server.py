@@ -5,6 +5,7 @@ The servers run in-process on ephemeral ports; one test starts the CLI.
 """
 
 import contextlib
+import gzip
 import http.client
 import json
 import os
@@ -17,6 +18,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import zlib
 
 import pytest
 
@@ -1021,6 +1023,344 @@ def test_bad_huge_body(c):
     conn.close()
     c.faults()
     assert c.list(limit=1)["results"]
+
+
+ENDLESS_KEYS = list(DATA[0])
+
+
+def endless_n(task_id):
+    assert task_id.startswith("task_endless_"), task_id
+    return int(task_id[len("task_endless_"):])
+
+
+def test_bad_cursor_endless(c):
+    c.faults(bad="cursor_endless")
+    seen, cursors = set(), set()
+    p = c.list(limit=50, include_total=1)
+    first = endless_n(p["results"][0]["task_id"])
+    for i in range(30):        # beyond the real 24 pages of 50
+        res = p["results"]
+        assert len(res) == 50
+        ids = [t["task_id"] for t in res]
+        ns = [endless_n(tid) for tid in ids]
+        assert ns == list(range(ns[0], ns[0] + 50))
+        assert not seen & set(ids)
+        seen |= set(ids)
+        for t in res:
+            assert list(t) == ENDLESS_KEYS
+            assert t["status"] in dataset.STATUSES
+            assert t["task_type"] in dataset.TASK_TYPES
+            assert t == mixpeek_server.endless_task(endless_n(t["task_id"]))
+        assert [t["created_at"] for t in res] == \
+            sorted((t["created_at"] for t in res), reverse=True)
+        pag = p["pagination"]
+        assert pag == {"total": COUNT, "page": i + 1, "page_size": 50,
+                       "total_pages": 24, "next_page": None,
+                       "previous_page": None,
+                       "next_cursor": pag["next_cursor"]}
+        cur = pag["next_cursor"]
+        assert cur and cur not in cursors
+        cursors.add(cur)
+        p = c.list(limit=50, include_total=1, cursor=cur)
+    assert len(seen) == 1500
+    # the failed tasks of the data set: their real total, new ids again
+    p = c.list({"status": "FAILED"}, limit=5, offset=40, include_total=1)
+    n_failed = sum(t["status"] == "FAILED" for t in DATA)
+    assert p["pagination"]["total"] == n_failed
+    assert p["pagination"]["page"] == 9
+    assert endless_n(p["results"][0]["task_id"]) == first + 31 * 50
+    # the cursor is one of that query: another query refuses it
+    assert_422(c, {"status": "PENDING"}, "different query", limit=5,
+               cursor=p["pagination"]["next_cursor"])
+    # a served task can be got while the mode is on, a future one not
+    last = max(seen, key=endless_n)
+    assert c.json("GET", "/v1/tasks/" + last) == \
+        mixpeek_server.endless_task(endless_n(last))
+    c.json("GET", "/v1/tasks/task_endless_%d" % (endless_n(last) + 10 ** 6),
+           expect=404)
+    c.json("GET", "/v1/tasks/task_endless_0", expect=404)
+    # the numbers go on after a reset, and without the mode a cursor of
+    # it is a plain cursor (position 30 * 50: past the end)
+    c.json("POST", "/_test/reset", {"dataset": True, "faults": True},
+           auth=False)
+    c.json("GET", "/v1/tasks/" + last, expect=404)
+    assert c.list(limit=50, cursor=cur) == {"results": [], "pagination": {
+        "total": None, "page": None, "page_size": None,
+        "total_pages": None, "next_page": None, "previous_page": None,
+        "next_cursor": None}}
+    c.faults(bad="cursor_endless")
+    p = c.list(limit=1)
+    assert endless_n(p["results"][0]["task_id"]) > endless_n(last) + 5
+    assert p["pagination"]["total"] is None
+
+
+def test_bad_cursor_endless_without_timestamps():
+    srv, c = start(count=10, seed=1, timestamps=False)
+    try:
+        c.faults(bad="cursor_endless")
+        t = c.list(limit=1)["results"][0]
+        assert "created_at" not in t and "updated_at" not in t
+        assert list(t) == ENDLESS_KEYS[:-2]
+        assert c.list(limit=3)["results"][0]["task_id"] == "task_endless_2"
+    finally:
+        srv.stop()
+
+
+def test_bad_cursor_endless_nototal(c):
+    c.faults(bad="cursor_endless_nototal")
+    seen = set()
+    p = c.list({"task_type": "thumbnail"}, limit=100, include_total=1)
+    for _ in range(12):
+        ids = {t["task_id"] for t in p["results"]}
+        assert len(ids) == 100 and not ids & seen
+        seen |= ids
+        pag = p["pagination"]
+        assert pag["next_cursor"]
+        assert {k: v for k, v in pag.items() if k != "next_cursor"} == {
+            "total": None, "page": None, "page_size": None,
+            "total_pages": None, "next_page": None, "previous_page": None}
+        p = c.list({"task_type": "thumbnail"}, limit=100, include_total=1,
+                   cursor=pag["next_cursor"])
+    tid = min(seen, key=endless_n)
+    assert c.json("GET", "/v1/tasks/" + tid)["task_id"] == tid
+
+
+def test_bad_cursor_cycle(c):
+    c.faults(bad="cursor_cycle")
+    p = c.list(limit=10, include_total=1)
+    got, curs = [], []
+    for _ in range(7):
+        got.append([t["task_id"] for t in p["results"]])
+        curs.append(p["pagination"]["next_cursor"])
+        assert p["pagination"]["total"] == COUNT
+        p = c.list(limit=10, include_total=1, cursor=curs[-1])
+    a, b = curs[0], curs[1]
+    assert a and b and a != b
+    assert curs == [a, b, a, b, a, b, a]
+    ids = [t["task_id"] for t in ORDERED]
+    assert got == [ids[0:10], ids[10:20], ids[20:30], ids[10:20],
+                   ids[20:30], ids[10:20], ids[20:30]]
+    # the tokens are the plain cursors of positions 10 and 20
+    c.faults()
+    assert c.list(limit=10)["pagination"]["next_cursor"] == a
+    assert c.list(limit=10, cursor=a)["pagination"]["next_cursor"] == b
+    c.faults(bad="cursor_cycle")
+    # by page number: offset 20 is page 3 (A), offset 15 page 2 (B)
+    assert c.list(limit=10, offset=20)["pagination"]["next_cursor"] == a
+    assert c.list(limit=10, offset=15)["pagination"]["next_cursor"] == b
+    # more results always "follow", even with none at all
+    empty = c.list({"search": "zzzz-none"}, limit=10)
+    assert empty["results"] == [] and empty["pagination"]["next_cursor"]
+    last = c.list(limit=1000, offset=1000)
+    assert len(last["results"]) == 200 and \
+        last["pagination"]["next_cursor"]
+
+
+def test_bad_total_huge(c):
+    c.faults(bad="total_huge")
+    p = c.list(limit=7, include_total=1)
+    assert [t["task_id"] for t in p["results"]] == \
+        [t["task_id"] for t in ORDERED[:7]]
+    pag = p["pagination"]
+    assert pag["total"] == 100000000000000 == 10 ** 14
+    assert pag["total_pages"] == 14285714285715
+    assert pag["page"] == 1 and pag["page_size"] == 7
+    p2 = c.list(limit=7, include_total=1, cursor=pag["next_cursor"])
+    assert [t["task_id"] for t in p2["results"]] == \
+        [t["task_id"] for t in ORDERED[7:14]]
+    assert p2["pagination"]["page"] == 2
+    assert p2["pagination"]["total"] == 10 ** 14
+    # the real end still ends; without include_total no total
+    end = c.list(limit=1000, offset=1000, include_total=1)
+    assert len(end["results"]) == 200
+    assert end["pagination"]["next_cursor"] is None
+    assert end["pagination"]["total_pages"] == 10 ** 11
+    assert c.list(limit=3)["pagination"]["total"] is None
+    assert c.list({"status": "FAILED"}, limit=3, include_total=1)[
+        "pagination"]["total"] == 10 ** 14
+
+
+BOMB = 5 * 1024 * 1024
+
+
+def bomb_req(c, method, path, encoding):
+    hdrs = {} if encoding is None else {"Accept-Encoding": encoding}
+    return c.req(method, path, headers=hdrs)
+
+
+def test_bad_gzip_bomb(c):
+    c.faults(bad="gzip_bomb", huge_bytes=BOMB)
+    tid = DATA[3]["task_id"]
+    for method, path in (("POST", "/v1/tasks/list?limit=3"),
+                         ("GET", "/v1/tasks/" + tid)):
+        status, resp, data = bomb_req(c, method, path, "gzip")
+        assert status == 200
+        assert resp.getheader("Content-Encoding") == "gzip"
+        assert resp.getheader("Content-Type") == "application/json"
+        assert int(resp.getheader("Content-Length")) == len(data)
+        assert len(data) < BOMB // 500
+        text = zlib.decompress(data, 31)
+        assert gzip.decompress(data) == text
+        assert len(text) == BOMB
+        doc = json.loads(text)
+        assert set(doc["padding"]) == {"x"}
+        if method == "POST":
+            assert [t["task_id"] for t in doc["results"]] == \
+                [t["task_id"] for t in ORDERED[:3]]
+            assert doc["pagination"]["next_cursor"]
+        else:
+            del doc["padding"]
+            assert doc == DATA[3]
+    # what allows gzip, and what does not (then: plain, as huge_body)
+    for enc, gz in (("deflate, gzip, br, zstd", True), ("x-gzip", True),
+                    ("br, *;q=0.5", True), ("GZIP;q=0.1", True),
+                    ("gzip;q=0", False), ("*, gzip;q=0", False),
+                    ("identity", False), ("br", False), ("", False),
+                    (None, False)):
+        status, resp, data = bomb_req(c, "GET", "/v1/tasks/" + tid, enc)
+        assert status == 200
+        if gz:
+            assert resp.getheader("Content-Encoding") == "gzip", enc
+            assert len(zlib.decompress(data, 31)) == BOMB
+        else:
+            assert resp.getheader("Content-Encoding") is None, enc
+            assert len(data) == BOMB
+            assert json.loads(data)["task_id"] == tid
+    # other sizes (not a whole number of 1 MiB chunks, smaller than one)
+    for size in (3_000_001, 100_000, 10):
+        c.faults(bad="gzip_bomb", huge_bytes=size)
+        status, resp, data = bomb_req(c, "POST", "/v1/tasks/list?limit=2",
+                                      "gzip")
+        text = zlib.decompress(data, 31)
+        assert len(json.loads(text)["results"]) == 2
+        assert len(text) == size if size > 10 else len(text) > size
+    # errors are not padded
+    status, resp, data = bomb_req(c, "GET", "/v1/tasks/nope", "gzip")
+    assert status == 404 and resp.getheader("Content-Encoding") is None
+    assert json.loads(data)["error"]["type"] == "NotFoundError"
+
+
+def test_bad_gzip_bomb_default_size(c):
+    c.faults(bad="gzip_bomb")
+    t0 = time.monotonic()
+    status, resp, data = bomb_req(c, "POST", "/v1/tasks/list?limit=1",
+                                  "gzip")
+    assert time.monotonic() - t0 < 5
+    assert status == 200 and len(data) < 400_000
+    d = zlib.decompressobj(31)
+    head = d.decompress(data, 4096)
+    assert head.startswith(b'{"results":[{"task_id":"%s"'
+                           % ORDERED[0]["task_id"].encode())
+    n = len(head)
+    while not d.eof:
+        out = d.decompress(d.unconsumed_tail, 1 << 24)
+        assert out or d.eof
+        n += len(out)
+    assert n == 200 * 1024 * 1024 and not d.unused_data
+
+
+def test_forbid_ids(c):
+    cfg = c.json("GET", "/_test/faults", auth=False)
+    assert cfg["forbid_ids"] is None
+    tid = DATA[0]["task_id"]
+    forbid = [tid, "task/evil", "task_not_there"]
+    assert c.faults(forbid_ids=forbid)["forbid_ids"] == forbid
+    for task_id, path in ((tid, tid), ("task/evil", "task%2Fevil"),
+                          ("task_not_there", "task_not_there")):
+        for hdrs in ({}, {"X-Namespace": "ns_other"}):
+            env = c.json("GET", "/v1/tasks/" + path, expect=403,
+                         headers=hdrs)
+            assert env == {"success": False, "status": 403, "error": {
+                "message": "Forbidden: task %s belongs to another namespace"
+                % task_id, "type": "ForbiddenError", "details": None}}
+    c.json("GET", "/v1/tasks/" + tid, expect=401, auth=False)
+    assert c.json("GET", "/v1/tasks/" + DATA[1]["task_id"]) == DATA[1]
+    assert tid in c.list_all()
+    assert tid in [t["task_id"] for t in c.list(limit=1000)["results"]]
+    assert c.json("DELETE", "/v1/tasks/task_not_there")["success"] is True
+    # before any bad mode
+    c.faults(forbid_ids=[tid], bad="gzip_bomb", huge_bytes=100_000)
+    status, resp, data = c.req("GET", "/v1/tasks/" + tid,
+                               headers={"Accept-Encoding": "gzip"})
+    assert status == 403 and resp.getheader("Content-Encoding") is None
+    assert json.loads(data)["error"]["type"] == "ForbiddenError"
+    for bad in ("x", [1], {"a": "b"}, ["ok", None], True):
+        env = c.json("POST", "/_test/faults", {"forbid_ids": bad},
+                     auth=False, expect=422)
+        assert "forbid_ids" in env["error"]["message"]
+        assert env["error"]["details"]["validation_errors"][0][
+            "location"] == ["body", "forbid_ids"]
+    assert c.json("GET", "/_test/faults", auth=False)["forbid_ids"] == [tid]
+    assert c.faults(forbid_ids=[])["forbid_ids"] == []
+    assert c.json("GET", "/v1/tasks/" + tid)["task_id"] == tid
+    c.faults(forbid_ids=[tid])
+    c.faults()
+    assert c.json("GET", "/v1/tasks/" + tid)["task_id"] == tid
+
+
+def test_bulk_put_tasks(fresh):
+    c = fresh
+    n = 60_000
+    tasks = [{"task_id": "task_bulk_%05d" % i,
+              "task_type": "thumbnail", "status": "STATUS_%05d" % i,
+              "created_at": "2020-01-01T00:00:00Z"} for i in range(n)]
+    t0 = time.monotonic()
+    got = c.json("PUT", "/_test/tasks", tasks, auth=False, timeout=60)
+    assert got == {"added": n, "replaced": 0}
+    page = c.list(limit=1000, offset=200, include_total=1)
+    assert time.monotonic() - t0 < 10
+    assert page["pagination"]["total"] == 200 + n
+    assert page["results"] == tasks[:1000]
+    statuses = {t["status"] for t in c.list(
+        {"task_type": "thumbnail"}, limit=1000, offset=10000)["results"]}
+    assert len(statuses) == 1000
+    assert c.list({"filters": {"status": "STATUS_54321"}}, limit=5)[
+        "results"] == [tasks[54321]]
+    assert c.json("GET", "/v1/tasks/task_bulk_59999") == tasks[-1]
+    # replace two, add one; a repeated id counts as replaced the 2nd time
+    more = [dict(tasks[1], status="FAILED"), dict(tasks[2], status="X"),
+            {"task_id": "task_bulk_new"}, {"task_id": "task_bulk_new",
+                                           "status": "PENDING"}]
+    assert c.json("PUT", "/_test/tasks", more, auth=False) == \
+        {"added": 1, "replaced": 3}
+    assert c.json("GET", "/v1/tasks/task_bulk_00001")["status"] == "FAILED"
+    assert c.json("GET", "/v1/tasks/task_bulk_new") == more[3]
+    assert c.list(limit=1, include_total=1)["pagination"]["total"] == \
+        200 + n + 1
+    assert c.json("PUT", "/_test/tasks", [], auth=False) == \
+        {"added": 0, "replaced": 0}
+    # a bad element: 422 naming its index, nothing changes
+    for body, idx in (([{"task_id": "task_bulk_a"}, {"x": 1}], 1),
+                      ([5], 0), ([{"task_id": "task_bulk_a"},
+                                  {"task_id": "task_bulk_b"},
+                                  {"task_id": 7}], 2)):
+        env = c.json("PUT", "/_test/tasks", body, auth=False, expect=422)
+        assert env["error"]["message"].startswith("task %d: " % idx)
+        assert env["error"]["details"]["validation_errors"][0][
+            "location"] == ["body", idx, "task_id"]
+    c.json("GET", "/v1/tasks/task_bulk_a", expect=404)
+    env = c.json("PUT", "/_test/tasks?exact=1", [{"task_id": "task_bulk_a"}],
+                 auth=False, expect=422)
+    assert "exact" in env["error"]["message"]
+    # the single-object form is unchanged
+    assert c.json("PUT", "/_test/tasks", {"task_id": "task_bulk_a"},
+                  auth=False, expect=201) == {"task_id": "task_bulk_a"}
+    c.json("PUT", "/_test/tasks", {"task_id": "task_bulk_a"}, auth=False)
+
+
+def test_bulk_put_body_limit(fresh):
+    c = fresh
+    big = [{"task_id": "task_big_%d" % i, "blob": "y" * 1000}
+           for i in range(20_000)]      # about 20 MB: over 16 MiB
+    assert c.json("PUT", "/_test/tasks", big, auth=False, timeout=60) == \
+        {"added": 20_000, "replaced": 0}
+    # announced sizes over the limits: 413 before any body byte is read
+    for path, size in (("/_test/faults", 17 << 20),
+                       ("/_test/tasks", 257 << 20)):
+        with socket.create_connection(("127.0.0.1", c.port), 10) as s:
+            s.sendall(b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d"
+                      b"\r\n\r\n" % (path.encode(), size))
+            assert s.recv(100).startswith(b"HTTP/1.1 413 ")
 
 
 # ----------------------------------------------------------- rate limits

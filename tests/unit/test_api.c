@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "api.h"
+#include "../../src/api_i.h"
 #include "check.h"
 #include "http.h"
 
@@ -74,11 +75,31 @@ static void test_escape(void)
 	free(e);
 }
 
+/* What ends a listing that would never end. */
+static void test_guard(void)
+{
+	struct guard g;
+
+	api_init(100, 8);
+	guard_init(&g, 1000); /* a tenth more: 1100 */
+	CHECK(guard_count(&g, 1100) == 0 && guard_count(&g, 1101) == -EIO);
+	CHECK(guard_cursor(&g, "A") == 0 && guard_cursor(&g, "B") == 0);
+	CHECK(guard_cursor(&g, "A") == -EIO); /* A, B, A */
+	guard_release(&g);
+	guard_init(&g, 50); /* small: a page more */
+	CHECK(guard_count(&g, 150) == 0 && guard_count(&g, 151) == -EIO);
+	guard_release(&g);
+	guard_init(&g, -1); /* no total: no bound here (the store's) */
+	CHECK(guard_count(&g, 1L << 40) == 0);
+	guard_release(&g);
+}
+
 int main(void)
 {
 	test_escape();
 	test_paths();
 	test_plan();
 	test_errno();
+	test_guard();
 	return check_done();
 }

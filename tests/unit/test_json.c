@@ -35,6 +35,21 @@ static void test_page(void)
 	CHECK_STR(pg.tasks[1]->status, ""); /* wrong type: kept, empty */
 	page_release(&pg);
 
+	/* a key twice at the top, or a NUL in the id: skipped */
+	{
+		static const char twice[] =
+			"{\"results\":[{\"task_id\":\"a\",\"status\":\"X\","
+			"\"status\":\"Y\"},{\"task_id\":\"b\\u0000c\"},"
+			"{\"task_id\":\"d\",\"o\":{\"k\":1,\"k\":2}}]}";
+		struct task *t;
+
+		CHECK(json_parse_page(twice, strlen(twice), &pg) == 0);
+		CHECK(pg.n == 1 && pg.skipped == 2);
+		CHECK(pg.n == 1 && !strcmp(pg.tasks[0]->id, "d"));
+		page_release(&pg);
+		CHECK(json_parse_task("{\"task_id\":\"a\",\"task_id\":\"b\"}",
+				      32, &t) == -EIO);
+	}
 	CHECK(json_parse_page("<html>", 6, &pg) == -EIO);
 	CHECK(json_parse_page("{\"results\":{}}", 14, &pg) == -EIO);
 	CHECK(json_parse_page("{\"results\":[", 12, &pg) == -EIO);

@@ -25,6 +25,20 @@ static void test_escape(void)
 	free(raw);
 	tree_name_escape("..", out);
 	CHECK_STR(out, "%2E%2E");
+	/* the names of the hidden files: their dot escaped */
+	tree_name_escape(".wait", out);
+	CHECK_STR(out, "%2Ewait");
+	CHECK(tree_name_unescape(out, &raw) == 0);
+	CHECK_STR(raw, ".wait");
+	free(raw);
+	tree_name_escape(".jsonl", out);
+	CHECK_STR(out, "%2Ejsonl");
+	tree_name_escape(".tsv", out);
+	CHECK_STR(out, "%2Etsv");
+	tree_name_escape(".refresh", out);
+	CHECK_STR(out, "%2Erefresh");
+	tree_name_escape(".other", out);
+	CHECK_STR(out, ".other");
 	CHECK(tree_name_unescape("%2", &raw) == -EINVAL);
 	CHECK(tree_name_unescape("%zz", &raw) == -EINVAL);
 	CHECK(tree_name_unescape("a%00b", &raw) == -EINVAL);

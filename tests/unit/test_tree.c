@@ -168,10 +168,59 @@ static void test_nul_strings(void)
 	tnode_free(root);
 }
 
+/*
+ * An object of many keys: indexed, a repeated key shows its first value,
+ * nulls are not shown, and every key is found (and listed) once.
+ */
+static void test_many_keys(void)
+{
+	struct buf doc = BUF_INIT(1 << 20);
+	const struct tnode *c, *dup;
+	char name[TREE_NAME_MAX + 1];
+	struct tnode *root;
+	int i, shown = 0, found = 0;
+
+	buf_addch(&doc, '{');
+	for (i = 0; i < 2000; i++)
+		buf_printf(&doc, "%s\"k%d\":%d", i ? "," : "", 1999 - i, i);
+	buf_addstr(&doc, ",\"k7\":\"again\",\"gone\":null,\"a/b\":1}");
+	CHECK(json_to_tree(buf_str(&doc), doc.len, &root) == 0);
+	if (!root)
+		return;
+	CHECK(root->idx && root->nidx == 2001);
+	for (c = tnode_next_shown(root, NULL); c; c = tnode_next_shown(root, c))
+		shown++;
+	CHECK(shown == 2001); /* not the second k7, not the null */
+	for (i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), "k%d", i);
+		c = tnode_find(root, name);
+		found += c && c->type == TN_NUMBER && atoi(c->text) == 1999 - i;
+	}
+	CHECK(found == 2000);
+	dup = tnode_find(root, "k7");
+	CHECK(dup && dup->type == TN_NUMBER); /* the first k7 */
+	CHECK(!tnode_find(root, "gone"));
+	CHECK(tnode_find(root, "a%2Fb") && !tnode_find(root, "a/b"));
+	CHECK(!tnode_find(root, "k2000"));
+	tnode_free(root);
+	/* a small object: not indexed, the repeat hidden all the same */
+	CHECK(json_to_tree("{\"a\":1,\"b\":2,\"a\":3}", 19, &root) == 0);
+	CHECK(root && !root->idx);
+	c = root ? tnode_find(root, "a") : NULL;
+	CHECK(c && !strcmp(c->text, "1"));
+	for (shown = 0, c = root ? tnode_next_shown(root, NULL) : NULL; c;
+	     c = tnode_next_shown(root, c))
+		shown++;
+	CHECK(shown == 2);
+	tnode_free(root);
+	buf_release(&doc);
+}
+
 int main(void)
 {
 	test_mapping();
 	test_numbers();
 	test_nul_strings();
+	test_many_keys();
 	return check_done();
 }
