@@ -381,13 +381,30 @@ out_body:
 	return res < 0 ? res : 0;
 }
 
+/*
+ * Whether id can be one segment of a request path: not empty, ".", ".."
+ * or holding a "/", which a server or a curl version would resolve or
+ * split, whatever the escaping (curl 8.14 resolves %2E%2E).
+ */
+static bool one_segment(const char *id)
+{
+	return *id && strcmp(id, ".") && strcmp(id, "..") && !strchr(id, '/');
+}
+
 int api_get_task(const char *id, struct task **out)
 {
 	struct buf path = BUF_INIT(65536);
 	struct http_response resp;
-	char *e = http_escape(id);
+	char *e;
 	int res;
 
+	if (!one_segment(id)) {
+		/* no such path can name it: found only by its listings */
+		log_debug("task id '%s' is not one path segment: not asked for",
+			  id);
+		return -ENOENT;
+	}
+	e = http_escape(id);
 	if (!e)
 		return -ENOMEM;
 	res = buf_printf(&path, "/v1/tasks/%s", e);

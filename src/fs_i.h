@@ -136,6 +136,12 @@ struct fs {
 	 */
 	bool dirops_due;
 	bool dirops_hook; /* session.c's writev hook is installed */
+	/*
+	 * atomic: the kernel refused to forget a name it caches as absent
+	 * (Linux 6.19 to 7.1 at least): absent names are kept NEG_KEEP_BROKEN
+	 * seconds at most from then on (kcache.c: neg_keep)
+	 */
+	bool neg_broken;
 	uid_t uid;
 	gid_t gid;
 	time_t started;
@@ -343,6 +349,9 @@ void push_add(struct fs *fs, struct node *n);
 void neg_add(struct fs *fs, struct node *parent, const char *name);
 /* Have the helper drop the names not found in parent (NULL: anywhere). */
 void neg_due(struct fs *fs, const struct node *parent);
+/* How long the kernel may keep a name absent that keep (ttl) would say. */
+#define NEG_KEEP_BROKEN 1.0
+double neg_keep(struct fs *fs, double keep);
 /* Wait until the helper has done the work queued so far (bounded). */
 void notifier_flush(struct fs *fs);
 /* Drop the kernel's caches of tasks ids[0..n) and free the ids. */

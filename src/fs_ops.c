@@ -67,6 +67,8 @@ static int op_lookup(struct fop *f)
 	/* absent for as long as what says so is fresh */
 	e.attr_timeout = e.entry_timeout = keep_for(fs, parent);
 	if (res == -ENOENT) {
+		e.attr_timeout = e.entry_timeout = neg_keep(fs,
+							    e.entry_timeout);
 		/* before the reply: after it the parent may be forgotten */
 		neg_add(fs, parent, name);
 		fop_reply_entry(f, &e); /* cached as absent for ttl */

@@ -130,6 +130,29 @@ void neg_due(struct fs *fs, const struct node *parent)
 	neg_due_if(fs, same_node, parent);
 }
 
+/*
+ * The kernel kept a name absent that it was told to forget: Linux 6.19 to
+ * 7.1 at least fail so for a cached absent name (LKML, 2026-05-30). From
+ * now on, absent names are kept briefly instead of for the ttl.
+ */
+static void neg_refused(struct fs *fs)
+{
+	if (__atomic_exchange_n(&fs->neg_broken, true, __ATOMIC_RELAXED))
+		return;
+	log_warn("the kernel did not forget a name it caches as absent "
+		 "(Linux 6.19 and later): absent names are kept for %.0f s "
+		 "from now on, not for the ttl",
+		 NEG_KEEP_BROKEN);
+}
+
+double neg_keep(struct fs *fs, double keep)
+{
+	return __atomic_load_n(&fs->neg_broken, __ATOMIC_RELAXED) &&
+			keep > NEG_KEEP_BROKEN ?
+		NEG_KEEP_BROKEN :
+		keep;
+}
+
 /* Drop the kernel's entries for the names marked due. Lock held. */
 static void neg_drop_locked(struct fs *fs)
 {
@@ -144,10 +167,13 @@ static void neg_drop_locked(struct fs *fs)
 		memset(&nt->negs[i], 0, sizeof(nt->negs[i]));
 		nt->ndue--;
 		pthread_mutex_unlock(&nt->lock);
-		fuse_lowlevel_notify_inval_entry(fs->se,
-						 node_ino(&fs->nodes,
-							  ng.parent),
-						 ng.name, strlen(ng.name));
+		if (fuse_lowlevel_notify_inval_entry(fs->se,
+						     node_ino(&fs->nodes,
+							      ng.parent),
+						     ng.name,
+						     strlen(ng.name)) ==
+		    -ENOENT)
+			neg_refused(fs);
 		node_forget(&fs->nodes, ng.parent, 1);
 		free(ng.name);
 		pthread_mutex_lock(&nt->lock);

@@ -51,6 +51,8 @@
 #define WAIT_POLL_MIN 1.0    /* seconds between polls, first */
 #define WAIT_POLL_MAX 30.0   /* ... and at most */
 #define WAIT_KEPT_MAX 100000 /* reads kept at once; more get EAGAIN */
+/* Quarters of the kernel's request timeout a read of .wait may take. */
+#define WAIT_KERNEL_SHARE 3
 /*
  * A READ that fails makes the kernel send it once more at once (the page
  * cache's readahead failed: it reads the page itself): that one gets the
@@ -676,15 +678,54 @@ void wait_read(struct fs *fs, fuse_req_t req, struct node *n, size_t size,
 	reply_done(done); /* w is not ours once armed */
 }
 
+/*
+ * The kernel's limit on a FUSE request's answer (Linux 6.14 and later:
+ * fs.fuse.default_request_timeout for mounts that set none, capped by
+ * fs.fuse.max_request_timeout), in seconds; 0: none. A READ of .wait kept
+ * past it would make the kernel abort the whole mount.
+ */
+static long kernel_request_timeout(void)
+{
+	static const char *const files[] = {
+		"/proc/sys/fs/fuse/default_request_timeout",
+		"/proc/sys/fs/fuse/max_request_timeout",
+	};
+	long limit = 0, v;
+	size_t i;
+	FILE *f;
+
+	for (i = 0; i < sizeof(files) / sizeof(*files); i++) {
+		f = fopen(files[i], "re");
+		if (!f)
+			continue;
+		if (fscanf(f, "%ld", &v) == 1 && v > 0 && (!limit || v < limit))
+			limit = v;
+		fclose(f);
+	}
+	return limit;
+}
+
 int wait_start(struct fs *fs)
 {
 	struct waits *ws = calloc(1, sizeof(*ws));
 	pthread_condattr_t ca;
+	long kernel;
 
 	if (!ws)
 		return -ENOMEM;
 	ws->timeout = fs->opts->timeout;
 	ws->wait_max = fs->opts->wait_max;
+	kernel = kernel_request_timeout();
+	if (kernel && kernel * WAIT_KERNEL_SHARE / 4 < ws->wait_max) {
+		/* answered before the kernel gives up on the mount */
+		ws->wait_max = kernel * WAIT_KERNEL_SHARE / 4 > 1 ?
+			kernel * WAIT_KERNEL_SHARE / 4 :
+			1;
+		log_info("the kernel aborts a FUSE request unanswered for %ld "
+			 "s: a read of .wait ends with ETIMEDOUT after %.0f s "
+			 "(read it again to wait on)",
+			 kernel, ws->wait_max);
+	}
 	ws->interval = WAIT_POLL_MIN;
 	ws->batch = fs->opts->page_size ? fs->opts->page_size : 100;
 	pthread_mutex_init(&ws->lock, NULL);
