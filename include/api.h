@@ -47,6 +47,12 @@ int api_get_task(const char *id, struct task **out);
 int api_get_tasks(char *const *ids, size_t n, api_sink sink, void *ctx);
 
 /*
+ * How many tasks q lists, from the total of one list request of one
+ * task; -EIO when the answer has no total. Blocks on HTTP.
+ */
+int api_count(const struct list_body *q, long *count);
+
+/*
  * Check that the API answers and accepts the key: one list request for
  * a single task (blocks on HTTP). On failure msg says why, for the
  * terminal.

@@ -45,7 +45,7 @@ int json_parse_task(const char *body, size_t len, struct task **out);
 int json_to_tree(const char *json, size_t len, struct tnode **root);
 
 /*
- * Append json pretty-printed (cJSON_Print's layout) and a newline to out,
+ * Append json pretty-printed (jq's layout) and a newline to out,
  * without parsing it: every token is copied as written, so numbers and
  * escapes stay the API's. json is JSON cJSON took (a task's bytes are);
  * -EIO when it is not even balanced, with part of it appended.

@@ -36,6 +36,8 @@ struct listing {
  */
 #define LISTING_IDS_SHARE 8
 #define LISTING_IDS_MIN ((size_t)1 << 20)
+/* How often a listing that moves while it is paged is listed (store.c). */
+#define LISTING_TRIES 3
 
 /*
  * A listing of the n NUL-separated ids in ids (which is emptied), later

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * log: one sink for every message. stderr in the foreground, syslog once
- * the daemon is in the background. Messages never carry the API key, and
+ * log: one sink for every message. stderr in the foreground, syslog (or
+ * a file where there is none) once the daemon is in the background. Messages never carry the API key, and
  * each is one line: control bytes in it are escaped (text.h).
  * Thread-safe; never blocks but on the write itself.
  */
@@ -18,8 +18,14 @@
 
 void log_set_debug(bool on);
 bool log_debugging(void);
-/* Route further messages to syslog (after daemonizing). */
-void log_use_syslog(void);
+/*
+ * Before going to the background: decide where messages will go (syslog
+ * when there is one, /dev/log; else ${XDG_STATE_HOME:-~/.local/state}/
+ * mixpeekfs.log, opened now) and say so on stderr. After it, with
+ * log_background_start: route further messages there. Before threads.
+ */
+void log_background_prepare(void);
+void log_background_start(void);
 
 void log_msg(int prio, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

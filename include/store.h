@@ -42,6 +42,8 @@ struct store_source {
 	int (*get_task)(const char *id, struct task **out);
 	/* as api_get_tasks: many in one request (NULL: GET each) */
 	int (*get_tasks)(char *const *ids, size_t n, api_sink sink, void *ctx);
+	/* as api_count: how many tasks q lists (NULL: none known) */
+	int (*count)(const struct list_body *q, long *count);
 };
 
 /*
@@ -67,6 +69,13 @@ int store_listing(const struct list_body *q, long limit, struct listing **out);
  * Never blocks on HTTP. */
 int store_listing_peek(const struct list_body *q, long limit,
 		       struct listing **out);
+/*
+ * How many tasks the folder of q (cut at limit > 0) holds: its cached
+ * listing's, when fresh; else one request for the total, kept for the
+ * ttl. -EINPROGRESS where it would fetch with sched_ctx()->nofetch set;
+ * otherwise may block on HTTP.
+ */
+int store_count(const struct list_body *q, long limit, long *n);
 /* Whether l is within the ttl and no refresh was forced since. */
 bool listing_fresh(const struct listing *l);
 /* Force the next store_listing for q to fetch (a cached listing stays

@@ -145,6 +145,7 @@ static int list_forward(const char *body, struct page *first, long limit,
 			struct delivery *d)
 {
 	struct plan p;
+	bool moved = false;
 	size_t n, i;
 	int res;
 
@@ -159,7 +160,20 @@ static int list_forward(const char *body, struct page *first, long limit,
 			break;
 		plan_add(&p, body, off);
 	}
-	res = api_fetch_window(p.bodies, p.offsets, p.n, false, p.pages);
+	/* the last page's total says whether the folder moved meanwhile */
+	res = api_fetch_window(p.bodies, p.offsets, p.n, WINDOW_TOTAL_LAST,
+			       p.pages);
+	/*
+	 * Tasks that left or joined while the pages were fetched shift the
+	 * offsets: a task that stayed may be skipped or shown twice. All is
+	 * delivered, then -ESTALE says so (the caller may list it again).
+	 */
+	moved = !res && p.n && p.pages[p.n - 1].total >= 0 &&
+		p.pages[p.n - 1].total != first->total;
+	if (moved)
+		log_debug("POST /v1/tasks/list: the total went from %ld to %ld "
+			  "while the pages were fetched",
+			  first->total, p.pages[p.n - 1].total);
 	for (i = 0; i < p.n && !res; i++) {
 		res = deliver(d, &p.pages[i]);
 		if (!res && i + 1 < p.n && !api_last_page(&p.pages[i]) &&
@@ -178,7 +192,7 @@ static int list_forward(const char *body, struct page *first, long limit,
 		res = follow_cursor(body, first, d);
 out:
 	plan_release(&p);
-	return res;
+	return !res && moved ? -ESTALE : res;
 }
 
 /* The most tasks one offset window holds: offsets 0 to the cap. */
@@ -236,7 +250,8 @@ static int list_two_ended(const struct list_body *q, long total,
 		plan_add(&p, buf_str(&ba), off);
 	for (off = 0; off < nb; off += api_page_size)
 		plan_add(&p, buf_str(&bb), off);
-	res = api_fetch_window(p.bodies, p.offsets, p.n, false, p.pages);
+	res = api_fetch_window(p.bodies, p.offsets, p.n, WINDOW_TOTAL_NONE,
+			       p.pages);
 	if (res)
 		goto out;
 	if (!pages_sorted(p.pages, npa, 1) ||
@@ -275,12 +290,19 @@ static int list_two_ended(const struct list_body *q, long total,
 				 "total in the middle of a deep listing",
 				 middle - sent);
 	}
-	/* the far end, from the smallest id up */
-	for (i = p.n; i-- > npa && !res;)
-		for (j = p.pages[i].n; j-- > 0 && !res;) {
+	/*
+	 * The far end, from the smallest id up: of its last page only the
+	 * nb it is to cover, the rest being the front's or the middle's
+	 */
+	for (i = p.n; i-- > npa && !res;) {
+		long want = nb - p.offsets[i];
+
+		j = want < (long)p.pages[i].n ? (size_t)want : p.pages[i].n;
+		while (j-- > 0 && !res) {
 			res = d->sink(d->ctx, p.pages[i].tasks[j]);
 			d->seen++;
 		}
+	}
 out:
 	plan_release(&p);
 out_bodies:
@@ -306,7 +328,8 @@ int api_list(const struct list_body *q, long limit, api_sink sink, void *ctx)
 	/* a listing cut at limit (at most 1000) takes one request */
 	if (limit > 0 && limit <= 1000)
 		first_limit = (unsigned)limit;
-	res = api_fetch_page(buf_str(&body), first_limit, 0, NULL, true,
+	/* the total only where it is used: a listing cut at limit has none */
+	res = api_fetch_page(buf_str(&body), first_limit, 0, NULL, limit <= 0,
 			     &first);
 	if (res)
 		goto out_body;
@@ -391,6 +414,27 @@ static bool one_segment(const char *id)
 	return *id && strcmp(id, ".") && strcmp(id, "..") && !strchr(id, '/');
 }
 
+int api_count(const struct list_body *q, long *count)
+{
+	struct buf body = BUF_INIT(1 << 20);
+	struct page pg;
+	int res = json_list_body(q, &body);
+
+	if (!res)
+		res = api_fetch_page(buf_str(&body), 1, 0, NULL, true, &pg);
+	buf_release(&body);
+	if (res)
+		return res;
+	*count = pg.total;
+	page_release(&pg);
+	if (*count >= 0)
+		return 0;
+	log_once(LOG_WARNING,
+		 "POST /v1/tasks/list: the answer has no total: "
+		 "no count");
+	return -EIO;
+}
+
 int api_get_task(const char *id, struct task **out)
 {
 	struct buf path = BUF_INIT(65536);
@@ -437,6 +481,9 @@ int api_probe(char *msg, size_t size)
 
 	res = sched_request("POST", "/v1/tasks/list?limit=1", "{}", NULL,
 			    json_whole_object, &resp);
+	log_debug("POST /v1/tasks/list?limit=1 {} (the probe): status %ld, "
+		  "%zu bytes, %u attempts",
+		  resp.status, resp.body.len, resp.attempts);
 	json_error_message(buf_str(&resp.body), resp.body.len, detail,
 			   sizeof(detail));
 	if (res == -EACCES)

@@ -42,12 +42,13 @@ int api_fetch_page(const char *body, unsigned limit, long offset,
 
 /*
  * Fetch page i of bodies[i] at offsets[i] (page_size tasks), for i in
- * [0, n), up to max_connections at once; each asks for the total when
- * total is set. 0, or the error of the first page (in index order) that
- * failed; after a failure no new request starts.
+ * [0, n), up to max_connections at once; every page, the last one or none
+ * asks for the total (WINDOW_TOTAL_*). 0, or the error of the first page
+ * (in index order) that failed; after a failure no new request starts.
  */
+enum window_total { WINDOW_TOTAL_NONE, WINDOW_TOTAL_ALL, WINDOW_TOTAL_LAST };
 int api_fetch_window(const char *const *bodies, const long *offsets, size_t n,
-		     bool total, struct page *pages);
+		     enum window_total total, struct page *pages);
 
 /*
  * A listing in task_id order fetched as ranges of task_id at once (see

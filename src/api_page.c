@@ -157,9 +157,9 @@ struct window {
 	struct page *pages;
 	int *errs;
 	size_t n;
-	bool total;  /* ask each page for the total */
-	size_t next; /* protected by lock */
-	int failed;  /* protected by lock */
+	enum window_total total; /* which pages ask for the total */
+	size_t next;		 /* protected by lock */
+	int failed;		 /* protected by lock */
 };
 
 static void *window_worker(void *arg)
@@ -175,9 +175,13 @@ static void *window_worker(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		if (i >= w->n)
 			return NULL;
-		w->errs[i] = api_fetch_page(w->bodies[i], api_page_size,
-					    w->offsets[i], NULL, w->total,
-					    &w->pages[i]);
+		w->errs[i] =
+			api_fetch_page(w->bodies[i], api_page_size,
+				       w->offsets[i], NULL,
+				       w->total == WINDOW_TOTAL_ALL ||
+					       (w->total == WINDOW_TOTAL_LAST &&
+						i + 1 == w->n),
+				       &w->pages[i]);
 		if (w->errs[i]) {
 			pthread_mutex_lock(&w->lock);
 			w->failed = 1;
@@ -187,7 +191,7 @@ static void *window_worker(void *arg)
 }
 
 int api_fetch_window(const char *const *bodies, const long *offsets, size_t n,
-		     bool total, struct page *pages)
+		     enum window_total total, struct page *pages)
 {
 	struct window w = { .ctx = *sched_ctx(),
 			    .bodies = bodies,

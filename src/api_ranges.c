@@ -207,7 +207,9 @@ static int batch_fetch(struct batch *b, struct ranges *rs, bool total)
 	int res;
 
 	rs->requests += (long)b->n;
-	res = api_fetch_window(b->body_ptrs, b->offsets, b->n, total, b->pages);
+	res = api_fetch_window(b->body_ptrs, b->offsets, b->n,
+			       total ? WINDOW_TOTAL_ALL : WINDOW_TOTAL_NONE,
+			       b->pages);
 	if (res == -EINVAL || res == -ENOENT) {
 		log_warn("POST /v1/tasks/list: the API refused a task_id "
 			 "range; paging by cursor instead");

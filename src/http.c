@@ -108,6 +108,11 @@ int http_parse_base(const char *url, struct http_base *out, char *err,
 	memset(out, 0, sizeof(*out));
 	if (!u)
 		return -ENOMEM;
+	if (!strstr(url, "://")) {
+		/* 127.0.0.1:8080 reads as scheme "127.0.0.1": say what it is */
+		snprintf(err, size, "url must start with https:// or http://");
+		goto out;
+	}
 	uc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
 	if (uc) {
 		/* never echo the text: it may hold a password */

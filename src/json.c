@@ -19,6 +19,7 @@
 #include "json.h"
 #include "json_i.h"
 #include "log.h"
+#include "names.h"
 
 /*
  * A page makes thousands of small cJSON nodes that all go together: while
@@ -85,9 +86,90 @@ void json_init(void)
 	cJSON_InitHooks(&hooks);
 }
 
+/* The code unit of the 4 hex digits at p (p + 4 <= end), or -1. */
+static long hex4(const char *p, const char *end)
+{
+	long v = 0;
+	int i, d;
+
+	if (end - p < 4)
+		return -1;
+	for (i = 0; i < 4; i++) {
+		d = tree_hexval(p[i]);
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/*
+ * cJSON (1.7.15) refuses a lone UTF-16 surrogate escape ("\ud800"), which
+ * JSON's grammar and the published schema allow. A copy of text with
+ * each one written \ufffd (the same length: every offset holds), or NULL
+ * when there is none (or no memory).
+ */
+static char *mend_surrogates(const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+	bool in_string = false;
+	char *copy = NULL;
+	long u, next;
+
+	for (; p < end; p++) {
+		if (*p == '"') {
+			in_string = !in_string;
+			continue;
+		}
+		if (!in_string || *p != '\\' || p + 1 >= end)
+			continue;
+		if (p[1] != 'u') {
+			p++; /* any other escape: its two bytes */
+			continue;
+		}
+		u = hex4(p + 2, end);
+		if (u >= 0xd800 && u <= 0xdbff && end - p >= 12 &&
+		    p[6] == '\\' && p[7] == 'u' &&
+		    (next = hex4(p + 8, end)) >= 0xdc00 && next <= 0xdfff) {
+			p += 11; /* a pair */
+			continue;
+		}
+		if (u < 0xd800 || u > 0xdfff) {
+			p += 5;
+			continue;
+		}
+		if (!copy) {
+			copy = malloc(len);
+			if (!copy)
+				return NULL;
+			memcpy(copy, text, len);
+		}
+		memcpy(copy + (p - text) + 2, "fffd", 4);
+		p += 5;
+	}
+	return copy;
+}
+
+/* cJSON's parse of [text, text + len), lone surrogates mended; *end (if
+ * not NULL) is where it stopped, in text. */
+static cJSON *parse_end(const char *text, size_t len, const char **end)
+{
+	cJSON *r = cJSON_ParseWithLengthOpts(text, len, end, 0);
+	const char *stop = NULL;
+	char *copy;
+
+	if (r || !(copy = mend_surrogates(text, len)))
+		return r;
+	r = cJSON_ParseWithLengthOpts(copy, len, &stop, 0);
+	if (r && end)
+		*end = text + (stop - copy);
+	free(copy);
+	return r;
+}
+
 static cJSON *parse(const char *body, size_t len)
 {
-	return cJSON_ParseWithLengthOpts(body, len, NULL, 0);
+	return parse_end(body, len, NULL);
 }
 
 void page_release(struct page *p)
@@ -282,9 +364,17 @@ static bool id_holds_nul(const char *raw, size_t len)
 	const char *end = raw + len, *p = member_start(raw, end, "task_id");
 	const char *e = p ? json_string_end(p, end) : NULL;
 
-	for (; e && p < e; p++)
-		if (!*p || (p + 6 <= e && !strncasecmp(p, "\\u0000", 6)))
+	for (; e && p < e; p++) {
+		if (!*p)
 			return true;
+		if (*p != '\\' || p + 1 >= e)
+			continue;
+		/* cJSON reads a \u whose four digits are 0000, or are not
+		 * all hex, as a NUL */
+		if (p[1] == 'u' && hex4(p + 2, e) <= 0)
+			return true;
+		p++; /* the escaped byte: an escaped backslash is no escape */
+	}
 	return false;
 }
 
@@ -658,7 +748,7 @@ int json_to_tree(const char *json, size_t len, struct tnode **root)
 	int res = -EIO;
 
 	arena_on = true; /* the cJSON tree lives only in here */
-	r = cJSON_ParseWithLengthOpts(json, len, &w.end, 0);
+	r = parse_end(json, len, &w.end);
 	if (r) {
 		nodes = tree_count(r);
 		/*

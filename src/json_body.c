@@ -29,12 +29,19 @@ int json_quote(const char *s, struct buf *out)
 	return res;
 }
 
+/*
+ * A condition; its value goes as the very JSON text query.c made of it
+ * (checked here), so that a number keeps its digits: through a double,
+ * 9007199254740993 would become 9.00719925474099e+15.
+ */
 static cJSON *cond_json(const struct json_cond *c)
 {
 	cJSON *o = cJSON_CreateObject(),
-	      *v = cJSON_ParseWithLengthOpts(c->value, strlen(c->value), NULL,
-					     0);
+	      *check = cJSON_ParseWithLengthOpts(c->value, strlen(c->value),
+						 NULL, 0),
+	      *v = check ? cJSON_CreateRaw(c->value) : NULL;
 
+	cJSON_Delete(check);
 	if (!o || !v || !cJSON_AddStringToObject(o, "field", c->field) ||
 	    !cJSON_AddStringToObject(o, "operator", c->op)) {
 		cJSON_Delete(o);

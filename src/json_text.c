@@ -102,17 +102,19 @@ size_t json_unit_len(const char *p, const char *q)
 	return p[1] == 'u' && q - p >= 6 ? 6 : 2;
 }
 
-/* n tabs. */
-static int add_tabs(struct buf *out, size_t n)
+/* A new line, then two spaces a level for depth levels (jq's layout). */
+static int add_indent(struct buf *out, size_t depth)
 {
-	static const char tabs[] = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t";
-	int res = 0;
+	static const char spaces[] = "                                ";
+	int res = buf_addch(out, '\n');
 
-	while (n && !res) {
-		size_t k = n < sizeof(tabs) - 1 ? n : sizeof(tabs) - 1;
+	depth *= 2;
+	while (depth && !res) {
+		size_t k = depth < sizeof(spaces) - 1 ? depth :
+							sizeof(spaces) - 1;
 
-		res = buf_add(out, tabs, k);
-		n -= k;
+		res = buf_add(out, spaces, k);
+		depth -= k;
 	}
 	return res;
 }
@@ -163,15 +165,13 @@ static int add_string(struct buf *out, const char *p, const char *e)
 }
 
 /*
- * cJSON_Print's layout (a tab a level, an object's members one a line,
- * an array on one line), but each token copied as the API wrote it.
+ * jq's layout (two spaces a level, a member or an element a line, "key":
+ * value, {} and [] when empty), each token copied as the API wrote it.
  */
 int json_pretty(const char *json, size_t len, struct buf *out)
 {
-	const char *end = json + len, *p = json_doc_start(json, end), *e;
-	char open[CJSON_NESTING_LIMIT]; /* '{' or '[' of each open level */
+	const char *end = json + len, *p = json_doc_start(json, end), *e, *n;
 	size_t depth = 0;
-	char prev = 0;
 	int res;
 
 	do {
@@ -180,40 +180,37 @@ int json_pretty(const char *json, size_t len, struct buf *out)
 			return -EIO;
 		e = p + 1;
 		if (*p == '{' || *p == '[') {
-			if (depth == sizeof(open))
+			n = json_skip_ws(e, end);
+			if (n < end && *n == (*p == '{' ? '}' : ']')) {
+				/* empty: as one token */
+				res = buf_addstr(out, *p == '{' ? "{}" : "[]");
+				e = n + 1;
+			} else if (depth == CJSON_NESTING_LIMIT) {
 				return -EIO;
-			open[depth++] = *p;
-			res = buf_addstr(out, *p == '{' ? "{\n" : "[");
+			} else {
+				res = buf_addch(out, *p);
+				res = res ? res : add_indent(out, ++depth);
+			}
 		} else if (strchr("}],:", *p) && !depth) {
 			return -EIO;
-		} else if (*p == '}') {
-			res = prev == '{' ? 0 : buf_addch(out, '\n');
-			res = res ? res : add_tabs(out, --depth);
-			res = res ? res : buf_addch(out, '}');
-		} else if (*p == ']') {
-			depth--;
-			res = buf_addch(out, ']');
-		} else if (*p == ',' && open[depth - 1] == '{') {
-			res = buf_addstr(out, ",\n");
-			res = res ? res : add_tabs(out, depth);
+		} else if (*p == '}' || *p == ']') {
+			res = add_indent(out, --depth);
+			res = res ? res : buf_addch(out, *p);
 		} else if (*p == ',') {
-			res = buf_addstr(out, ", ");
+			res = buf_addch(out, ',');
+			res = res ? res : add_indent(out, depth);
 		} else if (*p == ':') {
-			res = buf_addstr(out, ":\t");
+			res = buf_addstr(out, ": ");
 		} else {
 			e = *p == '"' ? json_string_end(p, end) :
 					json_token_end(p, end);
 			if (!e)
 				return -EIO;
-			res = prev == '{' ? add_tabs(out, depth) : 0;
-			if (!res && *p == '"')
-				res = add_string(out, p, e);
-			else if (!res)
-				res = buf_add(out, p, (size_t)(e - p));
+			res = *p == '"' ? add_string(out, p, e) :
+					  buf_add(out, p, (size_t)(e - p));
 		}
 		if (res)
 			return res;
-		prev = *p;
 		p = e;
 	} while (depth);
 	return buf_addch(out, '\n');

@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: MIT
-/* log: stderr or syslog, with a level prefix; thread-safe (one write). */
+/* log: stderr, syslog or a file, with a level prefix; thread-safe. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "text.h"
@@ -79,10 +85,68 @@ static bool repeated(const char *line)
 	return seen;
 }
 
-void log_use_syslog(void)
+/* Where messages go in the background: log_background_prepare's. */
+static int bg_fd = -1;
+static bool bg_syslog;
+
+/* ${XDG_STATE_HOME:-$HOME/.local/state}/mixpeekfs.log, its folders made. */
+static int state_file(char *path, size_t size)
 {
-	openlog("mixpeekfs", LOG_PID, LOG_DAEMON);
-	to_syslog = true;
+	const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	int n;
+
+	if (state && state[0] == '/') {
+		n = snprintf(path, size, "%s/mixpeekfs.log", state);
+	} else if (home && home[0] == '/') {
+		n = snprintf(path, size, "%s/.local", home);
+		if (n > 0 && (size_t)n < size)
+			mkdir(path, 0700);
+		n = snprintf(path, size, "%s/.local/state", home);
+		if (n > 0 && (size_t)n < size)
+			mkdir(path, 0700);
+		n = snprintf(path, size, "%s/.local/state/mixpeekfs.log", home);
+	} else {
+		return -ENOENT;
+	}
+	return n > 0 && (size_t)n < size ? 0 : -ENAMETOOLONG;
+}
+
+void log_background_prepare(void)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	bg_syslog = !stat("/dev/log", &sb) && S_ISSOCK(sb.st_mode);
+	if (bg_syslog) {
+		log_info("in the background from now on; messages go to "
+			 "syslog (journalctl -t mixpeekfs)");
+		return;
+	}
+	if (!state_file(path, sizeof(path)))
+		bg_fd = open(path,
+			     O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
+				     O_CLOEXEC,
+			     0600);
+	if (bg_fd >= 0)
+		log_info("in the background from now on; there is no syslog "
+			 "here (no /dev/log): messages go to %s",
+			 path);
+	else
+		log_warn("in the background from now on; there is no syslog "
+			 "here (no /dev/log) and no log file: messages are "
+			 "lost (run with -f to see them)");
+}
+
+void log_background_start(void)
+{
+	if (bg_syslog) {
+		openlog("mixpeekfs", LOG_PID, LOG_DAEMON);
+		to_syslog = true;
+	} else if (bg_fd >= 0) {
+		dup2(bg_fd, STDERR_FILENO);
+		close(bg_fd);
+		bg_fd = -1;
+	}
 }
 
 static const char *prio_name(int prio)

@@ -469,6 +469,27 @@ double keep_for(struct fs *fs, const struct node *n)
 }
 
 /* The raw value behind an escaped group entry name, malloc'd. */
+/*
+ * No such status or type: most likely a typo (by-status/FAILD). Say so,
+ * once a ttl, with the values there are (names[0..n)).
+ */
+static void no_such_value(enum store_values which, const char *name,
+			  char **names, size_t n)
+{
+	struct buf known = BUF_INIT(1 << 16);
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (names[i] &&
+		    buf_printf(&known, "%s%s", known.len ? ", " : "", names[i]))
+			break;
+	log_once(LOG_WARNING, "no task has %s '%s'; the %s known: %s",
+		 which == STORE_STATUSES ? "status" : "task type", name,
+		 which == STORE_STATUSES ? "statuses" : "task types",
+		 buf_str(&known));
+	buf_release(&known);
+}
+
 static int group_value(const struct node *group, const char *name, char **value)
 {
 	char esc[TREE_NAME_MAX + 1], **names;
@@ -487,6 +508,8 @@ static int group_value(const struct node *group, const char *name, char **value)
 			res = 0;
 		}
 	}
+	if (res == -ENOENT)
+		no_such_value(group->group, name, names, n);
 	store_values_free(names, n);
 	return res;
 }
@@ -650,14 +673,37 @@ static const char *const xattr_names[] = { XATTR_PREFIX "task_id",
 					   XATTR_PREFIX "status" };
 #define XATTR_COUNT (sizeof(xattr_names) / sizeof(*xattr_names))
 
+/* A listing folder's: how many tasks it holds (xattr_count). */
+#define XATTR_COUNT_NAME XATTR_PREFIX "count"
+
 int xattr_list(const struct node *n, struct buf *out)
 {
 	size_t i;
 	int res = 0;
 
+	if (n->kind == NK_LISTING)
+		return buf_add(out, XATTR_COUNT_NAME, sizeof(XATTR_COUNT_NAME));
 	for (i = 0; node_task(n) && i < XATTR_COUNT && !res; i++)
 		res = buf_add(out, xattr_names[i], strlen(xattr_names[i]) + 1);
 	return res;
+}
+
+/*
+ * How many tasks listing folder n holds: its fresh listing's count, or
+ * the API's total for one request of one task (store_count), never a
+ * listing: a watch of the counts of every status folder is cheap.
+ */
+static int xattr_count(const struct node *n, struct buf *out)
+{
+	struct lquery lq;
+	long count;
+	int res = lquery_get(n, &lq);
+
+	if (res)
+		return res;
+	res = store_count(&lq.b, lq.q.limit, &count);
+	lquery_release(&lq);
+	return res ? res : buf_printf(out, "%ld", count);
 }
 
 int xattr_get(struct fs *fs, struct node *n, const char *name, struct buf *out)
@@ -670,6 +716,9 @@ int xattr_get(struct fs *fs, struct node *n, const char *name, struct buf *out)
 	(void)fs;
 	if (strncmp(name, "user.", 5))
 		return -EOPNOTSUPP;
+	if (n->kind == NK_LISTING)
+		return strcmp(name, XATTR_COUNT_NAME) ? -ENODATA :
+							xattr_count(n, out);
 	for (i = 0; i < XATTR_COUNT && strcmp(name, xattr_names[i]); i++)
 		;
 	if (!tn || i == XATTR_COUNT)

@@ -362,6 +362,13 @@ int opts_validate(struct options *o, char *err, size_t size)
 	    check_text("key_file", o->key_file, err, size) ||
 	    check_text("source", o->source, err, size))
 		return -EINVAL;
+	if (o->namespace && !*o->namespace) {
+		/* an empty X-Namespace header is not "no namespace" */
+		snprintf(err, size,
+			 "namespace must not be empty (leave the "
+			 "option out for the key's default)");
+		return -EINVAL;
+	}
 	res = pick_url(o, err, size);
 	if (res)
 		return res;

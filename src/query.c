@@ -7,6 +7,7 @@
  * in double quotes, which always means a string.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,8 +75,13 @@ static bool is_number(const char *s)
 	return !*p;
 }
 
-/* Append the JSON for one decoded value: typed, or a string if forced. */
-static int typed_value(const char *v, bool force_string, struct buf *out)
+/*
+ * Append the JSON for one decoded value: typed, or a string if forced. A
+ * number goes as written (9007199254740993 stays exact); one no double
+ * can hold (1e400) is -EINVAL, as the API could not read it either.
+ */
+static int typed_value(const char *v, bool force_string, struct buf *out,
+		       char *err, size_t size)
 {
 	size_t len = strlen(v);
 
@@ -85,6 +91,10 @@ static int typed_value(const char *v, bool force_string, struct buf *out)
 
 		free(inner);
 		return res;
+	}
+	if (!force_string && is_number(v) && isinf(strtod(v, NULL))) {
+		snprintf(err, size, "the number %s is too large for JSON", v);
+		return -EINVAL;
 	}
 	if (!force_string &&
 	    (is_number(v) || !strcmp(v, "true") || !strcmp(v, "false") ||
@@ -114,7 +124,7 @@ static int value_json(const char *op, const char *s, size_t len, char **out,
 				comma = end;
 			res = decode(p, (size_t)(comma - p), &v, err, size);
 			if (!res)
-				res = typed_value(v, false, &b);
+				res = typed_value(v, false, &b, err, size);
 			free(v);
 			v = NULL;
 			if (res || comma == end)
@@ -138,7 +148,7 @@ static int value_json(const char *op, const char *s, size_t len, char **out,
 			res = buf_addstr(&b, v);
 		}
 	} else {
-		res = typed_value(v, text, &b);
+		res = typed_value(v, text, &b, err, size);
 	}
 	free(v);
 out:

@@ -29,12 +29,19 @@ __attribute__((format(printf, 2, 0))) static void fuse_log_to_ours(
 	enum fuse_log_level level, const char *fmt, va_list ap)
 {
 	static const char unknown[] = "fuse: unknown option(s): `";
+	static const char bad_mnt[] = "fuse: bad mount point `";
 	/* libfuse writes some lines in pieces: one line per thread */
 	static _Thread_local char line[512];
 	static _Thread_local size_t len;
 	char shown[512];
 	char *opt;
 
+	/*
+	 * libfuse's debug lines (-d) trace each FUSE request; -d means the
+	 * HTTP requests here (the man page), and those lines are not ours.
+	 */
+	if (level == FUSE_LOG_DEBUG)
+		return;
 	vsnprintf(line + len, sizeof(line) - len, fmt, ap);
 	len = strlen(line);
 	if (len < sizeof(line) - 1 && (!len || line[len - 1] != '\n'))
@@ -42,6 +49,18 @@ __attribute__((format(printf, 2, 0))) static void fuse_log_to_ours(
 	if (len && line[len - 1] == '\n')
 		line[len - 1] = '\0';
 	len = 0;
+	if (!strncmp(line, bad_mnt, sizeof(bad_mnt) - 1)) {
+		/* "fuse: bad mount point `/x': No such file or directory" */
+		char *q;
+
+		opt = line + sizeof(bad_mnt) - 1;
+		q = strstr(opt, "': ");
+		if (q) /* the closing quote goes */
+			memmove(q, q + 1, strlen(q + 1) + 1);
+		text_escape(shown, sizeof(shown), opt, strlen(opt));
+		fprintf(stderr, "mixpeekfs: mountpoint %s\n", shown);
+		return;
+	}
 	if (strncmp(line, unknown, sizeof(unknown) - 1)) {
 		log_msg((int)level, "%s", line);
 		return;
@@ -248,10 +267,12 @@ int fs_mount(struct fs *fs)
 
 int fs_daemonize(struct fs *fs)
 {
+	if (!fs->cmd.foreground)
+		log_background_prepare();
 	if (fuse_daemonize(fs->cmd.foreground))
 		return -EIO;
 	if (!fs->cmd.foreground)
-		log_use_syslog();
+		log_background_start();
 	return 0;
 }
 

@@ -7,6 +7,7 @@
  * types seen. One mutex guards all of it; none is held across a fetch.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -65,6 +66,12 @@ static struct {
 	unsigned loads;		     /* protected by lock: load threads */
 	struct store_mem_hooks mem;  /* protected by lock */
 	struct missing_set missing;  /* protected by lock */
+	/*
+	 * Listed tasks whose GET said 404 while the list still had them
+	 * (gone from the API's fast tier): asked for by list at once from
+	 * then on. The same kind of bounded set; protected by lock.
+	 */
+	struct missing_set by_list;
 } st = { .lock = PTHREAD_MUTEX_INITIALIZER,
 	 .loaded = PTHREAD_COND_INITIALIZER };
 
@@ -75,7 +82,7 @@ int store_init(unsigned ttl, unsigned ttl_terminal, size_t cache_size,
 	       const struct store_source *src)
 {
 	static const struct store_source api = { api_list, api_get_task,
-						 api_get_tasks };
+						 api_get_tasks, api_count };
 
 	st.src = src ? *src : api;
 	/* a wait for a load ends when its reader gives up (sched_cancel) */
@@ -101,6 +108,7 @@ void store_cleanup(void)
 	drop_locked(t);
 	taskmap_release(&st.tasks);
 	missing_clear(&st.missing);
+	missing_clear(&st.by_list);
 	HASH_ITER(hh, st.listings, le, ltmp)
 	lentry_free_locked(le);
 	memset(&st.mem, 0, sizeof(st.mem));
@@ -377,7 +385,23 @@ static int fetch_listing(const struct list_body *q, long limit,
 		LISTING_IDS_MIN;
 	struct builder b = { BUF_INIT(ids_max), 0, 0 };
 	time_t start = time(NULL);
-	int res = st.src.list(q, limit, builder_sink, &b);
+	int res, tries = 0;
+
+	/* -ESTALE: the folder moved while it was paged; list it again */
+	while ((res = st.src.list(q, limit, builder_sink, &b)) == -ESTALE &&
+	       ++tries < LISTING_TRIES) {
+		buf_release(&b.blob);
+		b = (struct builder){ BUF_INIT(ids_max), 0, 0 };
+		start = time(NULL);
+	}
+	if (res == -ESTALE) {
+		/* the last one, all of it, is what there is */
+		log_warn("a listing kept moving while it was paged (%d tries): "
+			 "a task may be missing or shown once more until the "
+			 "next refresh",
+			 LISTING_TRIES);
+		res = 0;
+	}
 
 	if (res == -EFBIG) {
 		log_err("a listing of more than %zu tasks (%zu bytes of ids, "
@@ -633,11 +657,77 @@ int store_listing_peek(const struct list_body *q, long limit,
 	return listing_get(q, limit, out, false);
 }
 
+int store_count(const struct list_body *q, long limit, long *n)
+{
+	struct buf key = BUF_INIT(1 << 20);
+	struct listing *l;
+	bool fresh;
+	int res;
+
+	if (!store_listing_peek(q, limit, &l)) {
+		fresh = listing_fresh(l);
+		if (fresh)
+			*n = (long)l->n;
+		listing_unref(l);
+		if (fresh)
+			return 0;
+	}
+	res = store_key(q, limit, &key);
+	if (res || counts_get(buf_str(&key), st.ttl, n))
+		goto out;
+	if (sched_ctx()->nofetch)
+		res = -EINPROGRESS; /* a thread that may wait will ask */
+	else
+		res = st.src.count ? st.src.count(q, n) : -ENODATA;
+	if (!res) {
+		if (limit > 0 && *n > limit)
+			*n = limit;
+		counts_put(buf_str(&key), *n);
+	}
+out:
+	buf_release(&key);
+	return res;
+}
+
+/* The one task the list request for id finds (no ingest), or -ENOENT. */
+struct one {
+	const char *id;
+	struct task *t;
+};
+
+static int one_sink(void *ctx, struct task *t)
+{
+	struct one *o = ctx;
+
+	if (!o->t && !strcmp(t->id, o->id))
+		o->t = task_ref(t); /* borrowed: its own reference */
+	return 0;
+}
+
+static int task_by_list(const char *id, struct task **out)
+{
+	char *ids[1] = { (char *)id };
+	struct one o = { id, NULL };
+	int res;
+
+	if (!st.src.get_tasks)
+		return -ENOENT;
+	res = st.src.get_tasks(ids, 1, one_sink, &o);
+	if (!res && !o.t)
+		res = -ENOENT;
+	if (res) {
+		task_unref(o.t);
+		return res;
+	}
+	*out = o.t;
+	return 0;
+}
 /* ---- single tasks ---- */
 
 static int task_get(const char *id, bool force, bool by_hand, struct task **out)
 {
 	struct task *stale = NULL, *t;
+	bool by_list;
 	int res;
 
 	if (by_hand)
@@ -665,7 +755,26 @@ static int task_get(const char *id, bool force, bool by_hand, struct task **out)
 	}
 	stats_add(STATS_TASK_MISSES, 1);
 
-	res = st.src.get_task(id, &t);
+	pthread_mutex_lock(&st.lock);
+	by_list = missing_has(&st.by_list, id, UINT_MAX);
+	pthread_mutex_unlock(&st.lock);
+	res = by_list ? -ENOENT : st.src.get_task(id, &t);
+	if (res == -ENOENT && (stale || by_list)) {
+		/*
+		 * A task listed before may be gone from the API's fast tier
+		 * (Mixpeek: after about 24 h): GET says 404 while the list
+		 * still has it. Ask the list before calling it gone.
+		 */
+		res = task_by_list(id, &t);
+		if (!res && !by_list) {
+			pthread_mutex_lock(&st.lock);
+			missing_add(&st.by_list, id);
+			pthread_mutex_unlock(&st.lock);
+			log_debug("task %s: GET says 404, the list has it: "
+				  "asked for by list from now on",
+				  id);
+		}
+	}
 	if (!res) {
 		pthread_mutex_lock(&st.lock);
 		res = ingest_locked(t);
@@ -875,6 +984,7 @@ void store_expire_all(void)
 	DL_FOREACH_SAFE(st.lru, t, ttmp)
 	__atomic_store_n(&t->fetched, 0, __ATOMIC_RELAXED);
 	missing_clear(&st.missing);
+	counts_clear();
 	asked_by_hand();
 	pthread_mutex_unlock(&st.lock);
 }

@@ -57,6 +57,12 @@ void missing_drop(struct missing_set *s, const char *id);
 bool missing_has(const struct missing_set *s, const char *id, unsigned ttl);
 void missing_clear(struct missing_set *s);
 
+/* store_counts.c: folder counts by store_key, kept for a ttl. */
+#define COUNTS_MAX 1024
+bool counts_get(const char *key, unsigned ttl, long *n);
+void counts_put(const char *key, long n);
+void counts_clear(void);
+
 /*
  * The most statuses, and task types, kept (the published ones count): a
  * server that sends a new one on every task makes no endless folder.

@@ -71,6 +71,12 @@ static char *full_escape(const char *raw)
 		strcpy(s, "%2E%2E");
 		return s;
 	}
+	if (!strcmp(raw, ".jsonl") || !strcmp(raw, ".tsv") ||
+	    !strcmp(raw, ".refresh") || !strcmp(raw, ".wait")) {
+		/* the hidden files' names: the dot escaped */
+		snprintf(s, 3 * len + 8, "%%2E%s", raw + 1);
+		return s;
+	}
 	for (p = raw; *p; p++) {
 		if (*p == '%') {
 			memcpy(s + o, "%25", 3);

@@ -87,11 +87,22 @@ static void check_task(const struct task *t, const struct tnode *item)
 }
 
 /* Would json_parse_page keep this result? */
+/*
+ * Whether a result makes a record: an object with a non-empty task_id
+ * that holds no NUL, and no member named twice at its top (json.c).
+ */
 static bool usable(const struct tnode *item)
 {
-	const char *id = str_text(fuzz_member(item, "task_id"));
+	const struct tnode *id = fuzz_member(item, "task_id"), *a, *b;
 
-	return item->type == TN_OBJECT && id && *id;
+	if (item->type != TN_OBJECT || !str_text(id) || !*id->text ||
+	    strlen(id->text) != id->len)
+		return false;
+	for (a = item->child; a; a = a->next)
+		for (b = a->next; b; b = b->next)
+			if (!strcmp(a->key, b->key))
+				return false;
+	return true;
 }
 
 static void check_page(const char *body, size_t len)

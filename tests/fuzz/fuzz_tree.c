@@ -35,6 +35,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(pretty.len > 0 && pretty.data[pretty.len - 1] == '\n');
 	FUZZ_CHECK(json_to_tree(pretty.data, pretty.len, &again) == 0);
 	FUZZ_CHECK(fuzz_tree_equal(root, again));
+	/* and pretty-printing it again changes nothing (jq's layout) */
+	{
+		struct buf twice = BUF_INIT((size_t)1 << 30);
+
+		FUZZ_CHECK(json_pretty(pretty.data, pretty.len, &twice) == 0);
+		FUZZ_CHECK(twice.len == pretty.len &&
+			   !memcmp(twice.data, pretty.data, pretty.len));
+		buf_release(&twice);
+	}
 
 	tnode_free(again);
 	again = NULL;

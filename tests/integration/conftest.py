@@ -74,6 +74,10 @@ def workdir():
 
 
 def _start_server(workdir, name, **kw):
+    """A test server; with the project's extra keys (description and
+    times) unless told otherwise: most tests search and sort by them.
+    test_published.py checks the published shape, the server's default."""
+    kw.setdefault("extra_keys", True)
     return mfs.Server(os.path.join(workdir, name), **kw)
 
 

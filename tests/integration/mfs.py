@@ -369,10 +369,15 @@ class Server(object):
     no limit) and ratelimit_headers=False are its --rate-per-minute,
     --burst, --max-in-flight and --no-ratelimit-headers: Mixpeek's rate
     limits (see "Rate limits" in mixpeek_server.py); limits() changes
-    them while it runs, reset(limits=True) restores these."""
+    them while it runs, reset(limits=True) restores these.
+
+    Its tasks have the seven keys of the published schema; extra_keys
+    adds the project's description, created_at and updated_at
+    (--extra-keys), which most tests' data sets have."""
 
     def __init__(self, workdir, count, seed, latency_ms=None, weird=False,
-                 no_timestamps=False, key=DEFAULT_KEY, port=0,
+                 no_timestamps=False, extra_keys=False, key=DEFAULT_KEY,
+                 port=0,
                  tls_cert=None, tls_key=None, tls_max=None,
                  rate_per_minute=None, burst=None, max_in_flight=None,
                  ratelimit_headers=True):
@@ -392,6 +397,8 @@ class Server(object):
             cmd += ["--latency-ms", str(latency_ms)]
         if weird:
             cmd.append("--weird")
+        if extra_keys:
+            cmd.append("--extra-keys")
         if no_timestamps:
             cmd.append("--no-timestamps")
         if rate_per_minute is not None:
@@ -517,6 +524,16 @@ class Server(object):
             status, data if not isinstance(data, bytes) else data[:500])
         return data
 
+    def put_exact(self, text):
+        """PUT one task as this very text (?exact=1: served byte for byte,
+        so its numbers and escapes keep their spelling)."""
+        req = urllib.request.Request(
+            self.url + "/_test/tasks?exact=1", data=text.encode(),
+            method="PUT", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30,
+                                    context=self._ctx) as resp:
+            assert resp.status in (200, 201), resp.status
+
     def faults(self, **cfg):
         return self.ctl("POST", "/_test/faults", cfg)
 
@@ -550,8 +567,9 @@ class Mount(object):
 
     def __init__(self, mountpoint, url, key=DEFAULT_KEY, page_size=100,
                  ttl=600, extra_opts=(), key_in_env=True, stderr_path=None,
-                 env_extra=None, cwd=None, preexec_fn=None):
-        """env_extra: variables to set for the daemon only."""
+                 env_extra=None, cwd=None, preexec_fn=None, extra_args=()):
+        """env_extra: variables to set for the daemon only; extra_args:
+        more command line arguments (before the mountpoint)."""
         self.path = mountpoint
         os.makedirs(mountpoint, exist_ok=True)
         self.stderr_path = stderr_path or (mountpoint.rstrip("/") +
@@ -562,7 +580,8 @@ class Mount(object):
         if ttl is not None:
             opts.append("ttl=%d" % ttl)
         opts.extend(extra_opts)
-        self.cmd = [mixpeekfs_bin(), "-f", "-o", ",".join(opts), mountpoint]
+        self.cmd = [mixpeekfs_bin(), "-f"] + list(extra_args) + \
+            ["-o", ",".join(opts), mountpoint]
         env = dict(os.environ)
         env.pop("MIXPEEK_API_KEY", None)
         if key_in_env and key is not None:

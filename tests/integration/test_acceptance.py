@@ -10,7 +10,8 @@ import mfs
 
 @pytest.fixture(scope="module")
 def server5k(fuse_ok, workdir):
-    srv = mfs.Server(os.path.join(workdir, "srv-5k"), count=5000, seed=5)
+    srv = mfs.Server(os.path.join(workdir, "srv-5k"), count=5000, seed=5,
+                     extra_keys=True)
     yield srv
     srv.stop()
 

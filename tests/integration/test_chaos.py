@@ -68,7 +68,8 @@ def chaos_server(fuse_ok, workdir):
     # 429s then come with tokens left, refusals for concurrency (without
     # headers, a 429 cannot be told from the rate's: see test_limits.py)
     srv = mfs.Server(os.path.join(workdir, "srv-chaos"), count=COUNT,
-                     seed=SEED, rate_per_minute=600000, burst=100000)
+                     seed=SEED, rate_per_minute=600000, burst=100000,
+                     extra_keys=True)
     yield srv
     srv.stop()
 

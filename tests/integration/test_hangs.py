@@ -232,7 +232,7 @@ def test_server_killed_and_restarted(fuse_ok, workdir, mounter):
     quickly, cached folders and their files are still served; once a
     server listens on the same port again, everything lists."""
     base = os.path.join(workdir, "srv-kill-%d" % id(mounter))
-    srv = mfs.Server(base + "-a", count=300, seed=31)
+    srv = mfs.Server(base + "-a", count=300, seed=31, extra_keys=True)
     srv2 = None
     try:
         tasks = srv.dataset()
@@ -269,7 +269,8 @@ def test_server_killed_and_restarted(fuse_ok, workdir, mounter):
         assert m.proc.poll() is None, m.stderr()
 
         # Back on the same port (same data).
-        srv2 = mfs.Server(base + "-b", count=300, seed=31, port=port)
+        srv2 = mfs.Server(base + "-b", count=300, seed=31, port=port,
+                          extra_keys=True)
         assert srv2.port == port
         thumbs = ids_where(tasks, task_type="thumbnail")
         e, took = timed_errno(os.listdir, m.p("by-type", "thumbnail"))

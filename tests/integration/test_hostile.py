@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
@@ -82,6 +81,8 @@ class Peak(object):
         else:
             assert peak < self.limit_mb * 1024, \
                 "peak RSS %d kB; bound %d MB" % (peak, self.limit_mb)
+        print("peak RSS %.1f MB (bound %d MB)" % (peak / 1024.0,
+                                                  self.limit_mb))
         return peak
 
 
@@ -90,15 +91,6 @@ def fails_with(cmd, cwd, errtext, timeout=120):
     assert r.returncode != 0, "%s succeeded: %s" % (cmd, r.out[:300])
     assert errtext in r.err, r.err
     return r
-
-
-def put_exact(srv, text):
-    """PUT one task as this very text (mfs.http would re-encode it)."""
-    req = urllib.request.Request(
-        srv.url + "/_test/tasks?exact=1", data=text.encode(), method="PUT",
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        assert resp.status in (200, 201), resp.status
 
 
 def cpu_seconds(m):
@@ -274,7 +266,7 @@ def test_tasks_that_say_two_things_are_skipped(hostile, mounter,
         '"additional_data": {}, "error": null}',
     ]
     for t in texts:
-        put_exact(hostile, t)
+        hostile.put_exact(t)
     m = mounter(hostile, page_size=None, ttl=600)
     r = mfs.sh("ls -U by-status/FAILED", m.path)
     expected = sorted(mfs.escape_name(t["task_id"]) for t in main_tasks

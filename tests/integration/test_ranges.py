@@ -26,7 +26,7 @@ PAGE = 1000
 def deep_server(fuse_ok, workdir):
     import os
     srv = mfs.Server(os.path.join(workdir, "srv-ranges"), count=COUNT,
-                     seed=SEED)
+                     seed=SEED, extra_keys=True)
     yield srv
     srv.stop()
 

@@ -321,9 +321,11 @@ def tls(fuse_ok, workdir):
     t.server = mfs.Server(os.path.join(d, "srv"), count=TLS_COUNT,
                           seed=TLS_SEED, key=KEY, tls_cert=t.cert,
                           tls_key=t.key)
-    t.failed = n_failed(t.server.dataset())
-    yield t
-    t.server.stop()
+    try:  # a set-up that fails must not leave the server running
+        t.failed = n_failed(t.server.dataset())
+        yield t
+    finally:
+        t.server.stop()
 
 
 def test_f3_https_proxy_sees_only_connect(tls, mounter):

@@ -338,6 +338,17 @@ def _one_task(rng, task_id, task_type, status, timestamps):
     return task
 
 
+# The keys of a task in Mixpeek's published schema (TaskResponse); the
+# others (description, created_at, updated_at) are this project's extras.
+PUBLISHED_KEYS = ("task_id", "task_type", "status", "inputs", "outputs",
+                  "additional_data", "error")
+
+
+def published(task):
+    """task with only the published keys, in their order."""
+    return {k: task[k] for k in PUBLISHED_KEYS if k in task}
+
+
 def generate(count, seed, timestamps=True):
     """Return ``count`` realistic tasks, deterministic in ``seed``."""
     rng = random.Random(seed)

@@ -12,7 +12,7 @@ CLI
 
     mixpeek_server.py [--count N] [--seed S] [--host H] [--port P]
                       [--port-file PATH] [--latency-ms MS] [--weird]
-                      [--no-timestamps] [--verbose]
+                      [--extra-keys] [--no-timestamps] [--verbose]
                       [--tls-cert FILE --tls-key FILE [--tls-max VERSION]]
                       [--rate-per-minute N [--burst B]]
                       [--max-in-flight C] [--no-ratelimit-headers]
@@ -27,7 +27,12 @@ CLI
 --weird          also serve dataset.weird_tasks() (ids "task/evil", "..",
                  a 300-byte id; additional_data keys "", ".", "..", "a/b",
                  "a%2Fb" and a 300-byte key)
---no-timestamps  generate tasks without created_at/updated_at
+--extra-keys     serve the project's extra keys too (description,
+                 created_at, updated_at); by default each task has only
+                 the seven keys of Mixpeek's published schema (task_id,
+                 task_type, status, inputs, outputs, additional_data,
+                 error), as the real API sends them
+--no-timestamps  with --extra-keys: without created_at/updated_at
 --verbose        log every request to stderr (default: quiet)
 --tls-cert FILE  serve HTTPS (every path, /_test/ too) with this PEM
 --tls-key FILE   certificate and its key instead of plain HTTP; the TLS
@@ -116,7 +121,9 @@ are 422 ``ValidationError`` with ``details.validation_errors`` =
     ``filters``: a LogicalOperator.
       * ``AND`` (all hold), ``OR`` (at least one holds), ``NOT`` (every
         member is false: NOT[a,b] = not a and not b).  Each takes an
-        array or a single object.  Empty or null arrays are ignored.
+        array (a single object is 422, as the published schema has
+        it: schema.py checks every list request against the schema
+        after the checks here).  Empty or null arrays are ignored.
         Several keys in one object are ANDed.
       * Any other key is shorthand for an ``eq`` condition:
         ``{"additional_data.bucket_id": "bkt_media"}``.
@@ -169,7 +176,8 @@ are 422 ``ValidationError`` with ``details.validation_errors`` =
     The id is percent-decoded from a single path segment: ids containing
     "/" must be sent as %2F, ".." as %2E%2E (a raw "/" gives a 404).
     200 with the task, or 404 NotFoundError (403 ForbiddenError for an
-    id of the ``forbid_ids`` fault).
+    id of the ``forbid_ids`` fault; 404 for one of ``expired_ids``,
+    which the list still returns).
 
 ``DELETE /v1/tasks/{task_id}``
     Always 200 ``{"message": "Successfully deleted", "success": true}``
@@ -192,8 +200,10 @@ GET  /_test/stats    ``{"requests": {"list","get","delete","other",
                      handled at once, counted with or without a cap)
 GET  /_test/log      the last 20000 /v1 requests, oldest first:
                      ``{"method","path","query","body","status",
-                     "namespace","time","limited"}`` (path without query
-                     string; body is the parsed JSON or null; status is
+                     "namespace","content_type","time","limited"}`` (path
+                     without query string; body is the parsed JSON or
+                     null; content_type the request's header or null;
+                     status is
                      null for a request held by the hang fault; time is
                      the server's time.time() when the reply was sent
                      (set with status, null while there is none);
@@ -276,6 +286,18 @@ Faults (apply to /v1 only)
                 request without a valid key still gets its 401 first)
                 and X-Namespace; before any ``bad`` mode.  List and
                 DELETE requests are unaffected
+``expired_ids`` (null) a list of task id strings: GET /v1/tasks/{id} of
+                one of them answers 404 NotFoundError, while list
+                requests still return it, as Mixpeek's docs say of a
+                task that left the fast tier (after about 24 h)
+``move_after_first_page`` (null) {"status": S, "to": T, "count": N}:
+                once, right after making the first page (offset 0, no
+                cursor) of a list request for status S (the body's
+                status field), the first N tasks of that answer's order
+                move to status T (as POST /_test/tasks would do it), and
+                the fault clears itself: the later pages of that listing
+                shift, as the real API's offset pages do when tasks
+                leave a folder while it is paged
 ``bad``         (null) one hostile reply to list and get requests:
    truncated_json   valid start, cut in the middle (Content-Length fits)
    wrong_types      some results have status as a number, additional_data
@@ -439,6 +461,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dataset  # noqa: E402
+import schema  # noqa: E402
 
 DEFAULT_KEY = "sk_test_mixpeekfs"
 DEFAULT_LIMIT = 100
@@ -464,7 +487,8 @@ FAULT_DEFAULTS = {
     "rate_429": 0.0, "retry_after": "1", "garbage_rate": 0.0,
     "hang": False, "fail_next": 0, "seed": None, "bad": None,
     "huge_bytes": 200 * 1024 * 1024, "error_message": None,
-    "task_id_filter": None, "forbid_ids": None,
+    "task_id_filter": None, "forbid_ids": None, "expired_ids": None,
+    "move_after_first_page": None,
 }
 TASK_ID_FILTER_MODES = ("refuse", "ignore", "total_off")
 LIMIT_KEYS = ("rate_per_minute", "burst", "max_in_flight", "headers")
@@ -562,7 +586,14 @@ def normalize_limits(cfg):
 
 
 def dumps(value):
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON text; a lone surrogate (valid JSON, "\\ud800") cannot
+    be UTF-8, so a value holding one is written with \\u escapes."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(value, separators=(",", ":"))
+    return text
 
 
 def now_iso():
@@ -1123,12 +1154,13 @@ class State:
     (their config, buckets and in-flight count)."""
 
     def __init__(self, count=5000, seed=1, weird=False, timestamps=True,
-                 latency_ms=0, api_key=DEFAULT_KEY, rate_per_minute=0,
+                 extra_keys=False, latency_ms=0, api_key=DEFAULT_KEY, rate_per_minute=0,
                  burst=None, max_in_flight=0, ratelimit_headers=True):
         self.count = count
         self.seed = seed
         self.weird = weird
-        self.timestamps = timestamps
+        self.extra_keys = extra_keys
+        self.timestamps = timestamps and extra_keys
         self.latency_ms = latency_ms
         self.api_key = api_key
         # the command line's limits (a ConfigError is a ValueError)
@@ -1143,6 +1175,7 @@ class State:
         self.in_flight = 0
         self.endless_next = 1   # the next task_endless_ number (never reset)
         self.forbidden = frozenset()
+        self.expired = frozenset()
         self.load_dataset()
         self.reset_stats()
         self.set_faults({})
@@ -1152,6 +1185,8 @@ class State:
         tasks = dataset.generate(self.count, self.seed, self.timestamps)
         if self.weird:
             tasks += dataset.weird_tasks(self.timestamps)
+        if not self.extra_keys:
+            tasks = [dataset.published(t) for t in tasks]
         with self.lock:
             self.tasks = {t["task_id"]: Record(t) for t in tasks}
             self.version += 1
@@ -1209,6 +1244,20 @@ class State:
     def is_forbidden(self, task_id):
         with self.lock:
             return task_id in self.forbidden
+
+    def take_move(self, status):
+        """The move_after_first_page fault if it is for status (and
+        clear it: it happens once), else None."""
+        with self.lock:
+            move = self.faults.get("move_after_first_page")
+            if not move or move["status"] != status:
+                return None
+            self.faults = dict(self.faults, move_after_first_page=None)
+            return move
+
+    def is_expired(self, task_id):
+        with self.lock:
+            return task_id in self.expired
 
     def patch(self, task_id, changes):
         with self.lock:
@@ -1352,13 +1401,24 @@ class State:
               new["task_id_filter"] in TASK_ID_FILTER_MODES,
               "task_id_filter",
               "null or one of " + ", ".join(TASK_ID_FILTER_MODES))
-        forbid = new["forbid_ids"]
-        check(forbid is None or isinstance(forbid, list) and
-              all(isinstance(i, str) for i in forbid), "forbid_ids",
-              "null or an array of task id strings")
+        move = new["move_after_first_page"]
+        check(move is None or isinstance(move, dict) and
+              set(move) == {"status", "to", "count"} and
+              isinstance(move["status"], str) and
+              isinstance(move["to"], str) and
+              isinstance(move["count"], int) and
+              not isinstance(move["count"], bool) and move["count"] >= 0,
+              "move_after_first_page",
+              'null or {"status": S, "to": T, "count": N >= 0}')
+        for key in ("forbid_ids", "expired_ids"):
+            ids = new[key]
+            check(ids is None or isinstance(ids, list) and
+                  all(isinstance(i, str) for i in ids), key,
+                  "null or an array of task id strings")
         with self.lock:
             self.faults = new
-            self.forbidden = frozenset(forbid or ())
+            self.forbidden = frozenset(new["forbid_ids"] or ())
+            self.expired = frozenset(new["expired_ids"] or ())
             self.fault_rng = random.Random(new["seed"])
             # the requests held by the hang fault end with its config
             released, self.unhang = self.unhang, threading.Event()
@@ -1515,13 +1575,15 @@ ENDLESS_EPOCH = dataset.REFERENCE_TIME - datetime.timedelta(days=31)
 ENDLESS_ID = re.compile(re.escape(ENDLESS_PREFIX) + r"([1-9][0-9]*)")
 
 
-def endless_task(n, timestamps=True):
+def endless_task(n, timestamps=True, extra_keys=True):
     """Synthetic task number n of the cursor_endless modes (a pure
     function of n, shaped like the data set's tasks)."""
     task = dataset._one_task(random.Random(n), ENDLESS_PREFIX + str(n),
                              dataset.TASK_TYPES[n % len(dataset.TASK_TYPES)],
                              dataset.STATUSES[n % len(dataset.STATUSES)],
                              False)
+    if not extra_keys:
+        return dataset.published(task)
     if timestamps:
         created = ENDLESS_EPOCH - datetime.timedelta(seconds=n)
         task["created_at"] = dataset.iso(created)
@@ -1804,6 +1866,7 @@ class Handler(BaseHTTPRequestHandler):
         entry = {"method": self.command, "path": self.raw_path,
                  "query": dict(self.params), "body": parsed,
                  "status": None, "namespace": ns if ns else None,
+                 "content_type": self.headers.get("Content-Type"),
                  "time": None, "limited": verdict}
         kind = self.api_kind()
         st.record(entry, kind)
@@ -1892,13 +1955,15 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(403, "ForbiddenError",
                            "Forbidden: task %s belongs to another namespace"
                            % task_id)
-        rec = self.state.get(task_id)
+        rec = None if self.state.is_expired(task_id) else \
+            self.state.get(task_id)
         bad = faults["bad"]
         if rec is None and bad in ENDLESS_MODES:
             m = ENDLESS_ID.fullmatch(task_id)
             if m and self.state.endless_served(int(m.group(1))):
                 rec = Record(endless_task(int(m.group(1)),
-                                          self.state.timestamps))
+                                          self.state.timestamps,
+                                          self.state.extra_keys))
         if rec is None:
             raise not_found("Task %s not found" % task_id,
                             {"resource": "task", "id": task_id})
@@ -1927,6 +1992,13 @@ class Handler(BaseHTTPRequestHandler):
         else:
             tid_fault = None
         q = Query(data)
+        # then whatever else the published schema does not allow
+        bad_part = schema.check("post", "/v1/tasks/list", self.params, data)
+        if bad_part:
+            where, why = bad_part
+            raise invalid("%s %s (the published schema)"
+                          % (".".join(str(w) for w in where), why), where,
+                          "schema")
         cursor = self.params.get("cursor") or None
         pos = decode_cursor(cursor, q.fingerprint) if cursor else offset
         recs = self.state.query_body(q, data)
@@ -1944,7 +2016,8 @@ class Handler(BaseHTTPRequestHandler):
             page = [recs[pos - 1]] + page
         if bad in ENDLESS_MODES:
             first = self.state.take_endless(limit)
-            page = [Record(endless_task(n, self.state.timestamps))
+            page = [Record(endless_task(n, self.state.timestamps,
+                                        self.state.extra_keys))
                     for n in range(first, first + limit)]
             next_cursor = encode_cursor(pos + limit, q.fingerprint,
                                         first + limit)
@@ -1971,6 +2044,12 @@ class Handler(BaseHTTPRequestHandler):
         text = '{"results":[' + ",".join(
             render_task(r, i, bad) for i, r in enumerate(page)) + \
             '],"pagination":' + dumps(pag) + "}"
+        if pos == 0 and not cursor and q.status is not None:
+            # after this page is made, before it is sent: whatever the
+            # client asks next sees the move
+            move = self.state.take_move(q.status)
+            for r in recs[:move["count"]] if move else ():
+                self.state.patch(r.task["task_id"], {"status": move["to"]})
         self.send_payload(text, bad, faults)
 
     def send_payload(self, text, bad, faults):
@@ -2238,6 +2317,7 @@ def main(argv=None):
     ap.add_argument("--port-file")
     ap.add_argument("--latency-ms", type=float, default=0)
     ap.add_argument("--weird", action="store_true")
+    ap.add_argument("--extra-keys", action="store_true")
     ap.add_argument("--no-timestamps", action="store_true")
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--tls-cert")
@@ -2274,6 +2354,7 @@ def main(argv=None):
     srv = make_server(host=args.host, port=args.port, verbose=args.verbose,
                       count=args.count, seed=args.seed, weird=args.weird,
                       timestamps=not args.no_timestamps,
+                      extra_keys=args.extra_keys,
                       latency_ms=args.latency_ms, tls_cert=args.tls_cert,
                       tls_key=args.tls_key, tls_max=args.tls_max,
                       rate_per_minute=args.rate_per_minute,

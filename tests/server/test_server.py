@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import dataset  # noqa: E402
 import mixpeek_server  # noqa: E402
+import schema  # noqa: E402
 
 KEY = "sk_test_mixpeekfs"
 COUNT, SEED = 1200, 7
@@ -99,7 +100,10 @@ class Client:
 
 
 def start(**kw):
+    """A server in this process; with the project's extra keys unless
+    told otherwise (test_published_shape_by_default)."""
     kw.setdefault("api_key", KEY)
+    kw.setdefault("extra_keys", True)
     srv = mixpeek_server.serve_in_thread(**kw)
     return srv, Client(srv.server_address[1])
 
@@ -511,9 +515,9 @@ def test_logical_combinations(c):
                                   "NOT": [tmo]}})
     assert got == expect_ids(lambda t: failed(t) and media_or_docs(t) and
                              not timeout(t))
-    # NOT as a single object; NOT[a, b] = not a and not b
-    assert c.list_all({"filters": {"NOT": tmo}}) == \
-        expect_ids(lambda t: not timeout(t))
+    # NOT as a single object: not in the published schema (an array)
+    c.list({"filters": {"NOT": tmo}}, expect=422)
+    # NOT[a, b] = not a and not b
     assert c.list_all({"filters": {"NOT": [media, docs]}}) == \
         expect_ids(lambda t: not media_or_docs(t))
     # nesting: OR of two ANDs, with a NOT inside
@@ -719,7 +723,8 @@ def test_stats_log_reset(c):
     assert log[0] == {"method": "POST", "path": "/v1/tasks/list",
                       "query": {"limit": "3", "offset": "2"},
                       "body": {"status": "FAILED"}, "status": 200,
-                      "namespace": "ns_acme", "limited": None}
+                      "namespace": "ns_acme",
+                      "content_type": "application/json", "limited": None}
     assert [e["status"] for e in log] == [200, 200, 200, 404, 422]
     assert log[1]["body"] is None and log[1]["namespace"] == "ns_retail"
     c.json("POST", "/_test/reset", auth=False)
@@ -1993,3 +1998,105 @@ def test_cli_tls(tmp_path, certs):
         assert tls_version(port, client_context(cert)) == "TLSv1.2"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_expired_ids(c):
+    cfg = c.json("GET", "/_test/faults", auth=False)
+    assert cfg["expired_ids"] is None
+    tid = DATA[0]["task_id"]
+    assert c.faults(expired_ids=[tid])["expired_ids"] == [tid]
+    env = c.json("GET", "/v1/tasks/" + tid, expect=404)
+    assert env["error"]["type"] == "NotFoundError"
+    # the list still has it, as it was
+    assert tid in c.list_all()
+    got = [t for t in c.list(limit=1000)["results"] if t["task_id"] == tid]
+    assert got == [DATA[0]]
+    assert c.json("GET", "/v1/tasks/" + DATA[1]["task_id"]) == DATA[1]
+    env = c.json("POST", "/_test/faults", {"expired_ids": "x"},
+                 auth=False, expect=422)
+    assert "expired_ids" in env["error"]["message"]
+    c.faults()
+    assert c.json("GET", "/v1/tasks/" + tid) == DATA[0]
+
+
+def test_published_shape_by_default():
+    """Without --extra-keys, every task has exactly the seven keys of the
+    published schema, in its order, whatever the data set's options."""
+    for kw in ({}, {"weird": True}, {"timestamps": False}):
+        srv, c = start(count=200, seed=3, extra_keys=False, **kw)
+        try:
+            tasks = c.json("GET", "/_test/dataset", auth=False)
+            tasks = tasks.get("tasks", tasks) if isinstance(tasks, dict) \
+                else tasks
+            assert tasks and all(list(t) == list(dataset.PUBLISHED_KEYS)
+                                 for t in tasks), tasks[0]
+            page = c.list(limit=50)["results"]
+            assert all(list(t) == list(dataset.PUBLISHED_KEYS)
+                       for t in page)
+            one = c.json("GET", "/v1/tasks/" + page[0]["task_id"])
+            assert list(one) == list(dataset.PUBLISHED_KEYS)
+        finally:
+            srv.stop()
+
+
+def test_move_after_first_page(fresh):
+    c = fresh
+    body = {"status": "COMPLETED"}
+    first = c.list(limit=50, include_total="true", body=body)
+    ids = [t["task_id"] for t in first["results"]]
+    total = first["pagination"]["total"]
+    c.faults(move_after_first_page={"status": "COMPLETED", "to": "FAILED",
+                                    "count": 10})
+    again = c.list(limit=50, include_total="true", body=body)
+    # the answer is the state before the move; the move follows it
+    assert [t["task_id"] for t in again["results"]] == ids
+    after = c.list(limit=50, include_total="true", body=body)
+    assert after["pagination"]["total"] == total - 10
+    assert [t["task_id"] for t in after["results"]][:40] == ids[10:]
+    for tid in ids[:10]:
+        assert c.json("GET", "/v1/tasks/" + tid)["status"] == "FAILED"
+    # once: the fault cleared itself
+    assert c.json("GET", "/_test/faults", auth=False)[
+        "move_after_first_page"] is None
+    assert c.list(limit=50, include_total="true",
+                  body=body)["pagination"]["total"] == total - 10
+    env = c.json("POST", "/_test/faults", {"move_after_first_page": {
+        "status": "X"}}, auth=False, expect=422)
+    assert "move_after_first_page" in env["error"]["message"]
+
+
+@pytest.mark.parametrize("params,body,where", [
+    ({"limit": "0"}, None, ["query", "limit"]),
+    ({"offset": "10001"}, None, ["query", "offset"]),
+    ({"include_total": "maybe"}, None, ["query", "include_total"]),
+    ({}, {"sort": {"direction": "desc"}}, ["body", "sort", "field"]),
+    ({}, {"search": 5}, ["body", "search"]),
+    ({}, {"filters": {"case_sensitive": "yes"}},
+     ["body", "filters", "case_sensitive"]),
+    ({}, {"filters": {"AND": {"field": "status"}}},
+     ["body", "filters", "AND"]),
+    ({}, {"filters": {"AND": [{"field": "status", "operator": "eq"}]}},
+     ["body", "filters", "AND", 0]),
+])
+def test_published_schema_refusals(c, params, body, where):
+    """What the published request schema does not allow is 422, whichever
+    check finds it first (ours, or schema.py's, written from the
+    schema)."""
+    env = c.list(body, expect=422, **params)
+    errs = env["error"]["details"]["validation_errors"]
+    assert errs[0]["location"][:len(where)] == where or \
+        errs[0]["location"][:2] == where[:2], errs
+
+
+def test_schema_module_against_the_document():
+    """schema.py reads the published document beside it."""
+    assert schema.SPEC["info"]["version"] == "0.81"
+    assert schema.check("post", "/v1/tasks/list",
+                        {"limit": "1000", "include_total": "true"},
+                        {"status": "FAILED", "sort": {"field": "task_id"},
+                         "filters": {"OR": [{"field": "a", "operator":
+                                             "in", "value": [1, "b"]}]}}
+                        ) is None
+    where, why = schema.check("post", "/v1/tasks/list", {},
+                              {"task_type": "THUMBNAIL"})
+    assert where == ["body", "task_type"] and "one of" in why

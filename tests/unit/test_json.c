@@ -6,6 +6,8 @@
 
 #include "check.h"
 #include "json.h"
+#include "task.h"
+#include "tree.h"
 
 static void test_page(void)
 {
@@ -40,15 +42,38 @@ static void test_page(void)
 		static const char twice[] =
 			"{\"results\":[{\"task_id\":\"a\",\"status\":\"X\","
 			"\"status\":\"Y\"},{\"task_id\":\"b\\u0000c\"},"
-			"{\"task_id\":\"d\",\"o\":{\"k\":1,\"k\":2}}]}";
+			"{\"task_id\":\"d\",\"o\":{\"k\":1,\"k\":2}},"
+			"{\"task_id\":\"e\\u00zz\"},"
+			"{\"task_id\":\"f\\\\u0000\"}]}";
 		struct task *t;
 
 		CHECK(json_parse_page(twice, strlen(twice), &pg) == 0);
-		CHECK(pg.n == 1 && pg.skipped == 2);
-		CHECK(pg.n == 1 && !strcmp(pg.tasks[0]->id, "d"));
+		/* e's \\u00zz is a NUL to cJSON; f's \\\\ is a backslash */
+		CHECK(pg.n == 2 && pg.skipped == 3);
+		CHECK(pg.n == 2 && !strcmp(pg.tasks[0]->id, "d"));
+		CHECK(pg.n == 2 && !strcmp(pg.tasks[1]->id, "f\\u0000"));
 		page_release(&pg);
 		CHECK(json_parse_task("{\"task_id\":\"a\",\"task_id\":\"b\"}",
 				      32, &t) == -EIO);
+	}
+	/* lone surrogates (schema-valid, refused by cJSON 1.7.15): shown,
+	 * the raw text kept for task.json; an escaped backslash and a pair
+	 * are left alone */
+	{
+		static const char lone[] =
+			"{\"results\":[{\"task_id\":\"s\",\"status\":\"X\","
+			"\"e\":\"\\ud800 \\\\ud800 \\ud83d\\ude00 \\udc00\"}]}";
+		struct buf j = BUF_INIT(1 << 20);
+		struct tnode *root = NULL;
+
+		CHECK(json_parse_page(lone, strlen(lone), &pg) == 0);
+		CHECK(pg.n == 1 && pg.skipped == 0);
+		CHECK(pg.n == 1 && !task_json(pg.tasks[0], &j));
+		CHECK(strstr(buf_str(&j), "\\ud800 \\\\ud800") != NULL);
+		CHECK(json_to_tree(lone, strlen(lone), &root) == 0);
+		tnode_free(root);
+		buf_release(&j);
+		page_release(&pg);
 	}
 	CHECK(json_parse_page("<html>", 6, &pg) == -EIO);
 	CHECK(json_parse_page("{\"results\":{}}", 14, &pg) == -EIO);
@@ -149,7 +174,7 @@ static void check_pretty(const char *in, size_t len, const char *want)
 	buf_release(&b);
 }
 
-/* task.json: cJSON_Print's layout, every token as the API wrote it. */
+/* task.json: jq's layout, every token as the API wrote it. */
 static void test_pretty(void)
 {
 	static const char task[] =
@@ -159,23 +184,31 @@ static void test_pretty(void)
 		"\\u00e9\","
 		"\"e\":{},\"o\":{\"k\":{\"n\":null,\"t\":true}},\"f\":[]}";
 	static const char want[] = "{\n"
-				   "\t\"a\":\t0.30000000000000004,\n"
-				   "\t\"b\":\t[1E+2, -0, {\n"
-				   "\t\t\t\"c\":\t0.0\n"
-				   "\t\t}, []],\n"
-				   "\t\"big\":\t9007199254740993,\n"
-				   "\t\"u\":\t18446744073709551615,\n"
-				   "\t\"x\":\t[1e400, -1.50, 1e-999999999],\n"
-				   "\t\"s\":\t\"a\\u0000b\\/\\u00e9\",\n"
-				   "\t\"e\":\t{\n"
-				   "\t},\n"
-				   "\t\"o\":\t{\n"
-				   "\t\t\"k\":\t{\n"
-				   "\t\t\t\"n\":\tnull,\n"
-				   "\t\t\t\"t\":\ttrue\n"
-				   "\t\t}\n"
-				   "\t},\n"
-				   "\t\"f\":\t[]\n"
+				   "  \"a\": 0.30000000000000004,\n"
+				   "  \"b\": [\n"
+				   "    1E+2,\n"
+				   "    -0,\n"
+				   "    {\n"
+				   "      \"c\": 0.0\n"
+				   "    },\n"
+				   "    []\n"
+				   "  ],\n"
+				   "  \"big\": 9007199254740993,\n"
+				   "  \"u\": 18446744073709551615,\n"
+				   "  \"x\": [\n"
+				   "    1e400,\n"
+				   "    -1.50,\n"
+				   "    1e-999999999\n"
+				   "  ],\n"
+				   "  \"s\": \"a\\u0000b\\/\\u00e9\",\n"
+				   "  \"e\": {},\n"
+				   "  \"o\": {\n"
+				   "    \"k\": {\n"
+				   "      \"n\": null,\n"
+				   "      \"t\": true\n"
+				   "    }\n"
+				   "  },\n"
+				   "  \"f\": []\n"
 				   "}\n";
 	check_pretty(task, sizeof(task) - 1, want);
 	/* pretty-printing what is pretty already changes nothing */
@@ -185,11 +218,11 @@ static void test_pretty(void)
 	 * a raw control byte, a \u without four hex digits (a NUL), a quote
 	 * such a \u leaves bare
 	 */
-	check_pretty("[\"a\tb\x01\"]", 8, "[\"a\\u0009b\\u0001\"]\n");
+	check_pretty("[\"a\tb\x01\"]", 8, "[\n  \"a\\u0009b\\u0001\"\n]\n");
 	check_pretty("[\"\\uZZ00x\\u\\\"ab\\u00e9\"]", 23,
-		     "[\"\\u0000x\\u0000\\u00e9\"]\n");
+		     "[\n  \"\\u0000x\\u0000\\u00e9\"\n]\n");
 	check_pretty("[\"a\\u000\\\"\",\"\\u123\\\\\"]", 22,
-		     "[\"a\\u0000\\u0022\", \"\\u0000\\\"\"]\n");
+		     "[\n  \"a\\u0000\\u0022\",\n  \"\\u0000\\\"\"\n]\n");
 	check_pretty("  7 ", 4, "7\n");
 	check_pretty("{\"a\":[1,", 9, NULL);
 	check_pretty("]", 1, NULL);

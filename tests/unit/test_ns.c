@@ -116,7 +116,7 @@ static int fake_get(const char *id, struct task **out)
 	return -ENOENT;
 }
 
-static const struct store_source fake = { fake_list, fake_get, NULL };
+static const struct store_source fake = { fake_list, fake_get, NULL, NULL };
 
 /* ---- a mount without a session ---- */
 

@@ -207,6 +207,9 @@ static void test_text(void)
 	opts_release(&o);
 	CHECK(run(&o, "-o", "namespace=ns_1", NULL) == 0);
 	opts_release(&o);
+	CHECK(run(&o, "-o", "namespace=", NULL) == -EINVAL);
+	CHECK(strstr(err, "namespace must not be empty") != NULL);
+	opts_release(&o);
 	CHECK(run(&o, "-o", "key_file=/tmp/k\x1b", NULL) == -EINVAL);
 	opts_release(&o);
 	CHECK(run(&o, "lab\tel", "/mnt", NULL) == -EINVAL);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Query folder names: parsing, typing, errors and the canonical body. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +63,15 @@ int main(void)
 		   "{\"filters\":{\"AND\":[{\"field\":"
 		   "\"additional_data.object_count\",\"operator\":\"gte\","
 		   "\"value\":1000}]}}");
+	/* numbers as written: no double in between */
+	check_body("n=9007199254740993",
+		   "{\"filters\":{\"AND\":[{\"field\":\"n\","
+		   "\"operator\":\"eq\",\"value\":9007199254740993}]}}");
+	check_body("n:in:12345678901234567890,1E+2,-0.0",
+		   "{\"filters\":{\"AND\":[{\"field\":\"n\",\"operator\":"
+		   "\"in\",\"value\":[12345678901234567890,1E+2,-0.0]}]}}");
+	check_error("n=1e400", -EINVAL, "too large");
+	check_error("n:in:1,-1e999", -EINVAL, "too large");
 	check_body("n!=null",
 		   "{\"filters\":{\"AND\":[{\"field\":\"n\","
 		   "\"operator\":\"ne\",\"value\":null}]}}");

@@ -76,7 +76,7 @@ static int fake_get(const char *id, struct task **out)
 	return *out ? 0 : -ENOMEM;
 }
 
-static const struct store_source fake = { fake_list, fake_get, NULL };
+static const struct store_source fake = { fake_list, fake_get, NULL, NULL };
 
 /* Ids the store said changed, one line each. */
 static char changed[1024];

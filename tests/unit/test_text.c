@@ -99,7 +99,8 @@ static void test_urls(void)
 	check_refused("http://127.0.0.1:9/?x=1", "query or fragment", NULL);
 	check_refused("http://127.0.0.1:9/#frag", "query or fragment", NULL);
 	check_refused("ftp://127.0.0.1/", "https:// or http://", NULL);
-	check_refused("127.0.0.1:9", "not a valid URL", NULL);
+	check_refused("127.0.0.1:9", "must start with https:// or http://",
+		      NULL);
 	check_refused("http://", "not a valid URL", NULL);
 }
 
