@@ -636,7 +636,8 @@ class Mount(object):
                 problems.append("mixpeekfs exited with %d after unmount"
                                 % rc)
         except subprocess.TimeoutExpired:
-            problems.append("mixpeekfs did not exit within 20s of unmount")
+            problems.append("mixpeekfs did not exit within 20s of unmount"
+                            + self.threads())
         self.cleanup()
         err = self.stderr()
         for marker in SANITIZER_MARKERS:
@@ -645,6 +646,28 @@ class Mount(object):
                                 % (marker, err[-6000:]))
                 break
         return problems
+
+    def threads(self):
+        """Where the daemon's threads are (for a daemon that does not
+        exit): gdb's backtraces when gdb is there, else each thread's
+        kernel wait channel."""
+        pid = self.proc.pid
+        if shutil.which("gdb"):
+            r = subprocess.run(["gdb", "-batch", "-p", str(pid), "-ex",
+                                "thread apply all bt 12"],
+                               capture_output=True, timeout=60)
+            return "; its threads:\n" + r.stdout.decode(
+                "utf-8", "replace")[-12000:]
+        out = []
+        try:
+            for tid in os.listdir("/proc/%d/task" % pid):
+                base = "/proc/%d/task/%s/" % (pid, tid)
+                with open(base + "comm") as f, open(base + "wchan") as g:
+                    out.append("%s %s %s" % (tid, f.read().strip(),
+                                             g.read().strip()))
+        except OSError:
+            pass
+        return "; its threads: " + ", ".join(out)
 
     def kill(self):
         """Emergency stop: kill the daemon, lazily unmount."""
