@@ -16,10 +16,16 @@
 /* The longest file name shown (NAME_MAX), without its NUL. */
 #define TREE_NAME_MAX 255
 
+/* The hidden files a task id or a key could collide with. */
+#define REFRESH_NAME ".refresh" /* in every folder */
+#define WAIT_NAME ".wait"	/* in a task folder */
+/* in every listing folder, never listed: its tasks in one file */
+#define JSONL_NAME ".jsonl"
+#define TSV_NAME ".tsv"
+
 /*
- * Whether raw is the name of one of the mount's hidden files that a task
- * id or a key could collide with: .jsonl, .tsv (in listing folders),
- * .refresh (in any folder), .wait (in a task folder).
+ * Whether raw is the name of one of those hidden files (which an escaped
+ * name must not take).
  */
 bool tree_name_reserved(const char *raw);
 

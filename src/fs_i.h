@@ -48,6 +48,7 @@
 
 #include "buf.h"
 #include "json.h"
+#include "names.h"
 #include "node.h"
 #include "opts.h"
 #include "query.h"
@@ -113,12 +114,8 @@ struct notifier {
 	pthread_cond_t idle;
 };
 
-#define REFRESH_NAME ".refresh"
-#define WAIT_NAME ".wait"
+/* REFRESH_NAME, WAIT_NAME, JSONL_NAME, TSV_NAME: names.h */
 #define META_NAME ".mixpeekfs"
-/* in every listing folder, never listed: its tasks in one file */
-#define JSONL_NAME ".jsonl"
-#define TSV_NAME ".tsv"
 
 /* One mount. */
 struct fs {

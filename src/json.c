@@ -86,21 +86,10 @@ void json_init(void)
 	cJSON_InitHooks(&hooks);
 }
 
-/* The code unit of the 4 hex digits at p (p + 4 <= end), or -1. */
-static long hex4(const char *p, const char *end)
+/* cJSON reads \uXXXX as 0 when XXXX is 0000 or not four hex digits. */
+static bool u_zero(const char *x)
 {
-	long v = 0;
-	int i, d;
-
-	if (end - p < 4)
-		return -1;
-	for (i = 0; i < 4; i++) {
-		d = tree_hexval(p[i]);
-		if (d < 0)
-			return -1;
-		v = v * 16 + d;
-	}
-	return v;
+	return !json_is_hex4(x) || !memcmp(x, "0000", 4);
 }
 
 /*
@@ -127,10 +116,10 @@ static char *mend_surrogates(const char *text, size_t len)
 			p++; /* any other escape: its two bytes */
 			continue;
 		}
-		u = hex4(p + 2, end);
+		u = end - p >= 6 ? json_hex4(p + 2) : -1;
 		if (u >= 0xd800 && u <= 0xdbff && end - p >= 12 &&
 		    p[6] == '\\' && p[7] == 'u' &&
-		    (next = hex4(p + 8, end)) >= 0xdc00 && next <= 0xdfff) {
+		    (next = json_hex4(p + 8)) >= 0xdc00 && next <= 0xdfff) {
 			p += 11; /* a pair */
 			continue;
 		}
@@ -371,7 +360,7 @@ static bool id_holds_nul(const char *raw, size_t len)
 			continue;
 		/* cJSON reads a \u whose four digits are 0000, or are not
 		 * all hex, as a NUL */
-		if (p[1] == 'u' && hex4(p + 2, e) <= 0)
+		if (p[1] == 'u' && (e - p < 6 || u_zero(p + 2)))
 			return true;
 		p++; /* the escaped byte: an escaped backslash is no escape */
 	}
@@ -638,12 +627,6 @@ static bool take(struct walk *w, char c)
 		return false;
 	w->p++;
 	return true;
-}
-
-/* cJSON reads \uXXXX as 0 when XXXX is 0000 or not four hex digits. */
-static bool u_zero(const char *x)
-{
-	return !json_is_hex4(x) || !memcmp(x, "0000", 4);
 }
 
 /*

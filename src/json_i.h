@@ -28,6 +28,9 @@ const char *json_token_end(const char *p, const char *end);
 
 /* Whether x starts with four hex digits. */
 bool json_is_hex4(const char *x);
+/* The code unit of the four hex digits at x, or -1 (stops at the first
+ * byte that is not one: a NUL ends it). */
+long json_hex4(const char *x);
 
 /*
  * The bytes cJSON decodes as one at p, in a string literal whose closing

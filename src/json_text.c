@@ -83,10 +83,23 @@ const char *json_token_end(const char *p, const char *end)
 	return p;
 }
 
+long json_hex4(const char *x)
+{
+	long v = 0;
+	int i, d;
+
+	for (i = 0; i < 4; i++) {
+		d = tree_hexval(x[i]);
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
 bool json_is_hex4(const char *x)
 {
-	return tree_hexval(x[0]) >= 0 && tree_hexval(x[1]) >= 0 &&
-		tree_hexval(x[2]) >= 0 && tree_hexval(x[3]) >= 0;
+	return json_hex4(x) >= 0;
 }
 
 /*

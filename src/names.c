@@ -78,8 +78,8 @@ out:
 
 bool tree_name_reserved(const char *raw)
 {
-	static const char *const hidden[] = { ".jsonl", ".tsv", ".refresh",
-					      ".wait", NULL };
+	static const char *const hidden[] = { JSONL_NAME, TSV_NAME,
+					      REFRESH_NAME, WAIT_NAME, NULL };
 	size_t i;
 
 	for (i = 0; hidden[i]; i++)
